@@ -1,0 +1,1 @@
+"""Node services: inbound pipeline, outbound queues, timers."""

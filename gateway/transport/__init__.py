@@ -1,0 +1,1 @@
+"""Network edges: twisted.web resources, the HTTPS client and TLS context factories."""

@@ -1,0 +1,199 @@
+"""HTTP server plumbing shared by every listener: size caps, deadlines, errors.
+
+twisted.web's stock ``Request`` spools bodies over 100 kB to a temporary
+file and its idle timeout is reset by every byte, so a client can fill the
+disk or hold a connection open by trickling bytes (slowloris). This module
+replaces both:
+
+* :class:`LimitedRequest` buffers bodies in memory only, refuses a declared
+  ``Content-Length`` over the cap with 413 *before reading any of the body*,
+  and stops a chunked body with 413 the moment it passes the cap;
+* :class:`LimitedChannel` gives every request a total deadline, from its
+  first byte to its last, after which the connection is answered 408 and
+  closed; requests on other connections are not affected;
+* :func:`make_site` builds a ``Site`` with both, on an injected reactor.
+
+Error responses are protocol ``Error`` documents (see docs/protocol.md) with
+the error's stable code; they never echo request content.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.web import http, server
+from twisted.web.resource import Resource
+
+from gateway.core.errors import DocumentTooLarge, GatewayError
+
+log = Logger()
+
+XML_CONTENT_TYPE = b"application/xml; charset=utf-8"
+
+
+def error_body(code: str, message: str) -> bytes:
+    """A minimal, unsigned protocol Error document (used before any key is at hand)."""
+    from xml.sax.saxutils import escape
+
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<Error xmlns="urn:imi-gateway:protocol:1"><Code>{escape(code)}</Code>'
+        f"<Message>{escape(message)}</Message></Error>\n"
+    ).encode()
+
+
+def _raw_response(status: int, reason: bytes, body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+        b"Connection: close\r\n\r\n" % (status, reason, XML_CONTENT_TYPE, len(body))
+    ) + body
+
+
+class _Discard:
+    """A content sink for a refused body: counts nothing, keeps nothing."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def seek(self, *args: Any) -> None:
+        pass
+
+    def read(self, *args: Any) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+class LimitedRequest(server.Request):
+    """A request whose body is capped and kept in memory only."""
+
+    max_body_bytes: int = 16 * 1024 * 1024
+
+    _refused = False
+    _received = 0
+
+    def gotLength(self, length: int | None) -> None:
+        cap = self.channel.site.max_body_bytes
+        if length is not None and length > cap:
+            self._refuse_too_large(cap)
+            return
+        self.content = io.BytesIO()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        cap = self.channel.site.max_body_bytes
+        if self._received > cap:
+            self._refuse_too_large(cap)
+            return
+        self.content.write(data)
+
+    def _refuse_too_large(self, cap: int) -> None:
+        self._refused = True
+        self.content = _Discard()
+        error = DocumentTooLarge(f"the request body exceeds the limit of {cap} bytes")
+        log.info("Refused an oversize request body from {peer}", peer=str(self.getClientAddress()))
+        transport = self.channel.transport
+        transport.write(
+            _raw_response(413, b"Payload Too Large", error_body(error.code, str(error)))
+        )
+        self.channel.refuse_rest()
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            return
+        super().requestReceived(command, path, version)
+
+
+class LimitedChannel(http.HTTPChannel):
+    """An HTTP/1.1 channel with a total per-request deadline."""
+
+    _deadline_call: IDelayedCall | None = None
+    _refusing = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refusing:
+            return
+        if self._deadline_call is None and not self._handlingRequest:
+            deadline = self.site.request_deadline_seconds
+            self._deadline_call = self.callLater(deadline, self._deadline_expired)
+        super().dataReceived(data)
+
+    def allContentReceived(self) -> None:
+        self._cancel_deadline()
+        super().allContentReceived()
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline_call is not None and self._deadline_call.active():
+            self._deadline_call.cancel()
+        self._deadline_call = None
+
+    def _deadline_expired(self) -> None:
+        self._deadline_call = None
+        if self._handlingRequest:
+            return
+        log.info(
+            "Request not received within {seconds}s; closing the connection from {peer}",
+            seconds=self.site.request_deadline_seconds,
+            peer=str(self.transport.getPeer()),
+        )
+        body = error_body("REQUEST_TIMEOUT", "the request was not received in time")
+        self.transport.write(_raw_response(408, b"Request Timeout", body))
+        self.refuse_rest()
+
+    def refuse_rest(self) -> None:
+        """Stop reading from this connection and close it."""
+        self._refusing = True
+        self._cancel_deadline()
+        self.transport.loseConnection()
+        # A client that keeps sending is cut off for good after a grace period.
+        self.callLater(5, self.transport.abortConnection)
+
+    def connectionLost(self, reason: Any) -> None:
+        self._cancel_deadline()
+        super().connectionLost(reason)
+
+
+class LimitedSite(server.Site):
+    """A Site with a body cap and a request deadline, on an injected reactor."""
+
+    requestFactory = LimitedRequest
+
+    def __init__(
+        self,
+        resource: Resource,
+        *,
+        reactor: IReactorTime,
+        max_body_bytes: int,
+        request_deadline_seconds: float,
+        idle_timeout_seconds: float = 120,
+    ) -> None:
+        super().__init__(resource, reactor=reactor, timeout=idle_timeout_seconds)
+        self.max_body_bytes = max_body_bytes
+        self.request_deadline_seconds = request_deadline_seconds
+        self.displayTracebacks = False
+
+    def buildProtocol(self, addr: Any) -> LimitedChannel:
+        channel = LimitedChannel()
+        channel.factory = self
+        channel.site = self
+        channel.requestFactory = self.requestFactory
+        channel.callLater = self.reactor.callLater
+        channel.timeOut = self.timeOut
+        return channel
+
+    def log(self, request: Any) -> None:
+        # Access lines carry no body and no query string (which may hold ids).
+        pass
+
+
+def write_error(request: server.Request, error: GatewayError) -> bytes:
+    """Set status and headers for ``error`` and return the Error body."""
+    request.setResponseCode(error.http_status)
+    request.setHeader(b"Content-Type", XML_CONTENT_TYPE)
+    return error_body(error.code, str(error))

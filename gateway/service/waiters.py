@@ -1,0 +1,69 @@
+"""Wake-ups for long-polling clients and idle queue workers.
+
+A waiter is a Deferred that fires ``True`` when something happened for its
+key (a new delivery for an authority, a new message for a peer) or ``False``
+when its timeout passes on the injected clock. Several gateway processes may
+share one database, so callers treat a wake-up as a hint and re-query; the
+timeout bounds how late a change made by another process is noticed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+
+class Waiters:
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._waiting: dict[str, list[Deferred[bool]]] = defaultdict(list)
+
+    def wait(self, key: str, timeout: float) -> Deferred[bool]:
+        """A Deferred firing True on :meth:`notify` for ``key``, False after ``timeout`` s."""
+        timer: list[IDelayedCall] = []
+
+        def cancelled(d: Deferred[bool]) -> None:
+            self._forget(key, d)
+            if timer and timer[0].active():
+                timer[0].cancel()
+
+        d: Deferred[bool] = Deferred(cancelled)
+        self._waiting[key].append(d)
+
+        def expire() -> None:
+            self._forget(key, d)
+            if not d.called:
+                d.callback(False)
+
+        timer.append(self._clock.callLater(timeout, expire))
+
+        def stop_timer(result: object) -> object:
+            if timer[0].active():
+                timer[0].cancel()
+            return result
+
+        d.addBoth(stop_timer)
+        d.addErrback(lambda f: f.trap(CancelledError) and False)
+        return d
+
+    def notify(self, key: str) -> None:
+        """Wake every waiter for ``key``."""
+        for d in self._waiting.pop(key, []):
+            if not d.called:
+                d.callback(True)
+
+    def _forget(self, key: str, d: Deferred[bool]) -> None:
+        waiting = self._waiting.get(key)
+        if waiting and d in waiting:
+            waiting.remove(d)
+            if not waiting:
+                del self._waiting[key]
+
+    def cancel_all(self) -> None:
+        """Fire every waiter with False (used at shutdown so long polls end promptly)."""
+        for key in list(self._waiting):
+            for d in self._waiting.pop(key):
+                if not d.called:
+                    d.callback(False)

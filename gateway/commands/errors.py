@@ -13,7 +13,8 @@ from gateway.core.errors import GatewayError
 def all_error_classes() -> list[type[GatewayError]]:
     """Every GatewayError subclass defined anywhere in the package, sorted by code."""
     for info in pkgutil.walk_packages(gateway.__path__, "gateway."):
-        if not info.name.endswith("__main__"):
+        # Alembic's migration scripts only run inside Alembic; __main__ runs the CLI.
+        if not info.name.endswith("__main__") and ".migrations" not in info.name:
             importlib.import_module(info.name)
     seen: dict[str, type[GatewayError]] = {}
     stack: list[type[GatewayError]] = [GatewayError]

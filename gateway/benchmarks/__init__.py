@@ -1,0 +1,1 @@
+"""Benchmarks run by ``imi-gateway bench`` (reports, never timed tests)."""

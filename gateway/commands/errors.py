@@ -6,13 +6,16 @@ import argparse
 import importlib
 import pkgutil
 
-import gateway
 from gateway.core.errors import GatewayError
 
 
 def all_error_classes() -> list[type[GatewayError]]:
     """Every GatewayError subclass defined anywhere in the package, sorted by code."""
-    for info in pkgutil.walk_packages(gateway.__path__, "gateway."):
+    import gateway.adapters  # mapped from adapters/: not below gateway/ in a checkout
+
+    packages = [(gateway.__path__, "gateway."), (gateway.adapters.__path__, "gateway.adapters.")]
+    infos = [i for path, prefix in packages for i in pkgutil.walk_packages(path, prefix)]
+    for info in infos:
         # Alembic's migration scripts only run inside Alembic; __main__ runs the CLI.
         if not info.name.endswith("__main__") and ".migrations" not in info.name:
             importlib.import_module(info.name)

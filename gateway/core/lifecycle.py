@@ -1,0 +1,294 @@
+"""The exchange lifecycle: an explicit transition table, and the tracking stages.
+
+Sans-IO in the h2 style: :data:`TRANSITIONS` maps ``(state, document type,
+sender role)`` to the next state, and any triple not in the table is an error
+(:class:`LifecycleViolation`, EXCHANGE_STATE_CONFLICT). Both nodes of an
+exchange apply the same table to the documents they accept, in the order
+they accept them.
+
+Roles: the REQUESTER is the authority that sent the Request; the RESPONDER is
+the authority it was sent to, or, after a Forward, the authority named in
+ForwardTo (the caller keeps track of who holds which role).
+
+Reminders and escalations are tracked events: they are allowed only in open
+states (a reminder only by the side the exchange is NOT waiting for, to the
+side it waits for), and they leave the state unchanged.
+
+:class:`Stage` lists what tracking records name: the transport stages of each
+document (submitted, sent to peer, received by peer, delivered, refused) and
+the exchange-level events (accepted, answered, closed, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+from gateway.core.errors import Conflict
+from gateway.core.schemas import EXCHANGE_DOCUMENT_TYPES, DocumentType
+
+__all__ = [
+    "DOCUMENT_STAGES",
+    "OPEN_STATES",
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "ExchangeLifecycle",
+    "LifecycleViolation",
+    "Role",
+    "Stage",
+    "State",
+    "allowed_documents",
+    "next_state",
+    "stage_for",
+    "transition_table_markdown",
+    "waiting_for",
+]
+
+
+class LifecycleViolation(Conflict):
+    """The document is not allowed in the exchange's current state, or not from this side."""
+
+    code = "EXCHANGE_STATE_CONFLICT"
+
+
+class Role(StrEnum):
+    """The side of an exchange an authority is on."""
+
+    REQUESTER = "requester"
+    RESPONDER = "responder"
+
+
+class State(StrEnum):
+    """The state of an exchange, driven by the documents accepted into it."""
+
+    NEW = "new"  # no document yet: only a Request may open the exchange
+    REQUESTED = "requested"  # the request awaits the responder's acceptance
+    FORWARDED = "forwarded"  # handed on; awaits the new responder's acceptance
+    REPLY_DATE_PROPOSED = "reply_date_proposed"  # the responder proposed another date
+    ACCEPTED = "accepted"  # reply date agreed; the responder works on the answer
+    INFORMATION_REQUESTED = "information_requested"  # the responder needs more information
+    INFORMATION_PROVIDED = "information_provided"  # the requester provided it
+    ANSWERED = "answered"  # the answer is given; the requester closes or asks more
+    FOLLOW_UP_REQUESTED = "follow_up_requested"  # the requester asked more after the answer
+    CLOSED = "closed"  # the requester accepted the answer
+    REJECTED = "rejected"  # the responder refused the request
+    WITHDRAWN = "withdrawn"  # the requester withdrew the request
+
+
+#: States in which nothing more can happen; personal-data retention timers start here.
+TERMINAL_STATES: frozenset[State] = frozenset({State.CLOSED, State.REJECTED, State.WITHDRAWN})
+#: States of a running exchange (reminders and escalations allowed).
+OPEN_STATES: frozenset[State] = frozenset(State) - TERMINAL_STATES - {State.NEW}
+
+_WAITING_FOR: Mapping[State, Role] = MappingProxyType(
+    {
+        State.REQUESTED: Role.RESPONDER,
+        State.FORWARDED: Role.RESPONDER,
+        State.REPLY_DATE_PROPOSED: Role.REQUESTER,
+        State.ACCEPTED: Role.RESPONDER,
+        State.INFORMATION_REQUESTED: Role.REQUESTER,
+        State.INFORMATION_PROVIDED: Role.RESPONDER,
+        State.ANSWERED: Role.REQUESTER,
+        State.FOLLOW_UP_REQUESTED: Role.RESPONDER,
+    }
+)
+
+D = DocumentType
+REQ = Role.REQUESTER
+RSP = Role.RESPONDER
+
+
+def _table() -> dict[tuple[State, str, Role], State]:
+    t: dict[tuple[State, str, Role], State] = {
+        (State.NEW, D.REQUEST, REQ): State.REQUESTED,
+    }
+    for awaiting in (State.REQUESTED, State.FORWARDED):
+        t[(awaiting, D.ACCEPTANCE, RSP)] = State.ACCEPTED
+        t[(awaiting, D.REPLY_DATE_PROPOSAL, RSP)] = State.REPLY_DATE_PROPOSED
+        t[(awaiting, D.REJECTION, RSP)] = State.REJECTED
+        t[(awaiting, D.FORWARD, RSP)] = State.FORWARDED
+        t[(awaiting, D.WITHDRAWAL, REQ)] = State.WITHDRAWN
+    t.update(
+        {
+            # the reply date: the requester agrees, or the responder revises or gives in
+            (State.REPLY_DATE_PROPOSED, D.ACCEPTANCE, REQ): State.ACCEPTED,
+            (State.REPLY_DATE_PROPOSED, D.ACCEPTANCE, RSP): State.ACCEPTED,
+            (State.REPLY_DATE_PROPOSED, D.REPLY_DATE_PROPOSAL, RSP): State.REPLY_DATE_PROPOSED,
+            (State.REPLY_DATE_PROPOSED, D.REJECTION, RSP): State.REJECTED,
+            (State.REPLY_DATE_PROPOSED, D.WITHDRAWAL, REQ): State.WITHDRAWN,
+            # the responder works: it asks for information, answers or rejects
+            (State.ACCEPTED, D.INFORMATION_REQUEST, RSP): State.INFORMATION_REQUESTED,
+            (State.ACCEPTED, D.ANSWER, RSP): State.ANSWERED,
+            (State.ACCEPTED, D.REJECTION, RSP): State.REJECTED,
+            (State.ACCEPTED, D.WITHDRAWAL, REQ): State.WITHDRAWN,
+            (State.INFORMATION_REQUESTED, D.ADDITIONAL_INFORMATION, REQ): (
+                State.INFORMATION_PROVIDED
+            ),
+            (State.INFORMATION_REQUESTED, D.ANSWER, RSP): State.ANSWERED,
+            (State.INFORMATION_REQUESTED, D.REJECTION, RSP): State.REJECTED,
+            (State.INFORMATION_REQUESTED, D.WITHDRAWAL, REQ): State.WITHDRAWN,
+            (State.INFORMATION_PROVIDED, D.INFORMATION_REQUEST, RSP): (State.INFORMATION_REQUESTED),
+            (State.INFORMATION_PROVIDED, D.ANSWER, RSP): State.ANSWERED,
+            (State.INFORMATION_PROVIDED, D.REJECTION, RSP): State.REJECTED,
+            (State.INFORMATION_PROVIDED, D.WITHDRAWAL, REQ): State.WITHDRAWN,
+            # after the answer: the requester closes, or asks for further information
+            (State.ANSWERED, D.CLOSURE, REQ): State.CLOSED,
+            (State.ANSWERED, D.INFORMATION_REQUEST, REQ): State.FOLLOW_UP_REQUESTED,
+            (State.FOLLOW_UP_REQUESTED, D.ANSWER, RSP): State.ANSWERED,
+            (State.FOLLOW_UP_REQUESTED, D.CLOSURE, REQ): State.CLOSED,
+        }
+    )
+    # tracked events: no state change
+    for state, waited_for in _WAITING_FOR.items():
+        waiting = RSP if waited_for is REQ else REQ
+        t[(state, D.REMINDER, waiting)] = state
+        for role in Role:
+            t[(state, D.ESCALATION, role)] = state
+    return t
+
+
+#: The whole lifecycle: (state, document type, sender role) -> next state.
+TRANSITIONS: Mapping[tuple[State, str, Role], State] = MappingProxyType(_table())
+
+
+def next_state(state: State | str, document_type: str, sender_role: Role | str) -> State:
+    """The state after a document of ``document_type`` sent by ``sender_role``.
+
+    Raises LifecycleViolation (EXCHANGE_STATE_CONFLICT) for any combination
+    not in :data:`TRANSITIONS`.
+    """
+    try:
+        key = (State(state), str(document_type), Role(sender_role))
+    except ValueError:
+        raise LifecycleViolation(
+            f"unknown lifecycle state {state!r} or role {sender_role!r}"
+        ) from None
+    if key[1] not in EXCHANGE_DOCUMENT_TYPES:
+        raise LifecycleViolation(f"{document_type!r} is not an exchange document")
+    try:
+        return TRANSITIONS[key]
+    except KeyError:
+        raise LifecycleViolation(
+            f"a {key[1]} from the {key[2].value} is not allowed when the exchange is {key[0].value}"
+        ) from None
+
+
+def allowed_documents(state: State | str, sender_role: Role | str) -> frozenset[str]:
+    """The document types ``sender_role`` may send in ``state``."""
+    state, role = State(state), Role(sender_role)
+    return frozenset(d for (s, d, r) in TRANSITIONS if s is state and r is role)
+
+
+def waiting_for(state: State | str) -> Role | None:
+    """The side an open exchange waits for (None when NEW or terminal)."""
+    return _WAITING_FOR.get(State(state))
+
+
+# --- tracking --------------------------------------------------------------------
+
+
+class Stage(StrEnum):
+    """What a tracking record says happened: the codes national systems follow."""
+
+    # transport of one document, on the sending node
+    SUBMITTED = "submitted"  # a national system submitted it and its node accepted it
+    QUEUED = "queued"  # queued for the peer node (outbox)
+    SENT_TO_PEER = "sent_to_peer"  # the node sent it to the peer node in an envelope
+    RECEIVED_BY_PEER = "received_by_peer"  # the peer node's signed receipt came back
+    REFUSED = "refused"  # a node refused it (an Error document says why)
+    DEAD_LETTER = "dead_letter"  # retries exhausted; waits for an operator
+    REQUEUED = "requeued"  # an operator retried a dead letter
+    # transport of one document, on the receiving node
+    RECEIVED = "received"  # accepted from the peer node (receipt sent)
+    DELIVERED = "delivered"  # delivered to the addressee's national system
+    # the exchange
+    REQUESTED = "requested"
+    REPLY_DATE_PROPOSED = "reply_date_proposed"
+    ACCEPTED = "accepted"
+    INFORMATION_REQUESTED = "information_requested"
+    INFORMATION_PROVIDED = "information_provided"
+    ANSWERED = "answered"
+    FOLLOW_UP_REQUESTED = "follow_up_requested"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    FORWARDED = "forwarded"
+    REMINDED = "reminded"
+    ESCALATED = "escalated"
+    # data protection
+    PERSONAL_DATA_ERASED = "personal_data_erased"
+
+
+#: The exchange stage recorded when a document of each type is accepted.
+DOCUMENT_STAGES: Mapping[str, Stage] = MappingProxyType(
+    {
+        D.REQUEST: Stage.REQUESTED,
+        D.ACCEPTANCE: Stage.ACCEPTED,
+        D.REPLY_DATE_PROPOSAL: Stage.REPLY_DATE_PROPOSED,
+        D.ADDITIONAL_INFORMATION: Stage.INFORMATION_PROVIDED,
+        D.ANSWER: Stage.ANSWERED,
+        D.CLOSURE: Stage.CLOSED,
+        D.REJECTION: Stage.REJECTED,
+        D.FORWARD: Stage.FORWARDED,
+        D.WITHDRAWAL: Stage.WITHDRAWN,
+        D.REMINDER: Stage.REMINDED,
+        D.ESCALATION: Stage.ESCALATED,
+    }
+)
+
+
+def stage_for(document_type: str, new_state: State | str) -> Stage:
+    """The exchange stage to record for an accepted document.
+
+    An InformationRequest is INFORMATION_REQUESTED before the answer and
+    FOLLOW_UP_REQUESTED after it; the other types map one to one.
+    """
+    if document_type == D.INFORMATION_REQUEST:
+        if State(new_state) is State.FOLLOW_UP_REQUESTED:
+            return Stage.FOLLOW_UP_REQUESTED
+        return Stage.INFORMATION_REQUESTED
+    try:
+        return DOCUMENT_STAGES[document_type]
+    except KeyError:
+        raise LifecycleViolation(f"{document_type!r} is not an exchange document") from None
+
+
+class ExchangeLifecycle:
+    """The lifecycle for one document whose sender role is known.
+
+    Fits the storage layer's ``Lifecycle`` protocol (``next_state(current,
+    document_type)`` with ``current`` None for a new exchange, and
+    ``is_closed(state)``), so a store can apply the transition inside the
+    transaction that stores the document.
+    """
+
+    def __init__(self, sender_role: Role | str) -> None:
+        self.sender_role = Role(sender_role)
+
+    def next_state(self, current: str | None, document_type: str) -> str:
+        return next_state(
+            State.NEW if current is None else current, document_type, self.sender_role
+        )
+
+    def is_closed(self, state: str) -> bool:
+        """Whether ``state`` ends the exchange (the retention timers start)."""
+        return state in TERMINAL_STATES
+
+
+def transition_table_markdown() -> str:
+    """The transition table as the Markdown table docs/protocol.md includes."""
+    lines = [
+        "| state | document | sent by | next state |",
+        "|---|---|---|---|",
+    ]
+    order = {s: i for i, s in enumerate(State)}
+    doc_order = {d: i for i, d in enumerate(DocumentType)}
+    for (state, doc, role), after in sorted(
+        TRANSITIONS.items(),
+        key=lambda kv: (order[kv[0][0]], doc_order[DocumentType(kv[0][1])], kv[0][2]),
+    ):
+        tracked = doc in (D.REMINDER, D.ESCALATION)
+        shown = "*(unchanged: tracked)*" if tracked else f"`{after.value}`"
+        lines.append(f"| `{state.value}` | `{doc}` | {role.value} | {shown} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""The question catalogue: one directory per catalogue version (data, not code)."""

@@ -8,10 +8,12 @@ What it refuses, each with a stable error code (see gateway.core.errors):
   laughs (``XML_FORBIDDEN_CONSTRUCT``); the parser also has entity
   resolution, DTD loading and network access switched off as a second wall;
 * encodings other than UTF-8 (the protocol is UTF-8 only, and it keeps the
-  byte scans below honest);
+  byte scans below honest), with or without a byte-order mark, and XML
+  versions other than 1.0 (``XML_MALFORMED``);
 * XInclude elements, comments and processing instructions, unless the caller
   explicitly allows comments/PIs for trusted package data;
-* nesting deeper than ``ParseLimits.max_depth`` (``XML_TOO_DEEP``);
+* nesting deeper than ``ParseLimits.max_depth`` (``XML_TOO_DEEP``), including
+  nesting so deep that libxml2 itself gives up;
 * malformed XML (``XML_MALFORMED``).
 
 It keeps no state between calls except one parser per thread (lxml parsers
@@ -36,14 +38,28 @@ from gateway.core.errors import (
 )
 
 XINCLUDE_NS = "http://www.w3.org/2001/XInclude"
+#: The namespace of the 2003 XInclude draft, which libxml2 also processes.
+XINCLUDE_2003_NS = "http://www.w3.org/2003/XInclude"
 
 _XML_DECL_ENCODING = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _FORBIDDEN_MARKUP = (b"<!DOCTYPE", b"<!ENTITY", b"<!ELEMENT", b"<!ATTLIST")
 
-_FORBIDDEN_NODES = etree.XPath(
-    "boolean(//comment() | //processing-instruction() | //*[namespace-uri()=$xi])"
-)
-_XINCLUDE_NODES = etree.XPath("boolean(//*[namespace-uri()=$xi])")
+_XINCLUDE_TAGS = (f"{{{XINCLUDE_NS}}}*", f"{{{XINCLUDE_2003_NS}}}*")
+_FORBIDDEN_TAGS: tuple[Any, ...] = (etree.Comment, etree.ProcessingInstruction, *_XINCLUDE_TAGS)
+
+
+def _has_forbidden_nodes(root: etree._Element, allow_comments: bool) -> bool:
+    # Tag-filtered iteration runs in C and is an order of magnitude faster than
+    # an XPath with namespace-uri() predicates.
+    if next(root.iter(*(_XINCLUDE_TAGS if allow_comments else _FORBIDDEN_TAGS)), None) is not None:
+        return True
+    if allow_comments:
+        return False
+    # Outside the root element a document can only hold comments and PIs.
+    return (
+        next(root.itersiblings(preceding=True), None) is not None
+        or next(root.itersiblings(), None) is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,16 @@ class ParseLimits:
 DEFAULT_LIMITS = ParseLimits()
 
 _local = threading.local()
+
+
+def hardened_parser() -> etree.XMLParser:
+    """This thread's hardened parser, for libraries that insist on parsing themselves.
+
+    Only hand it bytes that :func:`parse_xml` has already accepted (or bytes
+    derived from such a tree, such as its canonical form): the parser alone does
+    not apply the byte cap, the DOCTYPE refusal or the node checks.
+    """
+    return _parser()
 
 
 def _parser() -> etree.XMLParser:
@@ -94,7 +120,9 @@ def _too_deep(max_depth: int) -> etree.XPath:
 
 
 def _check_encoding(data: bytes) -> None:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00", b"\x4c\x6f\xa7\x94")):
+    # UTF-16/32 with a byte-order mark, UTF-16/32 without one (a NUL byte next
+    # to the first "<"), EBCDIC.
+    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00", b"<\x00", b"\x4c\x6f\xa7\x94")):
         raise MalformedXML("documents must be encoded in UTF-8")
     match = _XML_DECL_ENCODING.match(data.lstrip(b"\xef\xbb\xbf"))
     if match and match.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
@@ -120,17 +148,20 @@ def parse_xml(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> etree._Eleme
     try:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as exc:
+        if "Excessive depth" in (exc.msg or ""):
+            raise DocumentTooDeep(f"elements are nested deeper than {limits.max_depth}") from None
         raise MalformedXML(f"not well-formed XML: {exc.msg}") from None
     tree = root.getroottree()
     docinfo: Any = tree.docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise ForbiddenXMLConstruct("DOCTYPE declarations are not allowed")
-    if limits.allow_comments:
-        if _XINCLUDE_NODES(tree, xi=XINCLUDE_NS):
-            raise ForbiddenXMLConstruct("XInclude is not allowed")
-    elif _FORBIDDEN_NODES(tree, xi=XINCLUDE_NS):
+    if docinfo.xml_version not in (None, "1.0"):
+        raise MalformedXML("documents must be XML 1.0")
+    if _has_forbidden_nodes(root, limits.allow_comments):
         raise ForbiddenXMLConstruct(
-            "comments, processing instructions and XInclude are not allowed"
+            "XInclude is not allowed"
+            if limits.allow_comments
+            else "comments, processing instructions and XInclude are not allowed"
         )
     if _too_deep(limits.max_depth)(tree):
         raise DocumentTooDeep(f"elements are nested deeper than {limits.max_depth}")

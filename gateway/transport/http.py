@@ -22,11 +22,13 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from lxml import etree
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
+from gateway.core.envelopes import build_error
 from gateway.core.errors import DocumentTooLarge, GatewayError
 
 log = Logger()
@@ -34,15 +36,10 @@ log = Logger()
 XML_CONTENT_TYPE = b"application/xml; charset=utf-8"
 
 
-def error_body(code: str, message: str) -> bytes:
-    """A minimal, unsigned protocol Error document (used before any key is at hand)."""
-    from xml.sax.saxutils import escape
-
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<Error xmlns="urn:imi-gateway:protocol:1"><Code>{escape(code)}</Code>'
-        f"<Message>{escape(message)}</Message></Error>\n"
-    ).encode()
+def error_body(code: str, message: str, message_id: str | None = None) -> bytes:
+    """An (unsigned) protocol Error document; TLS authenticates the node that sends it."""
+    root = build_error(code, message, message_id=message_id)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 def _raw_response(status: int, reason: bytes, body: bytes) -> bytes:
@@ -192,8 +189,10 @@ class LimitedSite(server.Site):
         pass
 
 
-def write_error(request: server.Request, error: GatewayError) -> bytes:
+def write_error(
+    request: server.Request, error: GatewayError, message_id: str | None = None
+) -> bytes:
     """Set status and headers for ``error`` and return the Error body."""
     request.setResponseCode(error.http_status)
     request.setHeader(b"Content-Type", XML_CONTENT_TYPE)
-    return error_body(error.code, str(error))
+    return error_body(error.code, str(error), message_id)

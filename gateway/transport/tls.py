@@ -19,7 +19,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import crypto
+from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.web.iweb import IPolicyForHTTPS
@@ -103,7 +103,7 @@ def peer_identity(request: Any, pinned_tls: Mapping[str, x509.Certificate]) -> s
 
 def authority_identity(
     request: Any,
-    registered: Mapping[str, x509.Certificate],
+    registered: Mapping[str, tuple[x509.Certificate, ...]],
     revoked: frozenset[str],
 ) -> tuple[str, x509.Certificate]:
     """The authority id bound to ``request``'s client certificate, and the certificate."""
@@ -111,40 +111,74 @@ def authority_identity(
     if cert is None:
         raise UnknownClient("no TLS client certificate was presented")
     authority = _uri_identity(cert, AUTHORITY_URI_PREFIX)
-    expected = registered.get(authority or "")
+    expected = {_fingerprint(c) for c in registered.get(authority or "", ())}
     if (
         authority is None
-        or expected is None
-        or _fingerprint(expected) != _fingerprint(cert)
+        or _fingerprint(cert) not in expected
         or _fingerprint(cert).hex() in revoked
     ):
         raise UnknownClient()
     return authority, cert
 
 
+@implementer(IOpenSSLClientConnectionCreator)
+class _PinnedClientCreator:
+    """Client TLS towards one peer: its CA only, and exactly its pinned TLS certificate.
+
+    The pin replaces host-name verification (Twisted's check through
+    service_identity does not understand our ``urn:`` identity URIs), so a
+    certificate is accepted only if it is the very one imported for the peer.
+    """
+
+    def __init__(self, options: ssl.CertificateOptions, pinned: x509.Certificate, host: str):
+        self._context = options.getContext()
+        pinned_der = pinned.public_bytes(Encoding.DER)
+
+        def verify(conn: Any, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
+            if not ok:
+                return False
+            if depth == 0:
+                return bool(cert.to_cryptography().public_bytes(Encoding.DER) == pinned_der)
+            return True
+
+        self._context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
+        self._host = host.encode("idna")
+
+    def clientConnectionForTLS(self, tls_protocol: Any) -> SSL.Connection:
+        connection = SSL.Connection(self._context, None)
+        connection.set_app_data(tls_protocol)
+        connection.set_tlsext_host_name(self._host)
+        return connection
+
+
 @implementer(IPolicyForHTTPS)
 class PinnedPeersPolicy:
-    """An HTTPS policy for treq/Agent: each peer host is verified against that peer's CA."""
+    """An HTTPS policy for treq/Agent: each peer address gets that peer's CA and pinned cert."""
 
     def __init__(
         self,
         key: PrivateKey,
         certificate: x509.Certificate,
-        peer_cas: Mapping[tuple[str, int], x509.Certificate],
+        peers: Mapping[tuple[str, int], tuple[x509.Certificate, x509.Certificate]],
     ) -> None:
-        """``peer_cas`` maps a peer URL's (host, port) to the CA of that peer node."""
-        pem = certificate.public_bytes(Encoding.PEM)
-        self._client = ssl.PrivateCertificate.load(
-            pem, ssl.KeyPair(crypto.PKey.from_cryptography_key(key)), ssl.FILETYPE_PEM
-        )
-        self._roots = {
-            netloc: ssl.trustRootFromCertificates([ssl.Certificate(_ossl_cert(ca))])
-            for netloc, ca in peer_cas.items()
+        """``peers`` maps a peer URL's (host, port) to (that peer's CA, its TLS certificate)."""
+        self._creators = {
+            netloc: _PinnedClientCreator(
+                ssl.CertificateOptions(
+                    privateKey=crypto.PKey.from_cryptography_key(key),
+                    certificate=_ossl_cert(certificate),
+                    verify=True,
+                    caCerts=[_ossl_cert(ca)],
+                    raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+                ),
+                tls,
+                netloc[0],
+            )
+            for netloc, (ca, tls) in peers.items()
         }
 
     def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
-        host = hostname.decode("ascii")
-        root = self._roots.get((host, port))
-        if root is None:
-            raise UnknownPeer(f"{host}:{port} is not the address of a known peer node")
-        return ssl.optionsForClientTLS(host, trustRoot=root, clientCertificate=self._client)
+        creator = self._creators.get((hostname.decode("ascii"), port))
+        if creator is None:
+            raise UnknownPeer(f"{hostname.decode()}:{port} is not the address of a known peer node")
+        return creator

@@ -1,0 +1,249 @@
+"""Delivery store: received messages waiting for a national system, pulled by cursor or pushed.
+
+Every received message gets one delivery row for its receiving authority.
+``seq`` is the pull cursor: per authority, seqs become visible in increasing
+order (see ``messages._lock_delivery_streams``), so a client that processed
+everything up to ``seq`` N may acknowledge up to N without skipping a row
+that was committed late.
+
+* Pull: :func:`pending_deliveries_txn` lists unacknowledged rows after a
+  cursor; :func:`ack_deliveries_txn` acknowledges everything up to a cursor.
+* Push (``push_state`` not NULL): claimed with a lease like the outbox
+  (:func:`claim_push_deliveries_txn`), then marked delivered, failed (the
+  caller's back-off) or dead. A dead push stays available to pull.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, or_, select, update
+from sqlalchemy.engine import Connection
+
+from gateway.storage.db import read_only
+from gateway.storage.messages import exchange_ids_of
+from gateway.storage.model import Delivery, DeliveryBacklog, PushItem, Stage
+from gateway.storage.tables import deliveries, messages
+from gateway.storage.tracking import insert_tracking, tracking_row
+
+_DELIVERY_COLUMNS = (
+    deliveries.c.seq,
+    deliveries.c.authority_id,
+    deliveries.c.message_id,
+    messages.c.exchange_id,
+    messages.c.document_type,
+    messages.c.sender_authority,
+    messages.c.sha256,
+    deliveries.c.created_at,
+    deliveries.c.delivered_at,
+    deliveries.c.push_state,
+    deliveries.c.attempts,
+    (messages.c.body.is_(None)).label("erased"),
+)
+
+
+def _delivery(row: Any) -> Delivery:
+    values = row._asdict()
+    values["erased"] = bool(values["erased"])
+    return Delivery(**values)
+
+
+@read_only
+def pending_deliveries_txn(
+    conn: Connection, authority_id: str, *, after: int = 0, limit: int = 100
+) -> list[Delivery]:
+    """Unacknowledged deliveries of ``authority_id`` with ``seq > after``, in seq order."""
+    rows = conn.execute(
+        select(*_DELIVERY_COLUMNS)
+        .join(messages, messages.c.message_id == deliveries.c.message_id)
+        .where(
+            deliveries.c.authority_id == authority_id,
+            deliveries.c.seq > after,
+            deliveries.c.delivered_at.is_(None),
+        )
+        .order_by(deliveries.c.seq)
+        .limit(limit)
+    )
+    return [_delivery(r) for r in rows]
+
+
+def _track_delivered(conn: Connection, updated: Sequence[Any], *, now: datetime, node: str) -> None:
+    if not updated:
+        return
+    exchange_of = exchange_ids_of(conn, [r.message_id for r in updated])
+    insert_tracking(
+        conn,
+        (
+            tracking_row(
+                exchange_of[r.message_id],
+                Stage.DELIVERED,
+                at=now,
+                node=node,
+                message_id=r.message_id,
+                detail=r.authority_id,
+            )
+            for r in sorted(updated, key=lambda r: r.seq)
+        ),
+    )
+
+
+def ack_deliveries_txn(
+    conn: Connection, authority_id: str, up_to: int, *, now: datetime, node: str
+) -> int:
+    """Acknowledge every unacknowledged delivery of ``authority_id`` with ``seq <= up_to``.
+
+    Sets ``delivered_at``, stops any push still pending, and records a
+    ``delivered`` tracking row per message. Idempotent; returns the count.
+    """
+    updated = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.authority_id == authority_id,
+            deliveries.c.seq <= up_to,
+            deliveries.c.delivered_at.is_(None),
+        )
+        .values(
+            delivered_at=now,
+            lease_until=None,
+            push_state=case((deliveries.c.push_state.is_(None), None), else_=literal("sent")),
+        )
+        .returning(deliveries.c.seq, deliveries.c.message_id, deliveries.c.authority_id)
+    ).all()
+    _track_delivered(conn, updated, now=now, node=node)
+    return len(updated)
+
+
+def claim_push_deliveries_txn(
+    conn: Connection,
+    authority_id: str | None = None,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int = 50,
+) -> list[PushItem]:
+    """Claim due push deliveries (of one authority, or any), leased until ``now + lease``."""
+    due = or_(
+        and_(deliveries.c.push_state == "pending", deliveries.c.next_attempt_at <= now),
+        and_(deliveries.c.push_state == "inflight", deliveries.c.lease_until <= now),
+    )
+    query = (
+        select(deliveries.c.seq)
+        .where(due, deliveries.c.delivered_at.is_(None))
+        .order_by(deliveries.c.seq)
+        .limit(limit)
+    )
+    if authority_id is not None:
+        query = query.where(deliveries.c.authority_id == authority_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    seqs = list(conn.execute(query).scalars())
+    if not seqs:
+        return []
+    lease_until = now + lease
+    rows = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.seq.in_(seqs))
+        .values(push_state="inflight", lease_until=lease_until, attempts=deliveries.c.attempts + 1)
+        .returning(
+            deliveries.c.seq,
+            deliveries.c.authority_id,
+            deliveries.c.message_id,
+            deliveries.c.attempts,
+        )
+    )
+    claimed = {r.seq: r for r in rows}
+    return [
+        PushItem(
+            seq=seq,
+            authority_id=claimed[seq].authority_id,
+            message_id=claimed[seq].message_id,
+            attempts=claimed[seq].attempts,
+            lease_until=lease_until,
+        )
+        for seq in seqs
+    ]
+
+
+def mark_push_delivered_txn(
+    conn: Connection, seqs: Sequence[int | PushItem], *, now: datetime, node: str
+) -> int:
+    """Record that the national system accepted pushed deliveries (seqs or claimed items).
+
+    Not fenced: the national system has the document, whoever pushed it.
+    Adds a ``delivered`` tracking row per message; returns the count.
+    """
+    numbers = [s.seq if isinstance(s, PushItem) else s for s in seqs]
+    if not numbers:
+        return 0
+    updated = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.seq.in_(numbers), deliveries.c.delivered_at.is_(None))
+        .values(push_state="sent", delivered_at=now, lease_until=None, last_error=None)
+        .returning(deliveries.c.seq, deliveries.c.message_id, deliveries.c.authority_id)
+    ).all()
+    _track_delivered(conn, updated, now=now, node=node)
+    return len(updated)
+
+
+def mark_push_failed_txn(
+    conn: Connection,
+    items: Sequence[PushItem],
+    *,
+    error_code: str,
+    next_attempt_at: datetime,
+) -> int:
+    """Put claimed pushes back to ``pending`` until ``next_attempt_at`` (fenced by attempts)."""
+    changed = 0
+    for item in items:
+        changed += conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.seq == item.seq,
+                deliveries.c.push_state == "inflight",
+                deliveries.c.attempts == item.attempts,
+            )
+            .values(
+                push_state="pending",
+                lease_until=None,
+                next_attempt_at=next_attempt_at,
+                last_error=error_code,
+            )
+        ).rowcount
+    return changed
+
+
+def mark_push_dead_txn(conn: Connection, items: Sequence[PushItem], *, reason: str) -> int:
+    """Stop pushing claimed deliveries (fenced by attempts); they stay available to pull."""
+    changed = 0
+    for item in items:
+        changed += conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.seq == item.seq,
+                deliveries.c.push_state == "inflight",
+                deliveries.c.attempts == item.attempts,
+            )
+            .values(push_state="dead", lease_until=None, last_error=reason)
+        ).rowcount
+    return changed
+
+
+@read_only
+def delivery_backlog_txn(conn: Connection) -> list[DeliveryBacklog]:
+    """Unacknowledged deliveries per authority, with the oldest one's creation time."""
+    rows = conn.execute(
+        select(
+            deliveries.c.authority_id,
+            func.count().label("n"),
+            func.min(deliveries.c.created_at).label("oldest"),
+        )
+        .where(deliveries.c.delivered_at.is_(None))
+        .group_by(deliveries.c.authority_id)
+        .order_by(deliveries.c.authority_id)
+    )
+    return [
+        DeliveryBacklog(authority_id=r.authority_id, count=int(r.n), oldest_created_at=r.oldest)
+        for r in rows
+    ]

@@ -1,0 +1,334 @@
+"""Exchange store: creation with a wrapped data key, metadata, state, erasure (crypto-shredding).
+
+An exchange row is created by its first document (submitted or received),
+with a fresh data key wrapped under the node KEK (``gateway.core.dataprotect``).
+Erasure destroys the wrapped key and the sealed bodies; the metadata rows stay
+(message ids are unique forever, tracking and audit refer to them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from gateway.core import dataprotect
+from gateway.storage.db import read_only
+from gateway.storage.errors import (
+    ExchangeErased,
+    ExchangeMismatch,
+    ExchangeNotFound,
+    ExchangeStateChanged,
+    TransactionRace,
+)
+from gateway.storage.model import Exchange, ExchangeInfo, Lifecycle, Stage, exchange_stage
+from gateway.storage.tables import deliveries, exchanges, messages, outbox
+from gateway.storage.tracking import insert_tracking, tracking_row
+
+_IDENTITY_FIELDS = (
+    "requester_authority",
+    "responder_authority",
+    "requester_node",
+    "responder_node",
+)
+
+_METADATA_COLUMNS = [c for c in exchanges.c if c.name != "wrapped_data_key"]
+
+
+def _exchange(row: Row[Any]) -> Exchange:
+    return Exchange(
+        exchange_id=row.exchange_id,
+        requester_authority=row.requester_authority,
+        responder_authority=row.responder_authority,
+        requester_node=row.requester_node,
+        responder_node=row.responder_node,
+        area=row.area,
+        question_set=row.question_set,
+        catalogue_version=row.catalogue_version,
+        state=row.state,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        closed_at=row.closed_at,
+        erased_at=row.erased_at,
+    )
+
+
+@dataclass(frozen=True)
+class OpenExchange:
+    """An exchange ready to take a document, inside the storing transaction."""
+
+    exchange_id: str
+    data_key: bytes = field(repr=False)
+    state: str
+    created: bool
+    # The state-change tracking rows for the caller to insert after its own.
+    tracking: tuple[dict[str, Any], ...]
+
+
+def open_exchange(
+    conn: Connection,
+    info: ExchangeInfo,
+    *,
+    document_type: str,
+    kek: bytes,
+    now: datetime,
+    node: str,
+    lifecycle: Lifecycle,
+    message_id: str | None = None,
+) -> OpenExchange:
+    """Create ``info``'s exchange or lock the existing one, and advance its state.
+
+    Everything that can refuse the document (erased exchange, other
+    authorities, the lifecycle) runs before anything is written, so a
+    ``GatewayError`` from here leaves the transaction unchanged. The returned
+    ``tracking`` rows (state changes) are for the caller to insert. A concurrent
+    creation of the same exchange (PostgreSQL) raises ``TransactionRace``,
+    which the runner retries.
+    """
+    row = conn.execute(
+        select(exchanges).where(exchanges.c.exchange_id == info.exchange_id).with_for_update()
+    ).first()
+    if row is None:
+        state = lifecycle.next_state(None, document_type)
+        data_key = dataprotect.new_data_key()
+        values = {
+            "exchange_id": info.exchange_id,
+            "requester_authority": info.requester_authority,
+            "responder_authority": info.responder_authority,
+            "requester_node": info.requester_node,
+            "responder_node": info.responder_node,
+            "area": info.area,
+            "question_set": info.question_set,
+            "catalogue_version": info.catalogue_version,
+            "state": state,
+            "created_at": now,
+            "updated_at": now,
+            "closed_at": now if lifecycle.is_closed(state) else None,
+            "wrapped_data_key": dataprotect.wrap_key(kek, data_key, info.exchange_id),
+            "erased_at": None,
+        }
+        try:
+            conn.execute(insert(exchanges).values(values))
+        except IntegrityError as exc:
+            raise TransactionRace(f"exchange {info.exchange_id} was created concurrently") from exc
+        track = _stage_rows(
+            info.exchange_id, lifecycle, document_type, None, state, now, node, message_id
+        )
+        return OpenExchange(info.exchange_id, data_key, state, created=True, tracking=track)
+
+    if row.wrapped_data_key is None:
+        raise ExchangeErased(f"exchange {info.exchange_id} has been erased")
+    for name in _IDENTITY_FIELDS:
+        if getattr(row, name) != getattr(info, name):
+            raise ExchangeMismatch(info.exchange_id, name)
+    state = lifecycle.next_state(row.state, document_type)
+    data_key = dataprotect.unwrap_key(kek, row.wrapped_data_key, info.exchange_id)
+    if state != row.state:
+        _write_state(conn, info.exchange_id, state, lifecycle.is_closed(state), row, now)
+    track = _stage_rows(
+        info.exchange_id, lifecycle, document_type, row.state, state, now, node, message_id
+    )
+    return OpenExchange(info.exchange_id, data_key, state, created=False, tracking=track)
+
+
+def _stage_rows(
+    exchange_id: str,
+    lifecycle: Lifecycle,
+    document_type: str,
+    before: str | None,
+    after: str,
+    now: datetime,
+    node: str,
+    message_id: str | None,
+) -> tuple[dict[str, Any], ...]:
+    stage = exchange_stage(lifecycle, document_type, before, after)
+    if stage is None:
+        return ()
+    return (tracking_row(exchange_id, stage, at=now, node=node, message_id=message_id),)
+
+
+def _write_state(
+    conn: Connection,
+    exchange_id: str,
+    state: str,
+    closed: bool | None,
+    row: Row[Any],
+    now: datetime,
+) -> None:
+    values: dict[str, Any] = {"state": state, "updated_at": now}
+    if closed is True and row.closed_at is None:
+        values["closed_at"] = now
+    elif closed is False and row.closed_at is not None:
+        values["closed_at"] = None
+    conn.execute(update(exchanges).where(exchanges.c.exchange_id == exchange_id).values(values))
+
+
+@read_only
+def exchange_txn(conn: Connection, exchange_id: str) -> Exchange:
+    """The exchange's metadata; :class:`ExchangeNotFound` if unknown."""
+    row = conn.execute(
+        select(*_METADATA_COLUMNS).where(exchanges.c.exchange_id == exchange_id)
+    ).first()
+    if row is None:
+        raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
+    return _exchange(row)
+
+
+@read_only
+def list_exchanges_txn(
+    conn: Connection,
+    *,
+    authority_id: str | None = None,
+    state: str | None = None,
+    updated_before: datetime | None = None,
+    limit: int = 100,
+) -> list[Exchange]:
+    """Exchanges, most recently updated first, filtered by authority, state and age.
+
+    ``updated_before`` pages backwards (pass the last row's ``updated_at``) and
+    finds overdue exchanges.
+    """
+    query = select(*_METADATA_COLUMNS)
+    if authority_id is not None:
+        query = query.where(
+            or_(
+                exchanges.c.requester_authority == authority_id,
+                exchanges.c.responder_authority == authority_id,
+            )
+        )
+    if state is not None:
+        query = query.where(exchanges.c.state == state)
+    if updated_before is not None:
+        query = query.where(exchanges.c.updated_at < updated_before)
+    query = query.order_by(exchanges.c.updated_at.desc(), exchanges.c.exchange_id).limit(limit)
+    return [_exchange(r) for r in conn.execute(query)]
+
+
+def set_exchange_state_txn(
+    conn: Connection,
+    exchange_id: str,
+    state: str,
+    *,
+    now: datetime,
+    node: str,
+    expected: str | None = None,
+    closed: bool | None = None,
+    stage: str | None = None,
+    detail: str | None = None,
+) -> Exchange:
+    """Set the exchange's state (with a tracking row), optionally only from ``expected``.
+
+    The tracking row's stage is ``stage`` (default: the new state), with the
+    optional short ``detail`` code. ``closed=True`` records the closing time (starting the retention timer) if
+    not yet set, ``closed=False`` clears it (reopened), ``None`` leaves it.
+    Raises :class:`ExchangeStateChanged` when the state is not ``expected``.
+    """
+    row = conn.execute(
+        select(exchanges).where(exchanges.c.exchange_id == exchange_id).with_for_update()
+    ).first()
+    if row is None:
+        raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
+    if expected is not None and row.state != expected:
+        raise ExchangeStateChanged(
+            f"exchange {exchange_id} is in state {row.state}, not {expected}"
+        )
+    _write_state(conn, exchange_id, state, closed, row, now)
+    insert_tracking(
+        conn,
+        [tracking_row(exchange_id, stage or state, at=now, node=node, detail=detail)],
+    )
+    return exchange_txn(conn, exchange_id)
+
+
+def exchange_data_key_txn(conn: Connection, exchange_id: str, *, kek: bytes) -> bytes:
+    """The exchange's unwrapped data key, for stores that seal further personal data.
+
+    Raises :class:`ExchangeNotFound` or :class:`ExchangeErased`. Never log the result.
+    """
+    row = conn.execute(
+        select(exchanges.c.wrapped_data_key).where(exchanges.c.exchange_id == exchange_id)
+    ).first()
+    if row is None:
+        raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
+    if row.wrapped_data_key is None:
+        raise ExchangeErased(f"exchange {exchange_id} has been erased")
+    return dataprotect.unwrap_key(kek, row.wrapped_data_key, exchange_id)
+
+
+@read_only
+def exchanges_due_for_erasure_txn(
+    conn: Connection,
+    *,
+    closed_before: datetime,
+    created_before: datetime,
+    area: str | None = None,
+    limit: int = 100,
+) -> list[str]:
+    """Ids of unerased exchanges closed before ``closed_before``, or never closed and
+    created before ``created_before`` (the limit for exchanges that never close)."""
+    query = select(exchanges.c.exchange_id).where(
+        exchanges.c.erased_at.is_(None),
+        or_(
+            exchanges.c.closed_at < closed_before,
+            and_(exchanges.c.closed_at.is_(None), exchanges.c.created_at < created_before),
+        ),
+    )
+    if area is not None:
+        query = query.where(exchanges.c.area == area)
+    query = query.order_by(exchanges.c.exchange_id).limit(limit)
+    return list(conn.execute(query).scalars())
+
+
+def erase_exchange_txn(
+    conn: Connection,
+    exchange_id: str,
+    *,
+    now: datetime,
+    node: str,
+    reason: str = "retention",
+) -> bool:
+    """Erase the exchange's personal data: destroy its wrapped data key and sealed bodies.
+
+    Unsent outbox rows become dead letters (``EXCHANGE_ERASED``); push
+    deliveries still pending stop. Metadata stays. Idempotent: returns False
+    when the exchange was already erased, and raises :class:`ExchangeNotFound`
+    for an unknown one. Call ``Database.compact()`` after a purge.
+    """
+    row = conn.execute(
+        select(exchanges.c.erased_at)
+        .where(exchanges.c.exchange_id == exchange_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
+    if row.erased_at is not None:
+        return False
+    conn.execute(
+        update(exchanges)
+        .where(exchanges.c.exchange_id == exchange_id)
+        .values(wrapped_data_key=None, erased_at=now, updated_at=now)
+    )
+    conn.execute(update(messages).where(messages.c.exchange_id == exchange_id).values(body=None))
+    of_exchange = select(messages.c.message_id).where(messages.c.exchange_id == exchange_id)
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.message_id.in_(of_exchange), outbox.c.state.in_(("pending", "inflight")))
+        .values(state="dead", dead_reason="EXCHANGE_ERASED", lease_until=None)
+    )
+    conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.message_id.in_(of_exchange),
+            deliveries.c.push_state.in_(("pending", "inflight")),
+        )
+        .values(push_state="dead", last_error="EXCHANGE_ERASED", lease_until=None)
+    )
+    insert_tracking(
+        conn,
+        [tracking_row(exchange_id, Stage.PERSONAL_DATA_ERASED, at=now, node=node, detail=reason)],
+    )
+    return True

@@ -1,0 +1,492 @@
+"""Message store: submitted and received documents, sealed per exchange, with replay protection.
+
+* :func:`submit_messages_txn` stores documents a national system of this node
+  submitted: exchange (created with its data key on the first document),
+  sealed message, outbox row and tracking rows in one transaction. Several
+  submissions in one call share one commit (group commit).
+* :func:`store_inbound_envelope_txn` stores the documents of one envelope from
+  a peer node: messages, deliveries, tracking and the envelope's receipt, in
+  one transaction; a replayed envelope id only returns the stored receipt.
+* :func:`load_message_txn` / :func:`load_bodies_txn` unseal stored bodies.
+
+Message ids are unique forever: the row (without its body) outlives erasure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from gateway.core import dataprotect
+from gateway.core.errors import GatewayError, Unavailable
+from gateway.storage.db import read_only
+from gateway.storage.errors import (
+    DuplicateMessage,
+    EnvelopeIdReused,
+    ExchangeErased,
+    MessageIdReused,
+    MessageNotFound,
+    TransactionRace,
+)
+from gateway.storage.exchanges import open_exchange
+from gateway.storage.model import (
+    KEEP_STATE,
+    Accepted,
+    InboundEnvelope,
+    InboundResult,
+    Lifecycle,
+    MessageMeta,
+    Stage,
+    StoredMessage,
+    Submission,
+)
+from gateway.storage.tables import deliveries, envelopes_in, exchanges, messages, outbox
+from gateway.storage.tracking import insert_tracking, tracking_row
+
+
+def body_aad(message_id: str) -> bytes:
+    """The associated data binding a sealed body to its message id."""
+    return dataprotect.aad_for("message-body", message_id)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _existing(conn: Connection, message_ids: Iterable[str]) -> dict[str, Any]:
+    ids = sorted(set(message_ids))
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(
+            messages.c.message_id,
+            messages.c.sha256,
+            messages.c.direction,
+            messages.c.receipt,
+        ).where(messages.c.message_id.in_(ids))
+    )
+    return {r.message_id: r for r in rows}
+
+
+def exchange_ids_of(conn: Connection, message_ids: Iterable[str]) -> dict[str, str]:
+    """The exchange id of each of ``message_ids`` that exists."""
+    ids = sorted(set(message_ids))
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(messages.c.message_id, messages.c.exchange_id).where(messages.c.message_id.in_(ids))
+    )
+    return {r.message_id: r.exchange_id for r in rows}
+
+
+def _insert_messages(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    try:
+        conn.execute(insert(messages), rows)
+    except IntegrityError as exc:
+        # Only a concurrent transaction storing the same id gets here (we
+        # looked first): retry, and the retry sees it.
+        raise TransactionRace("a message id was stored concurrently") from exc
+
+
+def _resubmission_error(message_id: str, sha256: str, prior: Any) -> GatewayError:
+    if prior.direction == "out" and prior.sha256 == sha256 and prior.receipt is not None:
+        return DuplicateMessage(message_id, bytes(prior.receipt))
+    return MessageIdReused(message_id)
+
+
+def submit_messages_txn(
+    conn: Connection,
+    submissions: Sequence[Submission],
+    *,
+    kek: bytes,
+    now: datetime,
+    node: str,
+    lifecycle: Lifecycle = KEEP_STATE,
+) -> list[Accepted | GatewayError]:
+    """Store submitted documents for sending; one result per submission, in order.
+
+    A result is :class:`Accepted`, or the refusal of that submission alone
+    (nothing of it stored): :class:`DuplicateMessage` (same id and bytes as an
+    earlier submission: carries the stored receipt), :class:`MessageIdReused`
+    (same id, other bytes, or an id received from a peer),
+    ``ExchangeMismatch``, ``ExchangeErased`` or an error raised by
+    ``lifecycle``. Database failures raise and roll the whole batch back.
+    """
+    prior = _existing(conn, (s.message_id for s in submissions))
+    results: list[Accepted | GatewayError] = []
+    message_rows: list[dict[str, Any]] = []
+    outbox_rows: list[dict[str, Any]] = []
+    track_rows: list[dict[str, Any]] = []
+    for sub in submissions:
+        sha = sha256_hex(sub.body)
+        earlier = prior.get(sub.message_id)
+        if earlier is not None:
+            results.append(_resubmission_error(sub.message_id, sha, earlier))
+            continue
+        try:
+            opened = open_exchange(
+                conn,
+                sub.exchange,
+                document_type=sub.document_type,
+                kek=kek,
+                now=now,
+                node=node,
+                lifecycle=lifecycle,
+                message_id=sub.message_id,
+            )
+        except Unavailable:
+            raise
+        except GatewayError as exc:
+            results.append(exc)
+            continue
+        # Later submissions in this batch with the same id see this one.
+        prior[sub.message_id] = _Prior("out", sha, sub.receipt)
+        message_rows.append(
+            {
+                "message_id": sub.message_id,
+                "exchange_id": opened.exchange_id,
+                "direction": "out",
+                "document_type": sub.document_type,
+                "sender_authority": sub.sender_authority,
+                "receiver_authority": sub.receiver_authority,
+                "peer_node": sub.peer_node,
+                "sha256": sha,
+                "document_created_at": sub.document_created_at,
+                "stored_at": now,
+                "body": dataprotect.seal(opened.data_key, sub.body, body_aad(sub.message_id)),
+                "receipt": sub.receipt,
+            }
+        )
+        outbox_rows.append(
+            {
+                "peer_node": sub.peer_node,
+                "message_id": sub.message_id,
+                "state": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+        )
+        for stage in (Stage.SUBMITTED, Stage.QUEUED):
+            detail = sub.peer_node if stage is Stage.QUEUED else None
+            track_rows.append(
+                tracking_row(
+                    opened.exchange_id,
+                    stage,
+                    at=now,
+                    node=node,
+                    message_id=sub.message_id,
+                    detail=detail,
+                )
+            )
+        track_rows.extend(opened.tracking)
+        results.append(
+            Accepted(
+                message_id=sub.message_id,
+                exchange_id=opened.exchange_id,
+                sha256=sha,
+                state=opened.state,
+                exchange_created=opened.created,
+            )
+        )
+    _insert_messages(conn, message_rows)
+    if outbox_rows:
+        conn.execute(insert(outbox), outbox_rows)
+    insert_tracking(conn, track_rows)
+    return results
+
+
+class _Prior:
+    """A message accepted earlier in the same batch (quacks like an ``_existing`` row)."""
+
+    __slots__ = ("direction", "receipt", "sha256")
+
+    def __init__(self, direction: str, sha256: str, receipt: bytes | None) -> None:
+        self.direction = direction
+        self.sha256 = sha256
+        self.receipt = receipt
+
+
+def submit_message_txn(
+    conn: Connection,
+    submission: Submission,
+    *,
+    kek: bytes,
+    now: datetime,
+    node: str,
+    lifecycle: Lifecycle = KEEP_STATE,
+) -> Accepted:
+    """Store one submitted document; raises the refusal (e.g. :class:`DuplicateMessage`)."""
+    (result,) = submit_messages_txn(
+        conn, [submission], kek=kek, now=now, node=node, lifecycle=lifecycle
+    )
+    if isinstance(result, GatewayError):
+        raise result
+    return result
+
+
+def _lock_delivery_streams(conn: Connection, authority_ids: Iterable[str]) -> None:
+    """Make each authority's delivery seqs commit in increasing order (PostgreSQL).
+
+    Sequence values are taken at insert but become visible at commit; two
+    transactions could otherwise commit seq 11 before seq 10, and a client
+    that pulled 11 and acknowledged up to it would skip 10. A transaction-
+    scoped advisory lock per authority, taken in sorted order before any
+    delivery row is inserted, serialises inserts per authority. SQLite's
+    ``BEGIN IMMEDIATE`` already serialises all writers.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for authority_id in sorted(set(authority_ids)):
+        key = delivery_lock_key(authority_id)
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def delivery_lock_key(authority_id: str) -> int:
+    """The PostgreSQL advisory-lock key of ``authority_id``'s delivery stream."""
+    digest = hashlib.sha256(b"imi-gateway/deliveries/" + authority_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def store_inbound_envelope_txn(
+    conn: Connection,
+    envelope: InboundEnvelope,
+    *,
+    kek: bytes,
+    now: datetime,
+    node: str,
+    lifecycle: Lifecycle = KEEP_STATE,
+) -> InboundResult:
+    """Store a verified envelope's documents for delivery, with the receipt answered.
+
+    A replayed envelope id (same peer, same digest) returns the stored
+    receipt and stores nothing; the same id with other bytes or from another
+    peer raises :class:`EnvelopeIdReused`. A document already received in an
+    earlier envelope is skipped (listed in ``duplicates``); a document whose
+    id is in use for other bytes, or for a document submitted here, raises
+    :class:`MessageIdReused`; exchange and lifecycle errors raise too. Any
+    error refuses the whole envelope: nothing of it is stored.
+    """
+    stored_env = conn.execute(
+        select(envelopes_in.c.peer_node, envelopes_in.c.sha256, envelopes_in.c.receipt).where(
+            envelopes_in.c.envelope_id == envelope.envelope_id
+        )
+    ).first()
+    if stored_env is not None:
+        if stored_env.sha256 != envelope.sha256 or stored_env.peer_node != envelope.peer_node:
+            raise EnvelopeIdReused(envelope.envelope_id)
+        return InboundResult(receipt=bytes(stored_env.receipt), replayed=True)
+    try:
+        # First, so that a concurrent replay of this envelope waits here.
+        conn.execute(
+            insert(envelopes_in).values(
+                envelope_id=envelope.envelope_id,
+                peer_node=envelope.peer_node,
+                received_at=now,
+                sha256=envelope.sha256,
+                receipt=envelope.receipt,
+            )
+        )
+    except IntegrityError as exc:
+        raise TransactionRace("the envelope was stored concurrently") from exc
+
+    prior = _existing(conn, (p.message_id for p in envelope.payloads))
+    stored: list[str] = []
+    duplicates: list[str] = []
+    message_rows: list[dict[str, Any]] = []
+    delivery_rows: list[dict[str, Any]] = []
+    track_rows: list[dict[str, Any]] = []
+    for payload in envelope.payloads:
+        sha = sha256_hex(payload.body)
+        earlier = prior.get(payload.message_id)
+        if earlier is not None:
+            if earlier.direction == "in" and earlier.sha256 == sha:
+                duplicates.append(payload.message_id)
+                continue
+            raise MessageIdReused(payload.message_id)
+        opened = open_exchange(
+            conn,
+            payload.exchange,
+            document_type=payload.document_type,
+            kek=kek,
+            now=now,
+            node=node,
+            lifecycle=lifecycle,
+            message_id=payload.message_id,
+        )
+        prior[payload.message_id] = _Prior("in", sha, None)
+        stored.append(payload.message_id)
+        message_rows.append(
+            {
+                "message_id": payload.message_id,
+                "exchange_id": opened.exchange_id,
+                "direction": "in",
+                "document_type": payload.document_type,
+                "sender_authority": payload.sender_authority,
+                "receiver_authority": payload.receiver_authority,
+                "peer_node": envelope.peer_node,
+                "sha256": sha,
+                "document_created_at": payload.document_created_at,
+                "stored_at": now,
+                "body": dataprotect.seal(
+                    opened.data_key, payload.body, body_aad(payload.message_id)
+                ),
+                "receipt": None,
+            }
+        )
+        delivery_rows.append(
+            {
+                "authority_id": payload.receiver_authority,
+                "message_id": payload.message_id,
+                "created_at": now,
+                "delivered_at": None,
+                "push_state": "pending" if payload.push else None,
+                "attempts": 0,
+                "next_attempt_at": now if payload.push else None,
+            }
+        )
+        track_rows.append(
+            tracking_row(
+                opened.exchange_id,
+                Stage.RECEIVED,
+                at=now,
+                node=node,
+                message_id=payload.message_id,
+                detail=envelope.peer_node,
+            )
+        )
+        track_rows.extend(opened.tracking)
+    _insert_messages(conn, message_rows)
+    insert_tracking(conn, track_rows)
+    if delivery_rows:
+        _lock_delivery_streams(conn, (r["authority_id"] for r in delivery_rows))
+        conn.execute(insert(deliveries), delivery_rows)
+    return InboundResult(
+        receipt=envelope.receipt,
+        replayed=False,
+        stored=tuple(stored),
+        duplicates=tuple(duplicates),
+    )
+
+
+_META_COLUMNS = (
+    messages.c.message_id,
+    messages.c.exchange_id,
+    messages.c.direction,
+    messages.c.document_type,
+    messages.c.sender_authority,
+    messages.c.receiver_authority,
+    messages.c.peer_node,
+    messages.c.sha256,
+    messages.c.document_created_at,
+    messages.c.stored_at,
+    (messages.c.body.is_(None)).label("erased"),
+)
+
+
+def _meta(row: Any) -> MessageMeta:
+    return MessageMeta(
+        message_id=row.message_id,
+        exchange_id=row.exchange_id,
+        direction=row.direction,
+        document_type=row.document_type,
+        sender_authority=row.sender_authority,
+        receiver_authority=row.receiver_authority,
+        peer_node=row.peer_node,
+        sha256=row.sha256,
+        document_created_at=row.document_created_at,
+        stored_at=row.stored_at,
+        erased=bool(row.erased),
+    )
+
+
+@read_only
+def message_meta_txn(conn: Connection, message_id: str) -> MessageMeta:
+    """A message's metadata; :class:`MessageNotFound` if unknown."""
+    row = conn.execute(select(*_META_COLUMNS).where(messages.c.message_id == message_id)).first()
+    if row is None:
+        raise MessageNotFound(f"message {message_id} is not known here")
+    return _meta(row)
+
+
+@read_only
+def exchange_messages_txn(conn: Connection, exchange_id: str) -> list[MessageMeta]:
+    """Metadata of an exchange's messages, oldest first."""
+    rows = conn.execute(
+        select(*_META_COLUMNS)
+        .where(messages.c.exchange_id == exchange_id)
+        .order_by(messages.c.stored_at, messages.c.message_id)
+    )
+    return [_meta(r) for r in rows]
+
+
+@read_only
+def load_message_txn(conn: Connection, message_id: str, *, kek: bytes) -> StoredMessage:
+    """A message with its unsealed signed bytes.
+
+    Raises :class:`MessageNotFound`, or :class:`ExchangeErased` once its
+    exchange was erased. Access control (only the authorities of the
+    exchange) and the audit event of the read are the caller's.
+    """
+    row = conn.execute(
+        select(*_META_COLUMNS, messages.c.body, exchanges.c.wrapped_data_key)
+        .join(exchanges, exchanges.c.exchange_id == messages.c.exchange_id)
+        .where(messages.c.message_id == message_id)
+    ).first()
+    if row is None:
+        raise MessageNotFound(f"message {message_id} is not known here")
+    if row.body is None or row.wrapped_data_key is None:
+        raise ExchangeErased(f"the exchange of message {message_id} has been erased")
+    data_key = dataprotect.unwrap_key(kek, row.wrapped_data_key, row.exchange_id)
+    body = dataprotect.open_sealed(data_key, row.body, body_aad(message_id))
+    return StoredMessage(meta=_meta(row), body=body)
+
+
+@read_only
+def load_bodies_txn(
+    conn: Connection, message_ids: Sequence[str], *, kek: bytes
+) -> dict[str, bytes | None]:
+    """Unsealed bodies of ``message_ids`` (for a sender batch): None for erased, absent if unknown."""
+    ids = sorted(set(message_ids))
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(
+            messages.c.message_id,
+            messages.c.exchange_id,
+            messages.c.body,
+            exchanges.c.wrapped_data_key,
+        )
+        .join(exchanges, exchanges.c.exchange_id == messages.c.exchange_id)
+        .where(messages.c.message_id.in_(ids))
+    )
+    keys: dict[str, bytes] = {}
+    out: dict[str, bytes | None] = {}
+    for row in rows:
+        if row.body is None or row.wrapped_data_key is None:
+            out[row.message_id] = None
+            continue
+        key = keys.get(row.exchange_id)
+        if key is None:
+            key = dataprotect.unwrap_key(kek, row.wrapped_data_key, row.exchange_id)
+            keys[row.exchange_id] = key
+        out[row.message_id] = dataprotect.open_sealed(key, row.body, body_aad(row.message_id))
+    return out
+
+
+def purge_envelope_receipts_txn(conn: Connection, *, received_before: datetime) -> int:
+    """Forget envelope ids (and their stored receipts) received before ``received_before``.
+
+    Safe once envelopes that old are refused anyway by the creation-time
+    acceptance window; message ids stay unique forever regardless.
+    """
+    result = conn.execute(delete(envelopes_in).where(envelopes_in.c.received_at < received_before))
+    return int(result.rowcount)

@@ -1,0 +1,1 @@
+"""Alembic revision scripts, oldest first; each is frozen once released."""

@@ -1,0 +1,324 @@
+"""Outbox store: per-peer queue of messages to send, with leases, retries and dead letters.
+
+Row states: ``pending`` (due at ``next_attempt_at``) → ``inflight`` (claimed,
+leased until ``lease_until``) → ``sent`` (the peer's receipt is recorded) or
+back to ``pending`` (failed; the caller computes the back-off) or ``dead``
+(gave up; an operator may retry it). A lease that expires (the worker died)
+makes the row claimable again.
+
+``attempts`` is incremented by each claim and doubles as a fencing token:
+:func:`mark_outbox_failed_txn` and :func:`mark_outbox_dead_txn` only change a
+row still held by the same claim. Claims use ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL (concurrent senders in several processes get disjoint rows) and
+the ``BEGIN IMMEDIATE`` write lock on SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import Connection
+
+from gateway.storage.db import read_only
+from gateway.storage.messages import exchange_ids_of
+from gateway.storage.model import DeadLetter, OutboxItem, QueueDepth, Stage
+from gateway.storage.tables import messages, outbox
+from gateway.storage.tracking import insert_tracking, tracking_row
+
+_OPEN_STATES = ("pending", "inflight")
+
+
+def claim_outbox_txn(
+    conn: Connection,
+    peer_node: str,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int = 50,
+) -> list[OutboxItem]:
+    """Claim up to ``limit`` due rows for ``peer_node``, oldest due first, leased until ``now + lease``.
+
+    Due: ``pending`` with ``next_attempt_at <= now``, or ``inflight`` whose
+    lease has expired.
+    """
+    due = or_(
+        and_(outbox.c.state == "pending", outbox.c.next_attempt_at <= now),
+        and_(outbox.c.state == "inflight", outbox.c.lease_until <= now),
+    )
+    query = (
+        select(outbox.c.id)
+        .where(outbox.c.peer_node == peer_node, due)
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(conn.execute(query).scalars())
+    if not ids:
+        return []
+    lease_until = now + lease
+    rows = conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(ids))
+        .values(state="inflight", lease_until=lease_until, attempts=outbox.c.attempts + 1)
+        .returning(outbox.c.id, outbox.c.message_id, outbox.c.attempts, outbox.c.created_at)
+    )
+    claimed = {r.id: r for r in rows}
+    return [
+        OutboxItem(
+            id=row_id,
+            message_id=claimed[row_id].message_id,
+            peer_node=peer_node,
+            attempts=claimed[row_id].attempts,
+            lease_until=lease_until,
+            created_at=claimed[row_id].created_at,
+        )
+        for row_id in ids
+    ]
+
+
+def _track(
+    conn: Connection,
+    updated: Sequence[Any],
+    stage: Stage,
+    *,
+    now: datetime,
+    node: str,
+    detail: str | None,
+) -> None:
+    exchange_of = exchange_ids_of(conn, [r.message_id for r in updated])
+    insert_tracking(
+        conn,
+        (
+            tracking_row(
+                exchange_of[r.message_id],
+                stage,
+                at=now,
+                node=node,
+                message_id=r.message_id,
+                detail=detail if detail is not None else r.peer_node,
+            )
+            for r in updated
+        ),
+    )
+
+
+def mark_outbox_sent_txn(
+    conn: Connection,
+    ids: Sequence[int | OutboxItem],
+    *,
+    peer_receipt_sha256: str,
+    now: datetime,
+    node: str,
+) -> int:
+    """Record that the peer acknowledged rows ``ids`` (ids or claimed items) with a receipt.
+
+    ``peer_receipt_sha256`` is the hex SHA-256 of the receipt's bytes.
+
+    Not fenced: once the peer holds the message, the row is sent whoever
+    claimed it last. Dead rows stay dead. Returns the number of rows marked.
+    """
+    row_ids = [i.id if isinstance(i, OutboxItem) else i for i in ids]
+    if not row_ids:
+        return 0
+    updated = conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(row_ids), outbox.c.state.in_(_OPEN_STATES))
+        .values(
+            state="sent",
+            sent_at=now,
+            lease_until=None,
+            last_error=None,
+            peer_receipt_sha256=peer_receipt_sha256,
+        )
+        .returning(outbox.c.message_id, outbox.c.peer_node)
+    ).all()
+    _track(conn, updated, Stage.RECEIVED_BY_PEER, now=now, node=node, detail=None)
+    return len(updated)
+
+
+def mark_outbox_failed_txn(
+    conn: Connection,
+    items: Sequence[OutboxItem],
+    *,
+    error_code: str,
+    next_attempt_at: datetime,
+) -> int:
+    """Put claimed rows back to ``pending`` until ``next_attempt_at`` (the caller's back-off).
+
+    ``error_code`` is a stable code, never a message. Rows whose claim was
+    superseded (lease expired and re-claimed) are left alone. Returns the
+    number of rows changed.
+    """
+    changed = 0
+    for item in items:
+        result = conn.execute(
+            update(outbox)
+            .where(
+                outbox.c.id == item.id,
+                outbox.c.state == "inflight",
+                outbox.c.attempts == item.attempts,
+            )
+            .values(
+                state="pending",
+                lease_until=None,
+                next_attempt_at=next_attempt_at,
+                last_error=error_code,
+            )
+        )
+        changed += result.rowcount
+    return changed
+
+
+def mark_outbox_dead_txn(
+    conn: Connection,
+    items: Sequence[OutboxItem],
+    *,
+    reason: str,
+    now: datetime,
+    node: str,
+) -> int:
+    """Give up on claimed rows: state ``dead`` with ``reason`` (a code), plus tracking rows."""
+    updated: list[Any] = []
+    for item in items:
+        row = conn.execute(
+            update(outbox)
+            .where(
+                outbox.c.id == item.id,
+                outbox.c.state == "inflight",
+                outbox.c.attempts == item.attempts,
+            )
+            .values(state="dead", lease_until=None, dead_reason=reason)
+            .returning(outbox.c.message_id, outbox.c.peer_node)
+        ).first()
+        if row is not None:
+            updated.append(row)
+    _track(conn, updated, Stage.DEAD_LETTER, now=now, node=node, detail=reason)
+    return len(updated)
+
+
+@read_only
+def dead_letters_txn(
+    conn: Connection,
+    *,
+    peer_node: str | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[DeadLetter]:
+    """Dead-lettered rows in id order after ``after_id``, optionally of one peer."""
+    query = (
+        select(
+            outbox.c.id,
+            outbox.c.message_id,
+            messages.c.exchange_id,
+            messages.c.document_type,
+            outbox.c.peer_node,
+            outbox.c.attempts,
+            outbox.c.last_error,
+            outbox.c.dead_reason,
+            outbox.c.created_at,
+        )
+        .join(messages, messages.c.message_id == outbox.c.message_id)
+        .where(outbox.c.state == "dead", outbox.c.id > after_id)
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    if peer_node is not None:
+        query = query.where(outbox.c.peer_node == peer_node)
+    return [DeadLetter(**r._asdict()) for r in conn.execute(query)]
+
+
+def retry_dead_letters_txn(
+    conn: Connection,
+    ids: Sequence[int] | None = None,
+    *,
+    peer_node: str | None = None,
+    now: datetime,
+    node: str,
+) -> int:
+    """Requeue dead letters (by id, by peer, or all): pending now, attempts reset to 0.
+
+    Rows whose exchange was erased stay dead (there is nothing left to send).
+    Returns the number of rows requeued.
+    """
+    condition = [
+        outbox.c.state == "dead",
+        outbox.c.message_id.in_(select(messages.c.message_id).where(messages.c.body.is_not(None))),
+    ]
+    if ids is not None:
+        if not ids:
+            return 0
+        condition.append(outbox.c.id.in_(list(ids)))
+    if peer_node is not None:
+        condition.append(outbox.c.peer_node == peer_node)
+    updated = conn.execute(
+        update(outbox)
+        .where(*condition)
+        .values(
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            lease_until=None,
+            dead_reason=None,
+        )
+        .returning(outbox.c.message_id, outbox.c.peer_node)
+    ).all()
+    _track(conn, updated, Stage.REQUEUED, now=now, node=node, detail=None)
+    return len(updated)
+
+
+@read_only
+def outbox_depth_txn(conn: Connection) -> list[QueueDepth]:
+    """Row counts per peer and state (pending, inflight, dead) with the oldest row's creation time."""
+    rows = conn.execute(
+        select(
+            outbox.c.peer_node,
+            outbox.c.state,
+            func.count().label("n"),
+            func.min(outbox.c.created_at).label("oldest"),
+        )
+        .where(outbox.c.state != "sent")
+        .group_by(outbox.c.peer_node, outbox.c.state)
+        .order_by(outbox.c.peer_node, outbox.c.state)
+    )
+    return [
+        QueueDepth(
+            peer_node=r.peer_node,
+            state=r.state,
+            count=int(r.n),
+            oldest_created_at=r.oldest,
+        )
+        for r in rows
+    ]
+
+
+@read_only
+def outbox_next_due_txn(conn: Connection, peer_node: str) -> datetime | None:
+    """When the next row of ``peer_node`` becomes claimable (None: nothing queued)."""
+    pending = conn.execute(
+        select(func.min(outbox.c.next_attempt_at)).where(
+            outbox.c.peer_node == peer_node, outbox.c.state == "pending"
+        )
+    ).scalar()
+    inflight = conn.execute(
+        select(func.min(outbox.c.lease_until)).where(
+            outbox.c.peer_node == peer_node, outbox.c.state == "inflight"
+        )
+    ).scalar()
+    times = [t for t in (pending, inflight) if t is not None]
+    return min(times) if times else None
+
+
+@read_only
+def outbox_peers_txn(conn: Connection) -> list[str]:
+    """Peers with pending or in-flight rows (the queues to wake at start-up)."""
+    rows = conn.execute(
+        select(outbox.c.peer_node)
+        .where(outbox.c.state.in_(_OPEN_STATES))
+        .distinct()
+        .order_by(outbox.c.peer_node)
+    )
+    return list(rows.scalars())

@@ -1,0 +1,227 @@
+"""Admission: may this document enter the node? (sans-IO)
+
+The decisions made on every document before anything is stored, in the
+order of DESIGN.md §6 (parse, verify, then read only the signed tree):
+
+* :func:`admit_submission`: a national system of this node submits a signed
+  exchange document over the national-system API;
+* :func:`admit_envelope`: a peer node posts a node-signed envelope;
+* :func:`admit_payload`: one signed exchange document inside that envelope.
+
+Each returns the verified, schema-valid, typed document, or raises a
+``GatewayError`` with a stable code. Lifecycle rules (which document may
+follow which) need the stored exchange and are applied in the storing
+transaction; everything else is decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.core.catalogue import Catalogue, CatalogueCodeUnknown, CatalogueRegistry
+from gateway.core.certs import TrustStore
+from gateway.core.documents import (
+    Answer,
+    ExchangeDocument,
+    Header,
+    InformationRequest,
+    Request,
+    read_exchange_document,
+)
+from gateway.core.envelopes import Envelope, Payload, read_envelope
+from gateway.core.errors import AccessDenied, InvalidInput
+from gateway.core.signing import Verified, verify
+
+
+class SenderNotBound(AccessDenied):
+    """The document's sender authority is not the authority bound to its signing certificate."""
+
+    code = "SENDER_NOT_BOUND"
+
+
+class SenderNotCaller(AccessDenied):
+    """The document's sender authority is not the national system that submitted it."""
+
+    code = "SENDER_NOT_CALLER"
+
+
+class ReceiverNodeUnknown(InvalidInput):
+    """The receiving authority's country has no peer node configured at this node."""
+
+    code = "RECEIVER_NODE_UNKNOWN"
+
+
+class ReceiverNotHere(InvalidInput):
+    """The receiving authority does not belong to the node the document was sent to."""
+
+    code = "RECEIVER_NOT_AT_NODE"
+
+
+class PeerMismatch(AccessDenied):
+    """The envelope's sender node, its signature and the TLS client certificate disagree."""
+
+    code = "PEER_MISMATCH"
+
+
+class OutsideReplayWindow(InvalidInput):
+    """The creation time is outside the acceptance window (stale, replayed or clock skew)."""
+
+    code = "CREATION_TIME_OUT_OF_WINDOW"
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A verified, schema-valid exchange document and where it goes."""
+
+    verified: Verified
+    document: ExchangeDocument
+    #: The node at the other end: the receiver's for a submission, the sender's for a payload.
+    peer_node: str
+
+    @property
+    def header(self) -> Header:
+        return self.document.header
+
+    @property
+    def document_type(self) -> str:
+        return self.document.document_type
+
+
+def country_of(authority_id: str) -> str:
+    """The node (country code) an authority id belongs to."""
+    return authority_id[:2]
+
+
+def check_window(created: datetime, now: datetime, window_seconds: float, what: str) -> None:
+    skew = abs((now - created).total_seconds())
+    if skew > window_seconds:
+        raise OutsideReplayWindow(
+            f"the {what} was created {skew:.0f} s from this node's clock; "
+            f"the window is {window_seconds:.0f} s"
+        )
+
+
+def check_catalogue(document: ExchangeDocument, catalogues: CatalogueRegistry | None) -> None:
+    """Refuse codes or a catalogue version this node does not know (CATALOGUE_* codes)."""
+    if catalogues is None:
+        return
+    version = document.header.catalogue_version
+    if version is None:
+        return
+    catalogue: Catalogue = catalogues.get(version)
+    if isinstance(document, Request):
+        catalogue.area(document.legislation_area)
+        if catalogue.question_set(document.question_set).area != document.legislation_area:
+            raise CatalogueCodeUnknown(
+                f"question set {document.question_set} is not in area {document.legislation_area}"
+            )
+        catalogue.validate_codes(document.question_set, [q.code for q in document.questions])
+    elif isinstance(document, InformationRequest):
+        catalogue.validate_codes(None, [q.code for q in document.questions])
+    elif isinstance(document, Answer):
+        catalogue.validate_codes(
+            None,
+            [r.question for r in document.replies],
+            [(r.question, option) for r in document.replies for option in r.options],
+        )
+
+
+def admit_submission(
+    data: bytes,
+    *,
+    caller: str,
+    node_id: str,
+    trust: TrustStore,
+    peers: Collection[str],
+    now: datetime,
+    window_seconds: float,
+    catalogues: CatalogueRegistry | None = None,
+) -> Admitted:
+    """Admit a document submitted by the national system of authority ``caller``.
+
+    ``trust`` pins the registered national-system certificates of this node's
+    authorities; ``peers`` are the node ids this node exchanges with.
+    """
+    verified = verify(data, trust, now=now)
+    document = read_exchange_document(verified.root)
+    header = document.header
+    if verified.authority_id != header.sender or country_of(header.sender) != node_id:
+        raise SenderNotBound()
+    if caller != header.sender:
+        raise SenderNotCaller()
+    check_window(header.created, now, window_seconds, "document")
+    peer = country_of(header.receiver)
+    if peer not in peers:
+        raise ReceiverNodeUnknown(f"no peer node is configured for {peer}")
+    check_catalogue(document, catalogues)
+    return Admitted(verified=verified, document=document, peer_node=peer)
+
+
+def admit_envelope(
+    data: bytes,
+    *,
+    tls_peer: str,
+    node_id: str,
+    trust: TrustStore,
+    now: datetime,
+    window_seconds: float,
+) -> tuple[Verified, Envelope]:
+    """Admit an envelope posted by the peer whose TLS certificate names ``tls_peer``.
+
+    ``trust`` pins that peer's node signing certificate.
+    """
+    verified = verify(data, trust, now=now)
+    envelope = read_envelope(verified.root)
+    if verified.node_id != tls_peer or envelope.sender_node != tls_peer:
+        raise PeerMismatch()
+    if envelope.receiver_node != node_id:
+        raise ReceiverNotHere(f"the envelope is addressed to node {envelope.receiver_node}")
+    check_window(envelope.created, now, window_seconds, "envelope")
+    return verified, envelope
+
+
+def admit_payload(
+    payload: Payload,
+    *,
+    peer_node: str,
+    node_id: str,
+    trust: TrustStore,
+    now: datetime,
+    catalogues: CatalogueRegistry | None = None,
+) -> Admitted:
+    """Admit one signed document from an envelope of ``peer_node``.
+
+    ``trust`` holds the certificates of that peer's authorities (pinned from
+    its directory, or its node CA). The document's own creation time is not
+    windowed here: it may have waited in the sender's queue while this node
+    was down; the envelope's time is.
+    """
+    verified = verify(payload.data, trust, now=now)
+    document = read_exchange_document(verified.root)
+    header = document.header
+    if header.document_id != payload.message_id:
+        raise PeerMismatch("the payload's message id is not the document's id")
+    if verified.authority_id != header.sender or country_of(header.sender) != peer_node:
+        raise SenderNotBound()
+    if country_of(header.receiver) != node_id:
+        raise ReceiverNotHere()
+    check_catalogue(document, catalogues)
+    return Admitted(verified=verified, document=document, peer_node=peer_node)
+
+
+__all__ = [
+    "Admitted",
+    "OutsideReplayWindow",
+    "PeerMismatch",
+    "ReceiverNodeUnknown",
+    "ReceiverNotHere",
+    "SenderNotBound",
+    "SenderNotCaller",
+    "admit_envelope",
+    "admit_payload",
+    "admit_submission",
+    "check_window",
+    "country_of",
+]

@@ -1,0 +1,327 @@
+"""The composition root: one node, built from its node directory, as a Twisted service tree.
+
+Everything a node needs is created here, once, and handed to the parts that
+use it (no part reaches for globals): configuration, keys (loaded once),
+trust stores, the database and its thread pool, a CPU thread pool for
+verification and signing, the pipeline, one sender per peer, deliveries,
+tracking, metrics, and three listeners:
+
+* the national-system API (HTTPS, client certificates issued by this node),
+* the peer API (HTTPS, mutual TLS, pinned peer certificates),
+* health and Prometheus metrics (plain HTTP; bind it to loopback).
+
+The reactor is passed in; only ``gateway.commands.run`` (and the demo and
+bench commands) import the global one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from twisted.web.resource import Resource
+
+from gateway.config import NodeConfig, load_config
+from gateway.core.catalogue import CatalogueRegistry
+from gateway.core.envelopes import Rendering
+from gateway.core.retry import Backoff
+from gateway.core.signing import Signer
+from gateway.keystore import load_data_kek, load_node_keys
+from gateway.service.deliveries import Deliveries, Pusher
+from gateway.service.metrics import NodeMetrics
+from gateway.service.outbound import PeerSender
+from gateway.service.pipeline import Pipeline
+from gateway.service.tracking import TrackingQueries
+from gateway.service.trust import NodeTrustStores
+from gateway.service.waiters import Waiters
+from gateway.storage.db import Database
+from gateway.transport.api import api_root, national_identifier, peer_identifier, peer_root
+from gateway.transport.client import HTTPSClient, netloc_of
+from gateway.transport.health import health_root
+from gateway.transport.http import LimitedSite
+from gateway.transport.tls import PinnedPeersPolicy, server_options
+
+log = Logger()
+
+
+class Listener(Service):
+    """Listens on one port while running; ``port`` is the bound port (useful with port 0)."""
+
+    def __init__(self, name: str, listen: Callable[[], IListeningPort]) -> None:
+        self.name = name
+        self._listen = listen
+        self._port: IListeningPort | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._port is not None, f"{self.name} is not listening"
+        return int(self._port.getHost().port)
+
+    def startService(self) -> None:
+        super().startService()
+        self._port = self._listen()
+        log.info("{name} listening on port {port}", name=self.name, port=self.port)
+
+    def stopService(self) -> Deferred[Any] | None:
+        super().stopService()
+        port, self._port = self._port, None
+        return maybeDeferred(port.stopListening) if port is not None else None
+
+
+class CPUPool(Service):
+    """The thread pool for verification and signing (off the reactor thread)."""
+
+    name = "cpu-pool"
+
+    def __init__(self, reactor: Any, threads: int) -> None:
+        self._reactor = reactor
+        self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="imi-gateway-cpu")
+
+    def startService(self) -> None:
+        super().startService()
+        self._pool.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self._pool.stop()
+
+    def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+        return deferToThreadPool(self._reactor, self._pool, func, *args, **kwargs)
+
+
+@dataclass
+class NodeParts:
+    """Handles on a built node's parts (for the demo, the benchmark and tests)."""
+
+    config: NodeConfig
+    db: Database
+    pipeline: Pipeline
+    deliveries: Deliveries
+    tracking: TrackingQueries
+    metrics: NodeMetrics
+    senders: dict[str, PeerSender]
+    api: Listener
+    peer: Listener
+    health: Listener
+    client: HTTPSClient
+    trust: NodeTrustStores
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_node(
+    node_dir: str | Path,
+    reactor: Any,
+    *,
+    now: Callable[[], datetime] = _utcnow,
+    catalogues: CatalogueRegistry | None = None,
+    render: Callable[[bytes], Sequence[Rendering]] | None = None,
+    api_resources: dict[bytes, Resource] | None = None,
+    peer_resources: dict[bytes, Resource] | None = None,
+) -> tuple[MultiService, NodeParts]:
+    """Build the service tree of the node in ``node_dir`` (not started)."""
+    config = load_config(node_dir)
+    keys = load_node_keys(node_dir)
+    kek = load_data_kek(node_dir)
+    trust = NodeTrustStores(Path(node_dir))
+    node_id = config.node_id
+    top = MultiService()
+
+    db = Database(config.database.url, reactor=reactor, threads=config.database.pool_size)
+    db.migrate()
+    db.setServiceParent(top)
+    cpu = CPUPool(reactor, threads=2)
+    cpu.setServiceParent(top)
+
+    signer = Signer(keys.signing.key, keys.signing.certificate)
+    metrics = NodeMetrics()
+    waiters = Waiters(reactor)
+    peer_urls = {p.id: p.url for p in config.peers if p.id in trust.peer_ids}
+    policy = PinnedPeersPolicy(
+        keys.tls.key,
+        keys.tls.certificate,
+        {
+            netloc_of(url): (trust.raw.peers[peer].ca, trust.raw.peers[peer].tls)
+            for peer, url in peer_urls.items()
+        },
+    )
+    client = HTTPSClient(reactor, policy, timeout_seconds=config.limits.request_deadline_seconds)
+    backoff = Backoff(
+        config.outbound.initial_backoff_seconds,
+        config.outbound.max_backoff_seconds,
+        config.outbound.jitter,
+    )
+    senders: dict[str, PeerSender] = {}
+    for peer, url in sorted(peer_urls.items()):
+        senders[peer] = PeerSender(
+            peer,
+            url,
+            node_id=node_id,
+            clock=reactor,
+            now=now,
+            db=db,
+            cpu=cpu.run,
+            client=client,
+            signer=signer,
+            receipt_trust=lambda peer=peer: trust.envelopes(peer),  # type: ignore[misc]
+            kek=kek,
+            backoff=backoff,
+            batch_size=config.outbound.batch_size,
+            dead_letter_after=timedelta(seconds=config.outbound.dead_letter_after_seconds),
+            max_attempts=config.outbound.max_attempts,
+            metrics=metrics,
+        )
+        senders[peer].setServiceParent(top)
+
+    push_urls = {a.id: a.push_url for a in config.authorities if a.push_url}
+    deliveries = Deliveries(
+        node_id=node_id,
+        now=now,
+        db=db,
+        cpu=cpu.run,
+        signer=signer,
+        kek=kek,
+        waiters=waiters,
+        render=render or (lambda body: ()),
+        metrics=metrics,
+    )
+    pusher: Pusher | None = None
+    if push_urls:
+        pusher = Pusher(
+            urls=push_urls,  # type: ignore[arg-type]
+            deliveries=deliveries,
+            clock=reactor,
+            now=now,
+            db=db,
+            kek=kek,
+            client=client,
+            backoff=backoff,
+            metrics=metrics,
+            node_id=node_id,
+        )
+        pusher.setServiceParent(top)
+
+    def queued(peer: str) -> None:
+        sender = senders.get(peer)
+        if sender is not None:
+            sender.wake()
+
+    def delivered(authority: str) -> None:
+        waiters.notify(authority)
+        if pusher is not None:
+            pusher.wake(authority)
+
+    pipeline = Pipeline(
+        node_id=node_id,
+        now=now,
+        db=db,
+        cpu=cpu.run,
+        signer=signer,
+        kek=kek,
+        trust=trust,
+        replay_window_seconds=config.limits.replay_window_seconds,
+        catalogues=catalogues,
+        metrics=metrics,
+        push_authorities=frozenset(push_urls),
+        on_queued=queued,
+        on_delivery=delivered,
+    )
+    tracking = TrackingQueries(db)
+
+    def site(resource: Resource) -> LimitedSite:
+        return LimitedSite(
+            resource,
+            reactor=reactor,
+            max_body_bytes=config.limits.max_body_bytes,
+            request_deadline_seconds=config.limits.request_deadline_seconds,
+        )
+
+    api_site = site(
+        api_root(
+            pipeline=pipeline,
+            deliveries=deliveries,
+            tracking=tracking,
+            identify=national_identifier(
+                lambda: trust.national_certificates, lambda: trust.raw.revoked
+            ),
+            max_wait=config.limits.long_poll_seconds,
+            extra=api_resources or {},
+        )
+    )
+    peer_site = site(
+        peer_root(
+            pipeline=pipeline,
+            identify=peer_identifier(trust.peer_tls),
+            extra=peer_resources or {},
+        )
+    )
+    api_tls = server_options(keys.tls.key, keys.tls.certificate, [keys.ca.certificate])
+    peer_cas = list(trust.peer_cas().values()) or [keys.ca.certificate]
+    peer_tls = server_options(keys.tls.key, keys.tls.certificate, peer_cas)
+
+    def health_check() -> Deferred[Any]:
+        return db.run_txn(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
+
+    health_site = LimitedSite(
+        health_root(health_check, metrics.registry),
+        reactor=reactor,
+        max_body_bytes=4096,
+        request_deadline_seconds=config.limits.request_deadline_seconds,
+    )
+    # Listeners last: they stop first at shutdown, before the pools they feed.
+    api = Listener(
+        "national-system API",
+        lambda: reactor.listenSSL(config.api.port, api_site, api_tls, interface=config.api.host),
+    )
+    peer_listener = Listener(
+        "peer API",
+        lambda: reactor.listenSSL(
+            config.peer.port, peer_site, peer_tls, interface=config.peer.host
+        ),
+    )
+    health = Listener(
+        "health and metrics",
+        lambda: reactor.listenTCP(config.metrics.port, health_site, interface=config.metrics.host),
+    )
+    for listener in (api, peer_listener, health):
+        listener.setServiceParent(top)
+
+    class _Closer(Service):
+        name = "https-client"
+
+        def stopService(self) -> Deferred[Any]:
+            super().stopService()
+            waiters.cancel_all()
+            return client.close()
+
+    _Closer().setServiceParent(top)
+
+    parts = NodeParts(
+        config=config,
+        db=db,
+        pipeline=pipeline,
+        deliveries=deliveries,
+        tracking=tracking,
+        metrics=metrics,
+        senders=senders,
+        api=api,
+        peer=peer_listener,
+        health=health,
+        client=client,
+        trust=trust,
+    )
+    return top, parts
+
+
+__all__ = ["Listener", "NodeParts", "build_node", "succeed"]

@@ -1,0 +1,254 @@
+"""Deliveries to national systems: pull with a cursor (long-poll), or push to a callback.
+
+Every delivered document is wrapped in a node-signed ``Delivery``: the
+original signed bytes, unchanged, plus renderings of its codes in the node's
+languages. Deliveries are built when handed out, so a rendering completed
+later (a machine translation that arrived) is included in the next hand-out.
+
+Pull: ``GET /api/v1/deliveries?after=N`` acknowledges everything up to and
+including cursor N and returns what follows, waiting up to ``wait`` seconds
+when nothing is there yet. A national system that crashes before storing a
+batch simply asks again with its old cursor: nothing is lost and nothing it
+acknowledged comes twice.
+
+Push: for authorities configured with a ``push_url``, a :class:`Pusher`
+claims undelivered rows and POSTs each signed Delivery to the callback over
+mutual TLS (the node's TLS certificate), retrying with backoff; a 2xx answer
+marks it delivered.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from gateway.core.envelopes import Rendering, build_delivery
+from gateway.core.retry import Backoff
+from gateway.core.signing import Signer
+from gateway.service.metrics import NodeMetrics
+from gateway.service.waiters import Waiters
+from gateway.storage.db import Database
+from gateway.storage.deliveries import (
+    ack_deliveries_txn,
+    claim_push_deliveries_txn,
+    mark_push_delivered_txn,
+    mark_push_failed_txn,
+    pending_deliveries_txn,
+)
+from gateway.storage.messages import load_bodies_txn
+from gateway.storage.model import Delivery as DeliveryRow
+from gateway.transport.client import HTTPSClient, PeerUnreachable
+
+log = Logger()
+
+#: Renders one stored document (its signed bytes) into the node's languages.
+Renderer = Callable[[bytes], Sequence[Rendering]]
+
+
+@dataclass(frozen=True)
+class HandedOut:
+    """One signed Delivery and its cursor position."""
+
+    seq: int
+    message_id: str
+    delivery: bytes
+
+
+class Deliveries:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        now: Callable[[], datetime],
+        db: Database,
+        cpu: Callable[..., Deferred[Any]],
+        signer: Signer,
+        kek: bytes,
+        waiters: Waiters,
+        render: Renderer,
+        metrics: NodeMetrics,
+    ) -> None:
+        self._node_id = node_id
+        self._now = now
+        self._db = db
+        self._cpu = cpu
+        self._signer = signer
+        self._kek = kek
+        self._waiters = waiters
+        self._render = render
+        self._metrics = metrics
+
+    def sign_delivery(self, row: DeliveryRow, body: bytes, now: datetime) -> bytes:
+        root = build_delivery(
+            f"dlv-{uuid.uuid4()}",
+            self._node_id,
+            row.authority_id,
+            now,
+            row.exchange_id,
+            row.document_type,
+            body,
+            self._render(body),
+        )
+        return self._signer.sign(root)
+
+    def _sign_all(
+        self, rows: Sequence[DeliveryRow], bodies: dict[str, bytes | None], now: datetime
+    ) -> list[HandedOut]:
+        out = []
+        for row in rows:
+            body = bodies.get(row.message_id)
+            if body is None:  # erased meanwhile: nothing left to deliver
+                continue
+            out.append(HandedOut(row.seq, row.message_id, self.sign_delivery(row, body, now)))
+        return out
+
+    @inlineCallbacks
+    def pull(self, authority: str, *, after: int, wait: float, limit: int) -> Any:
+        """Acknowledge up to ``after``; return (deliveries after it, the last cursor)."""
+        if after > 0:
+            yield self._db.run_txn(
+                ack_deliveries_txn, authority, after, now=self._now(), node=self._node_id
+            )
+        rows = yield self._db.run_txn(pending_deliveries_txn, authority, after=after, limit=limit)
+        if not rows and wait > 0:
+            yield self._waiters.wait(authority, wait)
+            rows = yield self._db.run_txn(
+                pending_deliveries_txn, authority, after=after, limit=limit
+            )
+        if not rows:
+            return [], after
+        bodies = yield self._db.run_txn(
+            load_bodies_txn, [r.message_id for r in rows], kek=self._kek
+        )
+        handed = yield self._cpu(self._sign_all, rows, bodies, self._now())
+        self._metrics.deliveries.labels("pull").inc(len(handed))
+        return handed, rows[-1].seq
+
+
+class Pusher(Service):
+    """Pushes deliveries to the callback URLs of authorities configured for push."""
+
+    name = "push-deliveries"
+    LEASE = timedelta(seconds=120)
+    IDLE_POLL_SECONDS = 5.0
+
+    def __init__(
+        self,
+        *,
+        urls: dict[str, str],
+        deliveries: Deliveries,
+        clock: IReactorTime,
+        now: Callable[[], datetime],
+        db: Database,
+        kek: bytes,
+        client: HTTPSClient,
+        backoff: Backoff,
+        metrics: NodeMetrics,
+        node_id: str,
+    ) -> None:
+        self._urls = urls
+        self._deliveries = deliveries
+        self._clock = clock
+        self._now = now
+        self._db = db
+        self._kek = kek
+        self._client = client
+        self._backoff = backoff
+        self._metrics = metrics
+        self._node_id = node_id
+        self._timer: IDelayedCall | None = None
+        self._busy: Deferred[Any] | None = None
+        self._rng = random.Random()  # noqa: S311 (retry jitter)
+
+    def startService(self) -> None:
+        super().startService()
+        self.wake()
+
+    def stopService(self) -> Deferred[Any] | None:
+        super().stopService()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        return self._busy
+
+    def wake(self, authority: str | None = None) -> None:
+        if not self.running or (authority is not None and authority not in self._urls):
+            return
+        if self._busy is None and (self._timer is None or not self._timer.active()):
+            self._timer = self._clock.callLater(0, self._cycle)
+
+    def _cycle(self) -> None:
+        self._timer = None
+        self._busy = self._push_some()
+
+        def done(more: object) -> None:
+            self._busy = None
+            if self.running:
+                delay = 0 if more else self.IDLE_POLL_SECONDS
+                self._timer = self._clock.callLater(delay, self._cycle)
+
+        def failed(failure: Any) -> None:
+            log.failure("Push delivery cycle failed", failure)
+            done(False)
+
+        self._busy.addCallbacks(done, failed)
+
+    @inlineCallbacks
+    def _push_some(self) -> Any:
+        now = self._now()
+        items = yield self._db.run_txn(
+            claim_push_deliveries_txn, None, now=now, lease=self.LEASE, limit=20
+        )
+        if not items:
+            return False
+        rows = {}
+        for item in items:
+            pending = yield self._db.run_txn(
+                pending_deliveries_txn, item.authority_id, after=item.seq - 1, limit=1
+            )
+            if pending:
+                rows[item.seq] = pending[0]
+        bodies = yield self._db.run_txn(
+            load_bodies_txn, [i.message_id for i in items], kek=self._kek
+        )
+        for item in items:
+            url = self._urls.get(item.authority_id)
+            body = bodies.get(item.message_id)
+            row = rows.get(item.seq)
+            if url is None or body is None or row is None:
+                yield self._db.run_txn(
+                    mark_push_failed_txn,
+                    [item],
+                    error_code="PUSH_NOT_CONFIGURED",
+                    next_attempt_at=now + timedelta(seconds=self._backoff.max_seconds),
+                )
+                continue
+            signed = self._deliveries.sign_delivery(row, body, now)
+            try:
+                answer = yield self._client.post(url, signed)
+                ok = 200 <= answer.status < 300
+                code = f"HTTP_{answer.status}"
+            except PeerUnreachable as error:
+                ok, code = False, error.code
+            if ok:
+                yield self._db.run_txn(
+                    mark_push_delivered_txn, [item], now=self._now(), node=self._node_id
+                )
+                self._metrics.deliveries.labels("push").inc()
+            else:
+                delay = self._backoff.delay(item.attempts, self._rng)
+                yield self._db.run_txn(
+                    mark_push_failed_txn,
+                    [item],
+                    error_code=code,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                )
+        return True

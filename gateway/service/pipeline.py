@@ -1,0 +1,331 @@
+"""The inbound pipeline: from bytes at an HTTP edge to committed rows and a signed receipt.
+
+Two entry points, one shape (parse, verify, decide, store, answer):
+
+* :meth:`Pipeline.submit`: a national system of this node submits a signed
+  exchange document. Admission (signature, binding, schema, catalogue,
+  routing) and the receipt signature run on the CPU pool; the message, its
+  exchange, its outbox row and its tracking rows are committed in one
+  transaction; only then is the signed receipt returned. A resubmission of
+  the same bytes returns the original receipt.
+* :meth:`Pipeline.receive_envelope`: a peer node posts a node-signed
+  envelope. The envelope and every payload are admitted, the receipt is
+  signed, and messages, deliveries, tracking and the receipt are committed in
+  one transaction. A replayed envelope gets its original receipt and creates
+  nothing; a document already received in another envelope is not stored or
+  delivered twice.
+
+A payload that is refused is reported in an Error document naming its
+message id, so that the sending node can dead-letter that one document and
+send the rest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+
+from gateway.core import lifecycle
+from gateway.core.admission import Admitted, admit_envelope, admit_payload, admit_submission
+from gateway.core.catalogue import CatalogueRegistry
+from gateway.core.documents import Request
+from gateway.core.envelopes import ReceiptItem, ReceiptStatus, build_receipt
+from gateway.core.errors import GatewayError, InvalidInput
+from gateway.core.signing import Signer
+from gateway.service.metrics import NodeMetrics
+from gateway.service.trust import NodeTrustStores
+from gateway.storage.db import Database
+from gateway.storage.errors import DuplicateMessage
+from gateway.storage.exchanges import exchange_txn
+from gateway.storage.messages import store_inbound_envelope_txn, submit_message_txn
+from gateway.storage.model import ExchangeInfo, InboundEnvelope, InboundPayload, Submission
+
+log = Logger()
+T = TypeVar("T")
+
+#: Documents only one side of an exchange ever sends.
+REQUESTER_DOCUMENTS = frozenset({"Request", "AdditionalInformation", "Closure", "Withdrawal"})
+RESPONDER_DOCUMENTS = frozenset(
+    {"Acceptance", "ReplyDateProposal", "InformationRequest", "Answer", "Rejection", "Forward"}
+)
+
+
+class PayloadRefused(InvalidInput):
+    """One document of an envelope was refused; the Error names its message id."""
+
+    code = "PAYLOAD_REFUSED"
+
+    def __init__(self, message_id: str, cause: GatewayError) -> None:
+        super().__init__(f"document {message_id} refused: {cause.code}: {cause}")
+        self.message_id = message_id
+        self.cause = cause
+
+
+Clock = Callable[[], datetime]
+RunInThread = Callable[..., Deferred[Any]]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        now: Clock,
+        db: Database,
+        cpu: RunInThread,
+        signer: Signer,
+        kek: bytes,
+        trust: NodeTrustStores,
+        replay_window_seconds: float,
+        catalogues: CatalogueRegistry | None,
+        metrics: NodeMetrics,
+        push_authorities: frozenset[str] = frozenset(),
+        on_queued: Callable[[str], None] = lambda peer: None,
+        on_delivery: Callable[[str], None] = lambda authority: None,
+    ) -> None:
+        self.node_id = node_id
+        self._now = now
+        self._db = db
+        self._cpu = cpu
+        self._signer = signer
+        self._kek = kek
+        self._trust = trust
+        self._window = replay_window_seconds
+        self._catalogues = catalogues
+        self._metrics = metrics
+        self._push = push_authorities
+        self._on_queued = on_queued
+        self._on_delivery = on_delivery
+
+    # --- national submissions -------------------------------------------------
+
+    def _admit_submission(self, caller: str, body: bytes, now: datetime) -> tuple[Admitted, bytes]:
+        admitted = admit_submission(
+            body,
+            caller=caller,
+            node_id=self.node_id,
+            trust=self._trust.national,
+            peers=self._trust.peer_ids,
+            now=now,
+            window_seconds=self._window,
+            catalogues=self._catalogues,
+        )
+        receipt = self._sign_receipt(
+            caller,
+            now,
+            [
+                ReceiptItem(
+                    admitted.header.document_id, admitted.verified.sha256, ReceiptStatus.ACCEPTED
+                )
+            ],
+        )
+        return admitted, receipt
+
+    def _sign_receipt(
+        self,
+        recipient: str,
+        now: datetime,
+        items: list[ReceiptItem],
+        envelope_id: str | None = None,
+    ) -> bytes:
+        root = build_receipt(
+            f"rcpt-{uuid.uuid4()}", self.node_id, recipient, now, items, envelope_id
+        )
+        return self._signer.sign(root)
+
+    @inlineCallbacks
+    def _role_of(self, admitted: Admitted) -> Any:
+        doc_type = admitted.document_type
+        if doc_type in REQUESTER_DOCUMENTS:
+            return lifecycle.Role.REQUESTER
+        if doc_type in RESPONDER_DOCUMENTS:
+            return lifecycle.Role.RESPONDER
+        exchange = yield self._db.run_txn(exchange_txn, admitted.header.exchange_id)
+        if admitted.header.sender == exchange.requester_authority:
+            return lifecycle.Role.REQUESTER
+        return lifecycle.Role.RESPONDER
+
+    def _exchange_info(self, admitted: Admitted, role: lifecycle.Role, here: str) -> ExchangeInfo:
+        header = admitted.header
+        document = admitted.document
+        if role is lifecycle.Role.REQUESTER:
+            requester, responder = header.sender, header.receiver
+        else:
+            requester, responder = header.receiver, header.sender
+        return ExchangeInfo(
+            exchange_id=header.exchange_id,
+            requester_authority=requester,
+            responder_authority=responder,
+            requester_node=requester[:2],
+            responder_node=responder[:2],
+            area=document.legislation_area if isinstance(document, Request) else "",
+            question_set=document.question_set if isinstance(document, Request) else "",
+            catalogue_version=header.catalogue_version or "",
+        )
+
+    @inlineCallbacks
+    def submit(self, caller: str, body: bytes) -> Any:
+        """Admit, store and acknowledge a national system's document; returns receipt bytes."""
+        now = self._now()
+        try:
+            admitted, receipt = yield self._cpu(self._admit_submission, caller, body, now)
+            role = yield self._role_of(admitted)
+            header = admitted.header
+            submission = Submission(
+                message_id=header.document_id,
+                exchange=self._exchange_info(admitted, role, self.node_id),
+                document_type=admitted.document_type,
+                sender_authority=header.sender,
+                receiver_authority=header.receiver,
+                peer_node=admitted.peer_node,
+                document_created_at=header.created,
+                body=body,
+                receipt=receipt,
+            )
+            yield self._db.run_txn(
+                submit_message_txn,
+                submission,
+                kek=self._kek,
+                now=now,
+                node=self.node_id,
+                lifecycle=lifecycle.ExchangeLifecycle(role),
+            )
+        except DuplicateMessage as duplicate:
+            self._metrics.duplicates.labels("api").inc()
+            return duplicate.receipt
+        except GatewayError as error:
+            self._metrics.refused.labels("api", error.code).inc()
+            raise
+        self._metrics.accepted.labels("submitted", admitted.document_type).inc()
+        log.info(
+            "Accepted {document_type} {message_id} from {authority} for node {peer}",
+            document_type=admitted.document_type,
+            message_id=header.document_id,
+            authority=caller,
+            peer=admitted.peer_node,
+        )
+        self._on_queued(admitted.peer_node)
+        return receipt
+
+    # --- envelopes from peers ---------------------------------------------------
+
+    def _admit_envelope(self, peer: str, body: bytes, now: datetime) -> InboundEnvelope:
+        verified, envelope = admit_envelope(
+            body,
+            tls_peer=peer,
+            node_id=self.node_id,
+            trust=self._trust.envelopes(peer),
+            now=now,
+            window_seconds=self._window,
+        )
+        payloads: list[InboundPayload] = []
+        items: list[ReceiptItem] = []
+        trust = self._trust.peer_authorities(peer)
+        for payload in envelope.payloads:
+            try:
+                admitted = admit_payload(
+                    payload,
+                    peer_node=peer,
+                    node_id=self.node_id,
+                    trust=trust,
+                    now=now,
+                    catalogues=self._catalogues,
+                )
+            except GatewayError as error:
+                raise PayloadRefused(payload.message_id, error) from None
+            doc_type = admitted.document_type
+            if doc_type in REQUESTER_DOCUMENTS:
+                role = lifecycle.Role.REQUESTER
+            elif doc_type in RESPONDER_DOCUMENTS:
+                role = lifecycle.Role.RESPONDER
+            else:
+                # Reminders and escalations: the stored exchange decides (see _store_envelope).
+                role = lifecycle.Role.REQUESTER
+            header = admitted.header
+            payloads.append(
+                InboundPayload(
+                    message_id=header.document_id,
+                    exchange=self._exchange_info(admitted, role, self.node_id),
+                    document_type=doc_type,
+                    sender_authority=header.sender,
+                    receiver_authority=header.receiver,
+                    document_created_at=header.created,
+                    body=payload.data,
+                    push=header.receiver in self._push,
+                )
+            )
+            items.append(ReceiptItem(payload.message_id, payload.sha256, ReceiptStatus.ACCEPTED))
+        receipt = self._sign_receipt(peer, now, items, envelope.message_id)
+        return InboundEnvelope(
+            envelope_id=envelope.message_id,
+            peer_node=peer,
+            sha256=verified.sha256,
+            receipt=receipt,
+            payloads=tuple(payloads),
+        )
+
+    @inlineCallbacks
+    def receive_envelope(self, peer: str, body: bytes) -> Any:
+        """Admit and store a peer's envelope; returns the signed receipt bytes."""
+        now = self._now()
+        try:
+            inbound = yield self._cpu(self._admit_envelope, peer, body, now)
+            result = yield self._db.run_txn(
+                store_inbound_envelope_txn,
+                inbound,
+                kek=self._kek,
+                now=now,
+                node=self.node_id,
+                lifecycle=_InboundLifecycle(inbound),
+            )
+        except PayloadRefused as refused:
+            self._metrics.refused.labels("peer", refused.cause.code).inc()
+            raise
+        except GatewayError as error:
+            self._metrics.refused.labels("peer", error.code).inc()
+            raise
+        if result.replayed:
+            self._metrics.duplicates.labels("peer").inc()
+            return result.receipt
+        stored = set(result.stored)
+        for payload in inbound.payloads:
+            if payload.message_id in stored:
+                self._metrics.accepted.labels("received", payload.document_type).inc()
+                self._on_delivery(payload.receiver_authority)
+        log.info(
+            "Stored envelope {envelope_id} from {peer}: {stored} new, {duplicates} duplicate",
+            envelope_id=inbound.envelope_id,
+            peer=peer,
+            stored=len(result.stored),
+            duplicates=len(result.duplicates),
+        )
+        return result.receipt
+
+
+class _InboundLifecycle:
+    """Lifecycle hook for the documents of one envelope, by document type."""
+
+    def __init__(self, inbound: InboundEnvelope) -> None:
+        self._senders = {p.document_type for p in inbound.payloads}
+
+    def next_state(self, current: str | None, document_type: str) -> str:
+        state = lifecycle.State.NEW if current is None else lifecycle.State(current)
+        if document_type in RESPONDER_DOCUMENTS:
+            return lifecycle.next_state(state, document_type, lifecycle.Role.RESPONDER).value
+        if document_type in REQUESTER_DOCUMENTS:
+            return lifecycle.next_state(state, document_type, lifecycle.Role.REQUESTER).value
+        # Reminder or escalation: valid from whichever side may send it now.
+        for role in lifecycle.Role:
+            try:
+                return lifecycle.next_state(state, document_type, role).value
+            except lifecycle.LifecycleViolation:
+                continue
+        return lifecycle.next_state(state, document_type, lifecycle.Role.REQUESTER).value
+
+    def is_closed(self, state: str) -> bool:
+        return lifecycle.State(state) in lifecycle.TERMINAL_STATES

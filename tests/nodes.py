@@ -1,0 +1,53 @@
+"""Two real nodes on loopback for tests: real TLS, real signatures, real storage."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted.internet import reactor
+
+from gateway.core.catalogue import load_catalogues
+from gateway.node import NodeParts, build_node
+from gateway.testbed import NationalSystem, NodeSetup, setup_nodes
+
+AUTHORITIES = {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}
+
+
+@dataclass
+class RunningNode:
+    setup: NodeSetup
+    service: object
+    parts: NodeParts
+
+    async def stop(self) -> None:
+        await self.service.stopService()  # type: ignore[attr-defined]
+
+
+def start_node(setup: NodeSetup) -> RunningNode:
+    service, parts = build_node(setup.node_dir, reactor, catalogues=load_catalogues())
+    service.startService()
+    return RunningNode(setup, service, parts)
+
+
+@contextlib.asynccontextmanager
+async def two_nodes(
+    tmp_path: Path,
+    authorities: Mapping[str, Sequence[str]] = AUTHORITIES,
+    extra_config: Mapping[str, str] | None = None,
+) -> AsyncIterator[tuple[dict[str, RunningNode], dict[str, NationalSystem]]]:
+    setups = setup_nodes(tmp_path, authorities, extra_config=extra_config)
+    nodes = {c: start_node(s) for c, s in setups.items()}
+    systems = {
+        a: NationalSystem(reactor, setups[a[:2]], a) for ids in authorities.values() for a in ids
+    }
+    try:
+        yield nodes, systems
+    finally:
+        for system in systems.values():
+            await system.close()
+        for node in nodes.values():
+            if node.service.running:  # type: ignore[attr-defined]
+                await node.stop()

@@ -19,7 +19,7 @@ async def _pull_one(system, after=0):
 
 @pytest_twisted.ensureDeferred
 async def test_request_and_answer_travel_end_to_end_with_complete_tracking(tmp_path) -> None:
-    async with two_nodes(tmp_path) as (nodes, systems):
+    async with two_nodes(tmp_path) as (_nodes, systems):
         no, pt = systems["NO-HELSEDIR"], systems["PT-OMD"]
         now = datetime.now(UTC)
         request = doctor_request("IMI-NO-2026-1", "NO-HELSEDIR", "PT-OMD", now)
@@ -42,6 +42,7 @@ async def test_request_and_answer_travel_end_to_end_with_complete_tracking(tmp_p
         assert first.document == acceptance
         cursor_no, second = await _pull_one(no, cursor_no)
         assert second.document == answer
+        await no.pull(after=cursor_no)  # acknowledges the answer
 
         closure = no.sign(
             to_xml(doctor_closure(request, answer_doc.header.document_id, datetime.now(UTC)))

@@ -1,0 +1,209 @@
+"""``imi-gateway demo``: two real nodes on loopback play one IMI exchange.
+
+In a temporary directory it sets up Norway (NO) and Portugal (PT) exactly as
+operators would (``init``, ``keys issue-national``, ``keys export`` /
+``import-peer``), with a Norwegian health authority (NO-HELSEDIR) and the
+Portuguese medical council (PT-OMD) as simulated national systems. Both
+nodes run in this process with real TLS, real signatures and SQLite. The
+Norwegian authority asks, in Norwegian Nynorsk, whether a Portuguese
+doctor's diploma is authentic and whether she is in good standing; Portugal
+accepts and answers; Norway closes the exchange. Every step prints the
+signed receipt's digest, the deliveries show the questions rendered in the
+receiving node's language, and the end shows both nodes' tracking records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.core.documents import to_xml
+from gateway.core.envelopes import Delivery, Receipt, Rendering
+
+AUTHORITIES = {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}
+EXCHANGE_ID = "IMI-NO-2026-000417"
+
+
+class _Out:
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._started = time.monotonic()
+
+    def __call__(self, text: str = "") -> None:
+        print(text, file=self._stream, flush=True)
+
+    def step(self, who: str, text: str) -> None:
+        self(f"[{time.monotonic() - self._started:6.2f}s] {who:12} {text}")
+
+
+def _receipt_line(receipt: Receipt) -> str:
+    item = receipt.items[0]
+    return f"signed receipt from node {receipt.issuer_node}: sha256 {item.sha256[:16]}…"
+
+
+def _show_renderings(out: _Out, renderings: Sequence[Rendering]) -> None:
+    for rendering in renderings:
+        out(f"      rendered in [{rendering.lang}] ({rendering.status}):")
+        for q in rendering.question_texts:
+            out(f"        {q.code}: {q.text}")
+        for o in rendering.option_texts:
+            out(f"        {o.question} → {o.code}: {o.text}")
+        for mt in rendering.translations:
+            out(
+                f"        machine translation of {mt.text_field} "
+                f"({mt.source_language}→{mt.target_language}, {mt.engine}): {mt.text}"
+            )
+
+
+def _show_delivery(out: _Out, who: str, delivery: Delivery) -> None:
+    out.step(
+        who,
+        f"received {delivery.document_type} (node-signed delivery from {delivery.issuer_node}; "
+        f"original signed bytes sha256 {delivery.sha256[:16]}…)",
+    )
+    _show_renderings(out, delivery.renderings)
+
+
+async def _play(base: Path, out: _Out) -> None:
+    from twisted.internet import reactor
+
+    from gateway.core.catalogue import load_catalogues
+    from gateway.node import build_node
+    from gateway.testbed import (
+        NationalSystem,
+        doctor_acceptance,
+        doctor_answer,
+        doctor_closure,
+        doctor_request,
+        setup_nodes,
+    )
+
+    out("Setting up two nodes as their operators would (init, issue-national, peer bundles)…")
+    setups = setup_nodes(base, AUTHORITIES)
+    catalogues = load_catalogues()
+    running = []
+    for country, setup in setups.items():
+        service, parts = build_node(setup.node_dir, reactor, catalogues=catalogues)
+        service.startService()
+        running.append(service)
+        out(
+            f"  node {country}: national API :{parts.api.port}, peer API :{parts.peer.port}, "
+            f"languages {', '.join(parts.config.node.languages)}"
+        )
+    no = NationalSystem(reactor, setups["NO"], "NO-HELSEDIR")
+    pt = NationalSystem(reactor, setups["PT"], "PT-OMD")
+    try:
+        out()
+        request = doctor_request(EXCHANGE_ID, "NO-HELSEDIR", "PT-OMD", datetime.now(UTC))
+        out.step(
+            "NO-HELSEDIR",
+            "asks (in Nynorsk) whether Dr Maria Helena Sousa Carvalho's diploma is authentic "
+            "and whether she is in good standing",
+        )
+        receipt = await no.submit(no.sign(to_xml(request)))
+        out.step("NO node", _receipt_line(receipt))
+
+        pulled = await pt.pull(wait=10)
+        for delivery in pulled.deliveries:
+            _show_delivery(out, "PT-OMD", delivery)
+        cursor_pt = pulled.cursor
+
+        acceptance = doctor_acceptance(request, datetime.now(UTC))
+        receipt = await pt.submit(pt.sign(to_xml(acceptance)))
+        out.step("PT-OMD", f"accepts; reply by {acceptance.agreed_reply_date}")
+        out.step("PT node", _receipt_line(receipt))
+        answer = doctor_answer(request, datetime.now(UTC))
+        receipt = await pt.submit(pt.sign(to_xml(answer)))
+        out.step("PT-OMD", "answers: diploma authentic, legally established, no sanctions")
+        out.step("PT node", _receipt_line(receipt))
+
+        cursor_no = 0
+        seen = 0
+        while seen < 2:
+            pulled = await no.pull(after=cursor_no, wait=10)
+            for delivery in pulled.deliveries:
+                _show_delivery(out, "NO-HELSEDIR", delivery)
+            seen += len(pulled.deliveries)
+            cursor_no = pulled.cursor
+        closure = doctor_closure(request, answer.header.document_id, datetime.now(UTC))
+        receipt = await no.submit(no.sign(to_xml(closure)))
+        out.step("NO-HELSEDIR", "accepts the answer and closes the exchange")
+        out.step("NO node", _receipt_line(receipt))
+        await no.pull(after=cursor_no)  # acknowledge what NO-HELSEDIR received
+        pulled = await pt.pull(after=cursor_pt, wait=10)
+        for delivery in pulled.deliveries:
+            _show_delivery(out, "PT-OMD", delivery)
+        await pt.pull(after=pulled.cursor)
+
+        for system, country in ((no, "NO"), (pt, "PT")):
+            state, stages = await system.tracking(EXCHANGE_ID)
+            out()
+            out(f"Tracking record at node {country} (exchange {EXCHANGE_ID}, state {state}):")
+            for code, at, _node, message_id in stages:
+                out(f"  {at}  {code:18} {message_id or ''}")
+    finally:
+        await no.close()
+        await pt.close()
+        for service in running:
+            await service.stopService()
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = _Out(sys.stdout)
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="imi-demo-"))
+    if args.keep:
+        base.mkdir(parents=True, exist_ok=False)
+    out(f"IMI gateway demo: Norway asks Portugal about a doctor's diploma (in {base})")
+    failure: list[BaseException] = []
+
+    def main(_reactor: Any) -> Any:
+        from twisted.internet.defer import ensureDeferred
+
+        d = ensureDeferred(_play(base, out))
+        d.addErrback(lambda f: failure.append(f.value))
+        return d
+
+    try:
+        _react(main)
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    if failure:
+        raise failure[0]
+    out()
+    out("Demo finished: the exchange was requested, accepted, answered and closed.")
+    return 0
+
+
+def _react(main: Any) -> None:
+    """Run ``main(reactor)`` to completion on the global reactor (without sys.exit)."""
+    from twisted.internet import reactor
+
+    def start() -> None:
+        d = main(reactor)
+        d.addBoth(lambda _: reactor.stop())  # type: ignore[attr-defined]
+
+    reactor.callWhenRunning(start)  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="two nodes on loopback play one IMI exchange (Norway asks Portugal)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="create the node directories in DIR (must not exist) and keep them afterwards",
+    )
+    parser.set_defaults(func=_run)

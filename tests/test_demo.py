@@ -1,0 +1,22 @@
+"""The README's main job: `imi-gateway demo` plays a whole exchange and exits 0."""
+
+import subprocess
+import sys
+
+
+def test_demo_plays_a_closed_exchange_and_shows_both_tracking_records() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "signed receipt from node NO: sha256" in out
+    assert "signed receipt from node PT: sha256" in out
+    assert "received Request" in out and "received Answer" in out and "received Closure" in out
+    assert "Tracking record at node NO (exchange IMI-NO-2026-000417, state closed)" in out
+    assert "Tracking record at node PT (exchange IMI-NO-2026-000417, state closed)" in out
+    assert "Demo finished" in out

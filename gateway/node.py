@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -33,6 +34,7 @@ from twisted.web.resource import Resource
 from gateway.config import NodeConfig, load_config
 from gateway.core.catalogue import CatalogueRegistry
 from gateway.core.envelopes import Rendering
+from gateway.core.errors import NotFound, Unavailable
 from gateway.core.retry import Backoff
 from gateway.core.signing import Signer
 from gateway.keystore import load_data_kek, load_node_keys
@@ -237,7 +239,21 @@ def build_node(
         on_queued=queued,
         on_delivery=delivered,
     )
-    tracking = TrackingQueries(db)
+
+    def fetch_peer_tracking(peer: str, exchange_id: str) -> Deferred[bytes]:
+        url = peer_urls.get(peer)
+        if url is None:
+            return fail(NotFound(f"no URL is configured for peer {peer}"))
+        d = client.get(f"{url.rstrip('/')}/peer/v1/exchanges/{quote(exchange_id, safe='')}")
+
+        def body(answer: Any) -> bytes:
+            if answer.status != 200:
+                raise Unavailable(f"peer {peer} answered HTTP {answer.status}")
+            return bytes(answer.body)
+
+        return d.addCallback(body)
+
+    tracking = TrackingQueries(db, node_id, fetch_peer_tracking)
 
     def site(resource: Resource) -> LimitedSite:
         return LimitedSite(
@@ -262,6 +278,7 @@ def build_node(
     peer_site = site(
         peer_root(
             pipeline=pipeline,
+            tracking=tracking,
             identify=peer_identifier(trust.peer_tls),
             extra=peer_resources or {},
         )
@@ -324,4 +341,4 @@ def build_node(
     return top, parts
 
 
-__all__ = ["Listener", "NodeParts", "build_node", "succeed"]
+__all__ = ["Listener", "NodeParts", "build_node"]

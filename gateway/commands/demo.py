@@ -145,9 +145,12 @@ async def _play(base: Path, out: _Out) -> None:
         for system, country in ((no, "NO"), (pt, "PT")):
             state, stages = await system.tracking(EXCHANGE_ID)
             out()
-            out(f"Tracking record at node {country} (exchange {EXCHANGE_ID}, state {state}):")
-            for code, at, _node, message_id in stages:
-                out(f"  {at}  {code:18} {message_id or ''}")
+            out(
+                f"Tracking record at node {country} (exchange {EXCHANGE_ID}, state {state}; "
+                "stages observed by both nodes):"
+            )
+            for code, at, node, message_id in stages:
+                out(f"  {at}  {node}  {code:18} {message_id or ''}")
     finally:
         await no.close()
         await pt.close()

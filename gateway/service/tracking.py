@@ -3,24 +3,63 @@
 An authority that is not one of the exchange's two authorities gets
 NOT_FOUND, exactly as for an exchange that does not exist, so the API does
 not reveal which exchanges exist.
+
+Each node records the stages it observes. A national system asking its own
+node gets both halves: this node's stages and the peer node's (fetched over
+the peer API, ``GET /peer/v1/exchanges/{id}``, which answers a peer node only
+for exchanges between the two nodes and only with its own stages). When the
+peer cannot be reached the record says so (``peer="unavailable"``) and holds
+this node's stages alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from lxml import etree
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from gateway.core.docxml import format_datetime
+from gateway.core.errors import GatewayError
 from gateway.core.ns import DOC_NS
+from gateway.core.xmlparse import parse_xml
 from gateway.storage.db import Database
 from gateway.storage.errors import ExchangeNotFound
 from gateway.storage.exchanges import exchange_txn
 from gateway.storage.model import Exchange, TrackingEvent
 from gateway.storage.tracking import tracking_events_txn
 
+log = Logger()
 
-def tracking_xml(exchange: Exchange, events: Sequence[TrackingEvent]) -> bytes:
+
+_STAGE = f"{{{DOC_NS}}}Stage"
+#: How long a tracking query waits for the peer node's half of the record.
+PEER_TIMEOUT_SECONDS = 5.0
+
+FetchPeer = Callable[[str, str], Deferred[Any]]
+
+
+def _stage_elements(events: Sequence[TrackingEvent]) -> list[etree._Element]:
+    elements = []
+    for event in events:
+        element = etree.Element(
+            _STAGE, code=event.stage, at=format_datetime(event.at), node=event.node
+        )
+        if event.message_id:
+            element.set("messageId", event.message_id)
+        if event.detail:
+            element.set("detail", event.detail)
+        elements.append(element)
+    return elements
+
+
+def tracking_xml(
+    exchange: Exchange,
+    stages: Sequence[etree._Element],
+    peer_status: str | None = None,
+) -> bytes:
     root = etree.Element(
         f"{{{DOC_NS}}}Tracking",
         nsmap={None: DOC_NS},
@@ -29,24 +68,24 @@ def tracking_xml(exchange: Exchange, events: Sequence[TrackingEvent]) -> bytes:
         requester=exchange.requester_authority,
         responder=exchange.responder_authority,
     )
-    for event in events:
-        element = etree.SubElement(
-            root,
-            f"{{{DOC_NS}}}Stage",
-            code=event.stage,
-            at=format_datetime(event.at),
-            node=event.node,
-        )
-        if event.message_id:
-            element.set("messageId", event.message_id)
-        if event.detail:
-            element.set("detail", event.detail)
+    if peer_status is not None:
+        root.set("peer", peer_status)
+    for element in sorted(stages, key=lambda e: e.get("at", "")):
+        root.append(element)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
+def peer_stages(body: bytes, peer: str) -> list[etree._Element]:
+    """The peer's own stages from its tracking answer (anything else is ignored)."""
+    root = parse_xml(body)
+    return [e for e in root.iter(_STAGE) if e.get("node") == peer]
+
+
 class TrackingQueries:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, node_id: str, fetch_peer: FetchPeer | None = None) -> None:
         self._db = db
+        self._node_id = node_id
+        self._fetch_peer = fetch_peer
 
     async def record(
         self, exchange_id: str, authority: str
@@ -61,5 +100,37 @@ class TrackingQueries:
         return exchange, events
 
     async def record_xml(self, exchange_id: str, authority: str) -> bytes:
+        """Both nodes' stages of the exchange, for one of its two authorities."""
         exchange, events = await self.record(exchange_id, authority)
-        return tracking_xml(exchange, events)
+        stages = _stage_elements(events)
+        peer = next(
+            (n for n in (exchange.requester_node, exchange.responder_node) if n != self._node_id),
+            None,
+        )
+        status = None
+        if peer is not None and self._fetch_peer is not None:
+            try:
+                body = await self._fetch_peer(peer, exchange_id)
+                stages += peer_stages(body, peer)
+                status = "included"
+            except GatewayError as error:
+                log.info(
+                    "Tracking of {exchange_id}: peer {peer} unavailable ({code})",
+                    exchange_id=exchange_id,
+                    peer=peer,
+                    code=error.code,
+                )
+                status = "unavailable"
+        return tracking_xml(exchange, stages, status)
+
+    async def peer_record_xml(self, exchange_id: str, peer: str) -> bytes:
+        """This node's own stages of an exchange between this node and ``peer``."""
+        try:
+            exchange = await self._db.run_txn(exchange_txn, exchange_id)
+        except ExchangeNotFound:
+            exchange = None
+        if exchange is None or peer not in (exchange.requester_node, exchange.responder_node):
+            raise ExchangeNotFound(f"no exchange {exchange_id!r} involves node {peer}")
+        events = await self._db.run_txn(tracking_events_txn, exchange_id)
+        own = [e for e in events if e.node == self._node_id]
+        return tracking_xml(exchange, _stage_elements(own))

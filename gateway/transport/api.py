@@ -186,6 +186,27 @@ class TrackingResource(_Endpoint):
         return self._respond(request, handle)
 
 
+class PeerTrackingResource(_Endpoint):
+    """GET /peer/v1/exchanges/{id}: this node's stages of an exchange with the calling peer."""
+
+    listener = "peer"
+
+    def __init__(self, tracking: TrackingQueries, identify: Callable[[Any], str]) -> None:
+        super().__init__()
+        self._tracking = tracking
+        self._identify = identify
+
+    def render_GET(self, request: Any) -> Any:
+        def handle() -> Deferred[bytes]:
+            peer = self._identify(request)
+            if len(request.postpath) != 1 or not request.postpath[0]:
+                raise NotFound("name one exchange: /peer/v1/exchanges/{exchange id}")
+            exchange_id = request.postpath[0].decode("utf-8", "replace")
+            return ensureDeferred(self._tracking.peer_record_xml(exchange_id, peer))
+
+        return self._respond(request, handle)
+
+
 class EnvelopeResource(_Endpoint):
     """POST /peer/v1/envelopes: a peer node's signed envelope; answers the signed receipt."""
 
@@ -238,7 +259,11 @@ def api_root(
 
 
 def peer_root(
-    *, pipeline: Pipeline, identify: Callable[[Any], str], extra: Mapping[bytes, Resource] = {}
+    *,
+    pipeline: Pipeline,
+    tracking: TrackingQueries,
+    identify: Callable[[Any], str],
+    extra: Mapping[bytes, Resource] = {},
 ) -> Resource:
     root = Resource()
     peer = Resource()
@@ -246,6 +271,7 @@ def peer_root(
     root.putChild(b"peer", peer)
     peer.putChild(b"v1", v1)
     v1.putChild(b"envelopes", EnvelopeResource(pipeline, identify))
+    v1.putChild(b"exchanges", PeerTrackingResource(tracking, identify))
     for name, resource in extra.items():
         v1.putChild(name, resource)
     return root

@@ -64,6 +64,10 @@ async def test_request_and_answer_travel_end_to_end_with_complete_tracking(tmp_p
         assert ("queued", request.header.document_id) in codes_no
         assert ("received_by_peer", request.header.document_id) in codes_no
         assert ("delivered", answer_doc.header.document_id) in codes_no
+        # The sender's record includes the peer node's half: the request delivered at PT.
+        assert ("delivered", "PT", request.header.document_id) in [
+            (s[0], s[2], s[3]) for s in stages_no
+        ]
         codes_pt = [(s[0], s[3]) for s in stages_pt]
         assert ("received", request.header.document_id) in codes_pt
         assert ("delivered", request.header.document_id) in codes_pt

@@ -95,6 +95,32 @@ def _listen_on_loopback(node_dir: Path) -> None:
     config.write_text(text)
 
 
+def _merge_config(path: Path, extra: str) -> None:
+    """Add ``extra`` TOML to the file: keys of a [section] the file has go under its header."""
+    text = path.read_text()
+    section: str | None = None
+    appended: list[str] = []
+    for line in extra.strip().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and not stripped.startswith("[["):
+            section = stripped
+            if f"\n{section}\n" not in f"\n{text}":
+                appended.append(line)
+                section = None
+            continue
+        if stripped.startswith("[["):
+            section = None
+            appended.append(line)
+            continue
+        if section is not None:
+            text = text.replace(f"{section}\n", f"{section}\n{line}\n", 1)
+        else:
+            appended.append(line)
+    if appended:
+        text += "\n" + "\n".join(appended) + "\n"
+    path.write_text(text)
+
+
 def setup_nodes(
     base_dir: Path,
     authorities: Mapping[str, Sequence[str]],
@@ -134,8 +160,7 @@ def setup_nodes(
                 authority, issued.key_path, issued.certificate_path
             )
         if extra_config and country in extra_config:
-            with (node_dir / "gateway.toml").open("a") as f:
-                f.write("\n" + extra_config[country] + "\n")
+            _merge_config(node_dir / "gateway.toml", extra_config[country])
         nodes[country] = setup
     for country, setup in nodes.items():
         bundle = export_node_bundle(setup.node_dir)

@@ -71,8 +71,8 @@ def server_options(
     """Server TLS options requiring a client certificate issued by ``client_cas``."""
     cas = [_ossl_cert(c) for c in client_cas]
     return ssl.CertificateOptions(
-        privateKey=crypto.PKey.from_cryptography_key(key),
-        certificate=_ossl_cert(certificate),
+        privateKey=key,
+        certificate=certificate,
         verify=True,
         caCerts=cas,
         requireCertificate=True,
@@ -165,8 +165,8 @@ class PinnedPeersPolicy:
         self._creators = {
             netloc: _PinnedClientCreator(
                 ssl.CertificateOptions(
-                    privateKey=crypto.PKey.from_cryptography_key(key),
-                    certificate=_ossl_cert(certificate),
+                    privateKey=key,
+                    certificate=certificate,
                     verify=True,
                     caCerts=[_ossl_cert(ca)],
                     raiseMinimumTo=ssl.TLSVersion.TLSv1_2,

@@ -33,7 +33,7 @@ class _NoReactor:
 def _database(node_dir: str) -> tuple[Database, str]:
     config = load_config(node_dir)
     db = Database(config.database.url, reactor=_NoReactor(), threads=1)
-    db.check_schema()
+    db.migrate()  # idempotent; a node that never ran gets its (empty) schema
     return db, config.node_id
 
 

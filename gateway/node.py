@@ -16,7 +16,7 @@ bench commands) import the global one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,14 +31,15 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import Resource
 
+from gateway.adapters.translation import build_translation_service
 from gateway.config import NodeConfig, load_config
-from gateway.core.catalogue import CatalogueRegistry
-from gateway.core.envelopes import Rendering
+from gateway.core.catalogue import CatalogueRegistry, load_catalogues
 from gateway.core.errors import NotFound, Unavailable
 from gateway.core.retry import Backoff
 from gateway.core.signing import Signer
 from gateway.keystore import load_data_kek, load_node_keys
 from gateway.service.deliveries import Deliveries, Pusher
+from gateway.service.localization import Localizer
 from gateway.service.metrics import NodeMetrics
 from gateway.service.outbound import PeerSender
 from gateway.service.pipeline import Pipeline
@@ -128,7 +129,6 @@ def build_node(
     *,
     now: Callable[[], datetime] = _utcnow,
     catalogues: CatalogueRegistry | None = None,
-    render: Callable[[bytes], Sequence[Rendering]] | None = None,
     api_resources: dict[bytes, Resource] | None = None,
     peer_resources: dict[bytes, Resource] | None = None,
 ) -> tuple[MultiService, NodeParts]:
@@ -186,6 +186,11 @@ def build_node(
         )
         senders[peer].setServiceParent(top)
 
+    catalogues = catalogues or load_catalogues()
+    translation = build_translation_service(
+        config.translation.engine, config.translation.settings, reactor=reactor
+    )
+    localizer = Localizer(catalogues, config.node.languages, translation, reactor=reactor)
     push_urls = {a.id: a.push_url for a in config.authorities if a.push_url}
     deliveries = Deliveries(
         node_id=node_id,
@@ -195,7 +200,7 @@ def build_node(
         signer=signer,
         kek=kek,
         waiters=waiters,
-        render=render or (lambda body: ()),
+        render=localizer.render,
         metrics=metrics,
     )
     pusher: Pusher | None = None
@@ -238,6 +243,7 @@ def build_node(
         push_authorities=frozenset(push_urls),
         on_queued=queued,
         on_delivery=delivered,
+        on_received=localizer.start_translations,
     )
 
     def fetch_peer_tracking(peer: str, exchange_id: str) -> Deferred[bytes]:
@@ -290,8 +296,16 @@ def build_node(
     def health_check() -> Deferred[Any]:
         return db.run_txn(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
 
+    health = health_root(health_check, metrics.registry)
+    callback = getattr(translation.translator, "callback_resource", None)
+    if callback is not None:
+        # eTranslation cannot present a client certificate: its callbacks (authenticated by
+        # a one-time token in the URL) come through the operator's reverse proxy to here.
+        translation_root = Resource()
+        health.putChild(b"translation", translation_root)
+        translation_root.putChild(b"etranslation", callback)
     health_site = LimitedSite(
-        health_root(health_check, metrics.registry),
+        health,
         reactor=reactor,
         max_body_bytes=4096,
         request_deadline_seconds=config.limits.request_deadline_seconds,
@@ -307,11 +321,11 @@ def build_node(
             config.peer.port, peer_site, peer_tls, interface=config.peer.host
         ),
     )
-    health = Listener(
+    health_listener = Listener(
         "health and metrics",
         lambda: reactor.listenTCP(config.metrics.port, health_site, interface=config.metrics.host),
     )
-    for listener in (api, peer_listener, health):
+    for listener in (api, peer_listener, health_listener):
         listener.setServiceParent(top)
 
     class _Closer(Service):
@@ -320,7 +334,9 @@ def build_node(
         def stopService(self) -> Deferred[Any]:
             super().stopService()
             waiters.cancel_all()
-            return client.close()
+            d = client.close()
+            d.addBoth(lambda _: translation.close())
+            return d
 
     _Closer().setServiceParent(top)
 
@@ -334,7 +350,7 @@ def build_node(
         senders=senders,
         api=api,
         peer=peer_listener,
-        health=health,
+        health=health_listener,
         client=client,
         trust=trust,
     )

@@ -26,3 +26,9 @@ def test_demo_plays_a_closed_exchange_and_shows_both_tracking_records() -> None:
         in out
     )
     assert "Demo finished" in out
+    # The request in Nynorsk at the sender and in Portuguese at the receiver; the answer back.
+    assert "rendered in [nn]" in out and "rendered in [pt]" in out
+    assert "Er det vedlagde kvalifikasjonsbeviset ekte" in out
+    assert "O título de formação anexo é autêntico" in out
+    assert "PQD-DOCTOR-010 → NONE: Ingen reaksjon" in out
+    assert "PQD-DOCTOR-010 → NONE: Nenhuma sanção" in out

@@ -50,11 +50,16 @@ def _receipt_line(receipt: Receipt) -> str:
 
 def _show_renderings(out: _Out, renderings: Sequence[Rendering]) -> None:
     for rendering in renderings:
+        if not (rendering.question_texts or rendering.option_texts or rendering.translations):
+            continue
         out(f"      rendered in [{rendering.lang}] ({rendering.status}):")
         for q in rendering.question_texts:
             out(f"        {q.code}: {q.text}")
         for o in rendering.option_texts:
             out(f"        {o.question} → {o.code}: {o.text}")
+        if rendering.status == "partial" and not rendering.translations:
+            out("        (free text stays in its original language: no machine translation")
+            out("         engine is configured; see docs/translation.md)")
         for mt in rendering.translations:
             out(
                 f"        machine translation of {mt.text_field} "
@@ -75,6 +80,7 @@ async def _play(base: Path, out: _Out) -> None:
     from twisted.internet import reactor
 
     from gateway.core.catalogue import load_catalogues
+    from gateway.core.localize import free_texts, renderings_for
     from gateway.node import build_node
     from gateway.testbed import (
         NationalSystem,
@@ -107,6 +113,10 @@ async def _play(base: Path, out: _Out) -> None:
             "asks (in Nynorsk) whether Dr Maria Helena Sousa Carvalho's diploma is authentic "
             "and whether she is in good standing",
         )
+        out("      as written at the sender:")
+        _show_renderings(out, renderings_for(catalogues, request, ["nn"], {}, pending=()))
+        for free in free_texts(request):
+            out(f"        free text [{free.lang}] with {free.field}: {free.text}")
         receipt = await no.submit(no.sign(to_xml(request)))
         out.step("NO node", _receipt_line(receipt))
 
@@ -120,8 +130,10 @@ async def _play(base: Path, out: _Out) -> None:
         out.step("PT-OMD", f"accepts; reply by {acceptance.agreed_reply_date}")
         out.step("PT node", _receipt_line(receipt))
         answer = doctor_answer(request, datetime.now(UTC))
-        receipt = await pt.submit(pt.sign(to_xml(answer)))
         out.step("PT-OMD", "answers: diploma authentic, legally established, no sanctions")
+        out("      as written at the sender:")
+        _show_renderings(out, renderings_for(catalogues, answer, ["pt"], {}, pending=()))
+        receipt = await pt.submit(pt.sign(to_xml(answer)))
         out.step("PT node", _receipt_line(receipt))
 
         cursor_no = 0

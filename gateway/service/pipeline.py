@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from gateway.core import lifecycle
 from gateway.core.admission import Admitted, admit_envelope, admit_payload, admit_submission
 from gateway.core.catalogue import CatalogueRegistry
-from gateway.core.documents import Request
+from gateway.core.documents import ExchangeDocument, Request
 from gateway.core.envelopes import ReceiptItem, ReceiptStatus, build_receipt
 from gateway.core.errors import GatewayError, InvalidInput
 from gateway.core.signing import Signer
@@ -87,6 +87,7 @@ class Pipeline:
         push_authorities: frozenset[str] = frozenset(),
         on_queued: Callable[[str], None] = lambda peer: None,
         on_delivery: Callable[[str], None] = lambda authority: None,
+        on_received: Callable[[ExchangeDocument], None] = lambda document: None,
     ) -> None:
         self.node_id = node_id
         self._now = now
@@ -101,6 +102,7 @@ class Pipeline:
         self._push = push_authorities
         self._on_queued = on_queued
         self._on_delivery = on_delivery
+        self._on_received = on_received
 
     # --- national submissions -------------------------------------------------
 
@@ -214,7 +216,9 @@ class Pipeline:
 
     # --- envelopes from peers ---------------------------------------------------
 
-    def _admit_envelope(self, peer: str, body: bytes, now: datetime) -> InboundEnvelope:
+    def _admit_envelope(
+        self, peer: str, body: bytes, now: datetime
+    ) -> tuple[InboundEnvelope, dict[str, ExchangeDocument]]:
         verified, envelope = admit_envelope(
             body,
             tls_peer=peer,
@@ -224,6 +228,7 @@ class Pipeline:
             window_seconds=self._window,
         )
         payloads: list[InboundPayload] = []
+        documents: dict[str, ExchangeDocument] = {}
         items: list[ReceiptItem] = []
         trust = self._trust.peer_authorities(peer)
         for payload in envelope.payloads:
@@ -247,6 +252,7 @@ class Pipeline:
                 # Reminders and escalations: the stored exchange decides (see _store_envelope).
                 role = lifecycle.Role.REQUESTER
             header = admitted.header
+            documents[header.document_id] = admitted.document
             payloads.append(
                 InboundPayload(
                     message_id=header.document_id,
@@ -261,20 +267,21 @@ class Pipeline:
             )
             items.append(ReceiptItem(payload.message_id, payload.sha256, ReceiptStatus.ACCEPTED))
         receipt = self._sign_receipt(peer, now, items, envelope.message_id)
-        return InboundEnvelope(
+        inbound = InboundEnvelope(
             envelope_id=envelope.message_id,
             peer_node=peer,
             sha256=verified.sha256,
             receipt=receipt,
             payloads=tuple(payloads),
         )
+        return inbound, documents
 
     @inlineCallbacks
     def receive_envelope(self, peer: str, body: bytes) -> Any:
         """Admit and store a peer's envelope; returns the signed receipt bytes."""
         now = self._now()
         try:
-            inbound = yield self._cpu(self._admit_envelope, peer, body, now)
+            inbound, documents = yield self._cpu(self._admit_envelope, peer, body, now)
             result = yield self._db.run_txn(
                 store_inbound_envelope_txn,
                 inbound,
@@ -296,6 +303,7 @@ class Pipeline:
         for payload in inbound.payloads:
             if payload.message_id in stored:
                 self._metrics.accepted.labels("received", payload.document_type).inc()
+                self._on_received(documents[payload.message_id])
                 self._on_delivery(payload.receiver_authority)
         log.info(
             "Stored envelope {envelope_id} from {peer}: {stored} new, {duplicates} duplicate",

@@ -168,41 +168,30 @@ class DeliveriesResource(_Endpoint):
 
 
 class TrackingResource(_Endpoint):
-    """GET /api/v1/exchanges/{id}: the tracking record, for the authorities involved only."""
+    """GET .../exchanges/{id}: a tracking record, shown only to whom the exchange involves.
 
-    def __init__(self, tracking: TrackingQueries, identify: Callable[[Any], str]) -> None:
+    On the national-system API the caller is an authority and gets both nodes'
+    stages; on the peer API the caller is a peer node and gets this node's own.
+    """
+
+    def __init__(
+        self,
+        query: Callable[[str, str], Any],
+        identify: Callable[[Any], str],
+        listener: str,
+    ) -> None:
         super().__init__()
-        self._tracking = tracking
+        self._query = query
         self._identify = identify
+        self.listener = listener
 
     def render_GET(self, request: Any) -> Any:
         def handle() -> Deferred[bytes]:
-            authority = self._identify(request)
+            caller = self._identify(request)
             if len(request.postpath) != 1 or not request.postpath[0]:
-                raise NotFound("name one exchange: /api/v1/exchanges/{exchange id}")
+                raise NotFound("name one exchange: .../exchanges/{exchange id}")
             exchange_id = request.postpath[0].decode("utf-8", "replace")
-            return ensureDeferred(self._tracking.record_xml(exchange_id, authority))
-
-        return self._respond(request, handle)
-
-
-class PeerTrackingResource(_Endpoint):
-    """GET /peer/v1/exchanges/{id}: this node's stages of an exchange with the calling peer."""
-
-    listener = "peer"
-
-    def __init__(self, tracking: TrackingQueries, identify: Callable[[Any], str]) -> None:
-        super().__init__()
-        self._tracking = tracking
-        self._identify = identify
-
-    def render_GET(self, request: Any) -> Any:
-        def handle() -> Deferred[bytes]:
-            peer = self._identify(request)
-            if len(request.postpath) != 1 or not request.postpath[0]:
-                raise NotFound("name one exchange: /peer/v1/exchanges/{exchange id}")
-            exchange_id = request.postpath[0].decode("utf-8", "replace")
-            return ensureDeferred(self._tracking.peer_record_xml(exchange_id, peer))
+            return ensureDeferred(self._query(exchange_id, caller))
 
         return self._respond(request, handle)
 
@@ -252,7 +241,7 @@ def api_root(
     api.putChild(b"v1", v1)
     v1.putChild(b"documents", SubmitResource(pipeline, identify))
     v1.putChild(b"deliveries", DeliveriesResource(deliveries, identify, max_wait))
-    v1.putChild(b"exchanges", TrackingResource(tracking, identify))
+    v1.putChild(b"exchanges", TrackingResource(tracking.record_xml, identify, "api"))
     for name, resource in extra.items():
         v1.putChild(name, resource)
     return root
@@ -271,7 +260,7 @@ def peer_root(
     root.putChild(b"peer", peer)
     peer.putChild(b"v1", v1)
     v1.putChild(b"envelopes", EnvelopeResource(pipeline, identify))
-    v1.putChild(b"exchanges", PeerTrackingResource(tracking, identify))
+    v1.putChild(b"exchanges", TrackingResource(tracking.peer_record_xml, identify, "peer"))
     for name, resource in extra.items():
         v1.putChild(name, resource)
     return root

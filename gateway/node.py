@@ -259,7 +259,7 @@ def build_node(
 
         return d.addCallback(body)
 
-    tracking = TrackingQueries(db, node_id, fetch_peer_tracking)
+    tracking = TrackingQueries(db, node_id, fetch_peer_tracking, kek=kek, render=localizer.render)
 
     def site(resource: Resource) -> LimitedSite:
         return LimitedSite(

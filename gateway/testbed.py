@@ -204,6 +204,8 @@ class NationalSystem:
             key, cert, {("127.0.0.1", node.api_port): (keys.ca.certificate, keys.tls.certificate)}
         )
         self.client = HTTPSClient(reactor, policy, timeout_seconds=60)
+        #: The last tracking record read (the whole XML tree, renderings included).
+        self.last_tracking: etree._Element | None = None
 
     def sign(self, root: etree._Element) -> bytes:
         return self.signer.sign(root)
@@ -268,6 +270,7 @@ class NationalSystem:
             (e.get("code"), e.get("at"), e.get("node"), e.get("messageId"))
             for e in root.iter(f"{{{DOC_NS}}}Stage")
         ]
+        self.last_tracking = root
         return root.get("state"), stages
 
     def close(self) -> Any:

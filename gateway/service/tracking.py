@@ -10,6 +10,12 @@ the peer API, ``GET /peer/v1/exchanges/{id}``, which answers a peer node only
 for exchanges between the two nodes and only with its own stages). When the
 peer cannot be reached the record says so (``peer="unavailable"``) and holds
 this node's stages alone.
+
+For the authorities involved, the record also renders the exchange's coded
+content in this node's languages: the questions of the Request and any
+InformationRequest, and the coded answers of each Answer (``Document``
+elements with one ``Rendering`` per language, as in deliveries). Reading them
+unseals personal data of the exchange, which only its two authorities may do.
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from gateway.core.docxml import format_datetime
+from gateway.core.envelopes import Rendering
 from gateway.core.errors import GatewayError
 from gateway.core.ns import DOC_NS
 from gateway.core.xmlparse import parse_xml
 from gateway.storage.db import Database
 from gateway.storage.errors import ExchangeNotFound
 from gateway.storage.exchanges import exchange_txn
-from gateway.storage.model import Exchange, TrackingEvent
+from gateway.storage.messages import exchange_messages_txn, load_bodies_txn
+from gateway.storage.model import Exchange, MessageMeta, TrackingEvent
 from gateway.storage.tracking import tracking_events_txn
 
 log = Logger()
@@ -55,10 +63,17 @@ def _stage_elements(events: Sequence[TrackingEvent]) -> list[etree._Element]:
     return elements
 
 
+#: Documents whose codes the tracking record renders.
+RENDERED_TYPES = frozenset({"Request", "InformationRequest", "Answer"})
+
+Render = Callable[[bytes], Sequence[Rendering]]
+
+
 def tracking_xml(
     exchange: Exchange,
     stages: Sequence[etree._Element],
     peer_status: str | None = None,
+    documents: Sequence[tuple[MessageMeta, Sequence[Rendering]]] = (),
 ) -> bytes:
     root = etree.Element(
         f"{{{DOC_NS}}}Tracking",
@@ -72,6 +87,16 @@ def tracking_xml(
         root.set("peer", peer_status)
     for element in sorted(stages, key=lambda e: e.get("at", "")):
         root.append(element)
+    for meta, renderings in documents:
+        document = etree.SubElement(
+            root,
+            f"{{{DOC_NS}}}Document",
+            messageId=meta.message_id,
+            type=meta.document_type,
+            sender=meta.sender_authority,
+        )
+        for rendering in renderings:
+            rendering.write(document)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
@@ -82,10 +107,39 @@ def peer_stages(body: bytes, peer: str) -> list[etree._Element]:
 
 
 class TrackingQueries:
-    def __init__(self, db: Database, node_id: str, fetch_peer: FetchPeer | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        node_id: str,
+        fetch_peer: FetchPeer | None = None,
+        *,
+        kek: bytes | None = None,
+        render: Render | None = None,
+    ) -> None:
         self._db = db
         self._node_id = node_id
         self._fetch_peer = fetch_peer
+        self._kek = kek
+        self._render = render
+
+    async def _rendered_documents(
+        self, exchange_id: str
+    ) -> list[tuple[MessageMeta, Sequence[Rendering]]]:
+        if self._render is None or self._kek is None:
+            return []
+        metas = await self._db.run_txn(exchange_messages_txn, exchange_id)
+        metas = [m for m in metas if m.document_type in RENDERED_TYPES and not m.erased]
+        if not metas:
+            return []
+        bodies = await self._db.run_txn(
+            load_bodies_txn, [m.message_id for m in metas], kek=self._kek
+        )
+        out = []
+        for meta in metas:
+            body = bodies.get(meta.message_id)
+            if body is not None:
+                out.append((meta, self._render(body)))
+        return out
 
     async def record(
         self, exchange_id: str, authority: str
@@ -121,7 +175,8 @@ class TrackingQueries:
                     code=error.code,
                 )
                 status = "unavailable"
-        return tracking_xml(exchange, stages, status)
+        documents = await self._rendered_documents(exchange_id)
+        return tracking_xml(exchange, stages, status, documents)
 
     async def peer_record_xml(self, exchange_id: str, peer: str) -> bytes:
         """This node's own stages of an exchange between this node and ``peer``."""

@@ -68,6 +68,19 @@ async def test_request_and_answer_travel_end_to_end_with_complete_tracking(tmp_p
         assert ("delivered", "PT", request.header.document_id) in [
             (s[0], s[2], s[3]) for s in stages_no
         ]
+        # Each node's record renders the coded content in that node's languages.
+        ns = "{urn:imi-gateway:protocol:1}"
+        langs_no = {
+            r.get("{http://www.w3.org/XML/1998/namespace}lang")
+            for r in no.last_tracking.iter(f"{ns}Rendering")
+        }
+        langs_pt = {
+            r.get("{http://www.w3.org/XML/1998/namespace}lang")
+            for r in pt.last_tracking.iter(f"{ns}Rendering")
+        }
+        assert langs_no == {"nn", "nb"} and langs_pt == {"pt"}
+        options_pt = [o.text for o in pt.last_tracking.iter(f"{ns}OptionText")]
+        assert "Nenhuma sanção" in options_pt
         codes_pt = [(s[0], s[3]) for s in stages_pt]
         assert ("received", request.header.document_id) in codes_pt
         assert ("delivered", request.header.document_id) in codes_pt

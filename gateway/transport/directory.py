@@ -1,0 +1,270 @@
+"""HTTP resources of the authority directory (twisted.web).
+
+* :class:`DirectoryResource` -- ``GET /peer/v1/directory?since=N`` on the
+  peer listener: this node's directory, signed by the node (the signer is
+  injected), as an incremental update for a peer holding version N or in
+  full (no ``since``, or N too old or unknown). ``304 Not Modified`` with no
+  body when the peer is up to date. The ``X-Directory-Version`` header names
+  the current version.
+* :class:`AuthoritySearchResource` -- ``GET /api/v1/authorities?q=...
+  &country=&area=&region=&lang=&limit=`` on the national systems' API: the
+  multilingual search over this node's and the cached peer directories.
+  XML (``AuthoritySearchResult`` in namespace ``urn:imi-gateway:search:1``,
+  see docs/directory.md) by default; JSON when the ``Accept`` header prefers
+  ``application/json``.
+
+Both are leaves; the composition root mounts them. Errors are answered with
+their stable code (an ``Error`` document, or ``{"error": {...}}`` in JSON)
+and never echo request content. Nothing here logs query strings (they may
+hold names) or document bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from lxml import etree
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from gateway.core.docxml import XML_LANG
+from gateway.core.errors import GatewayError, InvalidInput
+from gateway.core.search import SearchQuery, SearchQueryInvalid, SearchResult
+from gateway.directory_store import (
+    DirectoryPublisher,
+    DirectoryStore,
+    LiveSearch,
+    search_result_json,
+)
+from gateway.transport.http import XML_CONTENT_TYPE, write_error
+
+__all__ = [
+    "SEARCH_NS",
+    "AuthoritySearchResource",
+    "DirectoryQueryInvalid",
+    "DirectoryResource",
+    "search_result_xml",
+]
+
+log = Logger()
+
+#: Namespace of the search API's XML answer.
+SEARCH_NS = "urn:imi-gateway:search:1"
+JSON_CONTENT_TYPE = b"application/json; charset=utf-8"
+_MAX_VERSION = 2**63 - 1
+_DIGITS = re.compile(rb"\A[0-9]{1,19}\Z")
+
+
+class DirectoryQueryInvalid(InvalidInput):
+    """The directory request's since parameter is not a version number."""
+
+    code = "DIRECTORY_QUERY_INVALID"
+
+
+def _arg(request: Request, name: bytes) -> bytes | None:
+    values = (request.args or {}).get(name)
+    if not values:
+        return None
+    return values[-1]
+
+
+class DirectoryResource(Resource):
+    """``GET /peer/v1/directory?since=N``: the node-signed directory for a peer.
+
+    ``sign(root) -> bytes`` signs with the node's signing key; ``clock`` is
+    the reactor (its time is the publication time and the refresh clock).
+    """
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        store: DirectoryStore,
+        sign: Callable[[etree._Element], bytes],
+        *,
+        clock: IReactorTime,
+        refresh_interval: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self._publisher = DirectoryPublisher(
+            store,
+            sign,
+            now=lambda: datetime.fromtimestamp(clock.seconds(), UTC),
+            refresh_interval=refresh_interval,
+        )
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Cache-Control", b"no-store")
+        try:
+            raw = _arg(request, b"since")
+            since: int | None = None
+            if raw is not None:
+                if not _DIGITS.match(raw) or int(raw) > _MAX_VERSION:
+                    raise DirectoryQueryInvalid("since must be a directory version number")
+                since = int(raw)
+            data = self._publisher.document(since)
+            version = self._publisher.current().version
+        except GatewayError as exc:
+            log.warn("Directory request refused: {code}", code=exc.code)
+            return write_error(request, exc)
+        request.setHeader(b"X-Directory-Version", str(version).encode("ascii"))
+        if data is None:
+            request.setResponseCode(304)
+            return b""
+        request.setHeader(b"Content-Type", XML_CONTENT_TYPE)
+        return data
+
+
+# --- search ---------------------------------------------------------------------------
+
+
+def _prefers_json(accept: bytes | None) -> bool:
+    """Content negotiation between application/xml (default) and application/json."""
+    if not accept:
+        return False
+    best_json = best_xml = -1.0
+    for position, item in enumerate(accept.decode("latin-1").split(",")):
+        media, *params = (part.strip().lower() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    quality = 0.0
+        score = quality - position * 1e-6  # earlier wins a tie
+        if media == "application/json":
+            best_json = max(best_json, score)
+        elif media in ("application/xml", "text/xml", "*/*", "application/*"):
+            best_xml = max(best_xml, score)
+    return best_json > 0 and best_json > best_xml
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    element = etree.SubElement(parent, f"{{{SEARCH_NS}}}{tag}")
+    if text is not None:
+        element.text = text
+    for key, value in attrs.items():
+        element.set(key, value)
+    return element
+
+
+def search_result_xml(result: SearchResult, labels: LiveSearch) -> bytes:
+    """The XML answer of the search API (documented in docs/directory.md)."""
+    query = result.query
+    nsmap: Any = {None: SEARCH_NS}
+    root = etree.Element(
+        f"{{{SEARCH_NS}}}AuthoritySearchResult",
+        nsmap=nsmap,
+        total=str(result.total),
+        returned=str(len(result.hits)),
+    )
+    attrs = {
+        name: value
+        for name, value in (
+            ("q", query.text),
+            ("country", query.country),
+            ("area", query.area),
+            ("region", query.region),
+            ("lang", query.lang),
+            ("limit", str(query.limit)),
+        )
+        if value
+    }
+    _sub(root, "Query", **attrs)
+    for hit in result.hits:
+        entry = hit.entry
+        element = _sub(
+            root, "Authority", id=entry.authority_id, country=hit.node_id, rank=str(hit.rank)
+        )
+        _sub(element, "DisplayName", hit.name).set(XML_LANG, hit.name_lang)
+        for name in entry.names:
+            _sub(element, "Name", name.text).set(XML_LANG, name.lang)
+        address = _sub(element, "Address")
+        for line in entry.address.lines:
+            _sub(address, "Line", line)
+        if entry.address.postal_code:
+            _sub(address, "PostalCode", entry.address.postal_code)
+        _sub(address, "City", entry.address.city)
+        _sub(address, "Country", entry.address.country)
+        if entry.region:
+            _sub(element, "Region", entry.region)
+        for competence in entry.competences:
+            comp = _sub(element, "Competence", legislationArea=competence.legislation_area)
+            for code in competence.question_sets:
+                _sub(comp, "QuestionSet", code)
+            for code in competence.professions:
+                _sub(comp, "Profession", code)
+        for lang in entry.working_languages:
+            _sub(element, "WorkingLanguage", lang)
+        matched = _sub(element, "Matched", name="true" if hit.name_matched else "false")
+        for code in hit.professions:
+            _sub(matched, "Profession", labels.profession_label(code, query.lang), code=code)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+class AuthoritySearchResource(Resource):
+    """``GET /api/v1/authorities``: the multilingual authority search for national systems."""
+
+    isLeaf = True
+
+    def __init__(self, search: LiveSearch) -> None:
+        super().__init__()
+        self._search = search
+
+    def render_GET(self, request: Request) -> bytes:
+        as_json = _prefers_json(request.getHeader(b"accept"))
+        request.setHeader(b"Cache-Control", b"no-store")
+        request.setHeader(b"Vary", b"Accept")
+        try:
+            query = self._query(request)
+            result = self._search.search(query)
+        except GatewayError as exc:
+            if as_json:
+                request.setResponseCode(exc.http_status)
+                request.setHeader(b"Content-Type", JSON_CONTENT_TYPE)
+                body = {"error": {"code": exc.code, "message": str(exc)}}
+                return json.dumps(body).encode("utf-8")
+            return write_error(request, exc)
+        if as_json:
+            request.setHeader(b"Content-Type", JSON_CONTENT_TYPE)
+            document = search_result_json(result, self._search)
+            return json.dumps(document, ensure_ascii=False).encode("utf-8")
+        request.setHeader(b"Content-Type", XML_CONTENT_TYPE)
+        return search_result_xml(result, self._search)
+
+    @staticmethod
+    def _query(request: Request) -> SearchQuery:
+        def text(name: bytes) -> str | None:
+            raw = _arg(request, name)
+            if raw is None:
+                return None
+            try:
+                value = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SearchQueryInvalid(f"parameter {name.decode()} is not UTF-8") from None
+            return value.strip() or None
+
+        limit_text = text(b"limit")
+        limit = 20
+        if limit_text is not None:
+            if not limit_text.isdigit() or len(limit_text) > 4:
+                raise SearchQueryInvalid("limit must be a whole number")
+            limit = int(limit_text)
+        country = text(b"country")
+        region = text(b"region")
+        area = text(b"area")
+        return SearchQuery(
+            text(b"q") or "",
+            country=country.upper() if country else None,
+            area=area.upper() if area else None,
+            region=region.upper() if region else None,
+            lang=text(b"lang"),
+            limit=limit,
+        )

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, maybeDeferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -37,8 +37,10 @@ from gateway.core.catalogue import CatalogueRegistry, load_catalogues
 from gateway.core.errors import NotFound, Unavailable
 from gateway.core.retry import Backoff
 from gateway.core.signing import Signer
+from gateway.directory_store import DirectoryStore, LiveSearch
 from gateway.keystore import load_data_kek, load_node_keys
 from gateway.service.deliveries import Deliveries, Pusher
+from gateway.service.directory_sync import DirectorySyncService
 from gateway.service.localization import Localizer
 from gateway.service.metrics import NodeMetrics
 from gateway.service.outbound import PeerSender
@@ -49,6 +51,7 @@ from gateway.service.waiters import Waiters
 from gateway.storage.db import Database
 from gateway.transport.api import api_root, national_identifier, peer_identifier, peer_root
 from gateway.transport.client import HTTPSClient, netloc_of
+from gateway.transport.directory import AuthoritySearchResource, DirectoryResource
 from gateway.transport.health import health_root
 from gateway.transport.http import LimitedSite
 from gateway.transport.tls import PinnedPeersPolicy, server_options
@@ -78,6 +81,22 @@ class Listener(Service):
         super().stopService()
         port, self._port = self._port, None
         return maybeDeferred(port.stopListening) if port is not None else None
+
+
+class OrderedMultiService(MultiService):
+    """Stops its children one after another, last added first, each after the previous one.
+
+    Twisted's MultiService stops all children at once; a node must close its
+    listeners first, let senders finish the envelope in flight, and only then
+    stop the thread pools and the database they use.
+    """
+
+    @inlineCallbacks
+    def stopService(self) -> Any:
+        Service.stopService(self)
+        for service in reversed(list(self)):
+            if service.running:
+                yield maybeDeferred(service.stopService)
 
 
 class CPUPool(Service):
@@ -136,9 +155,10 @@ def build_node(
     config = load_config(node_dir)
     keys = load_node_keys(node_dir)
     kek = load_data_kek(node_dir)
-    trust = NodeTrustStores(Path(node_dir))
+    directory = DirectoryStore(node_dir)
+    trust = NodeTrustStores(Path(node_dir), directory.authority_certificates)
     node_id = config.node_id
-    top = MultiService()
+    top = OrderedMultiService()
 
     db = Database(config.database.url, reactor=reactor, threads=config.database.pool_size)
     db.migrate()
@@ -278,7 +298,8 @@ def build_node(
                 lambda: trust.national_certificates, lambda: trust.raw.revoked
             ),
             max_wait=config.limits.long_poll_seconds,
-            extra=api_resources or {},
+            extra={b"authorities": AuthoritySearchResource(LiveSearch(directory))}
+            | (api_resources or {}),
         )
     )
     peer_site = site(
@@ -286,7 +307,8 @@ def build_node(
             pipeline=pipeline,
             tracking=tracking,
             identify=peer_identifier(trust.peer_tls),
-            extra=peer_resources or {},
+            extra={b"directory": DirectoryResource(directory, signer.sign, clock=reactor)}
+            | (peer_resources or {}),
         )
     )
     api_tls = server_options(keys.tls.key, keys.tls.certificate, [keys.ca.certificate])
@@ -304,6 +326,32 @@ def build_node(
         translation_root = Resource()
         health.putChild(b"translation", translation_root)
         translation_root.putChild(b"etranslation", callback)
+
+    def fetch_directory(peer: str, since: int | None) -> Deferred[bytes | None]:
+        url = peer_urls.get(peer)
+        if url is None:
+            return fail(NotFound(f"no URL is configured for peer {peer}"))
+        query = "" if since is None else f"?since={since}"
+        d = client.get(f"{url.rstrip('/')}/peer/v1/directory{query}")
+
+        def body(answer: Any) -> bytes | None:
+            if answer.status == 304:
+                return None
+            if answer.status != 200:
+                raise Unavailable(f"peer {peer} answered HTTP {answer.status}")
+            return bytes(answer.body)
+
+        return d.addCallback(body)
+
+    sync = DirectorySyncService(
+        directory,
+        lambda: sorted(peer_urls),
+        fetch_directory,
+        clock=reactor,
+        on_update=lambda update: trust.reload(),
+    )
+    sync.setServiceParent(top)
+
     health_site = LimitedSite(
         health,
         reactor=reactor,

@@ -25,7 +25,7 @@ from cryptography import x509
 from gateway.core.certs import TrustStore
 from gateway.keystore import NodeTrust, load_trust
 
-DirectoryCerts = Callable[[str], Mapping[str, x509.Certificate]]
+DirectoryCerts = Callable[[str], Mapping[str, tuple[x509.Certificate, ...]]]
 
 
 class NodeTrustStores:
@@ -49,7 +49,8 @@ class NodeTrustStores:
         for peer, p in trust.peers.items():
             listed = self._directory_certs(peer) if self._directory_certs else {}
             if listed:
-                self._authorities[peer] = TrustStore(pinned=tuple(listed.values()), revoked=revoked)
+                pinned = tuple(c for certs in listed.values() for c in certs)
+                self._authorities[peer] = TrustStore(pinned=pinned, revoked=revoked)
             else:
                 self._authorities[peer] = TrustStore(cas=(p.ca,), revoked=revoked)
 

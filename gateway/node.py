@@ -170,14 +170,17 @@ def build_node(
     metrics = NodeMetrics()
     waiters = Waiters(reactor)
     peer_urls = {p.id: p.url for p in config.peers if p.id in trust.peer_ids}
-    policy = PinnedPeersPolicy(
-        keys.tls.key,
-        keys.tls.certificate,
-        {
-            netloc_of(url): (trust.raw.peers[peer].ca, trust.raw.peers[peer].tls)
-            for peer, url in peer_urls.items()
-        },
-    )
+    push_urls = {a.id: a.push_url for a in config.authorities if a.push_url}
+    pinned_servers = {
+        netloc_of(url): (trust.raw.peers[peer].ca, trust.raw.peers[peer].tls)
+        for peer, url in peer_urls.items()
+    }
+    for authority, url in push_urls.items():
+        # A push callback must present the authority's own registered certificate.
+        registered = trust.national_certificates.get(authority)
+        if registered:
+            pinned_servers[netloc_of(url)] = (keys.ca.certificate, registered[-1])
+    policy = PinnedPeersPolicy(keys.tls.key, keys.tls.certificate, pinned_servers)
     client = HTTPSClient(reactor, policy, timeout_seconds=config.limits.request_deadline_seconds)
     backoff = Backoff(
         config.outbound.initial_backoff_seconds,
@@ -211,7 +214,6 @@ def build_node(
         config.translation.engine, config.translation.settings, reactor=reactor
     )
     localizer = Localizer(catalogues, config.node.languages, translation, reactor=reactor)
-    push_urls = {a.id: a.push_url for a in config.authorities if a.push_url}
     deliveries = Deliveries(
         node_id=node_id,
         now=now,

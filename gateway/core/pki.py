@@ -210,7 +210,9 @@ def issue_national_system(
 ) -> Issued:
     """A national-system certificate bound to ``authority_id``.
 
-    It signs that authority's documents and authenticates its API calls.
+    It signs that authority's documents and authenticates its API calls; a
+    national system that takes deliveries by push also serves its callback
+    with it (the node pins it), so it carries server authentication too.
     """
     return _issue(
         ca,
@@ -219,6 +221,6 @@ def issue_national_system(
         now=now,
         days=days,
         kind=kind,
-        server=False,
+        server=True,
         client=True,
     )

@@ -167,6 +167,7 @@ class Pusher(Service):
         self._node_id = node_id
         self._timer: IDelayedCall | None = None
         self._busy: Deferred[Any] | None = None
+        self._again = False
         self._rng = random.Random()  # noqa: S311 (retry jitter)
 
     def startService(self) -> None:
@@ -182,33 +183,40 @@ class Pusher(Service):
     def wake(self, authority: str | None = None) -> None:
         if not self.running or (authority is not None and authority not in self._urls):
             return
-        if self._busy is None and (self._timer is None or not self._timer.active()):
-            self._timer = self._clock.callLater(0, self._cycle)
+        if self._busy is not None:
+            self._again = True  # the running cycle is followed by another at once
+            return
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = self._clock.callLater(0, self._cycle)
 
     def _cycle(self) -> None:
         self._timer = None
         self._busy = self._push_some()
 
-        def done(more: object) -> None:
+        def done(next_delay: float) -> None:
             self._busy = None
+            if self._again:
+                self._again, next_delay = False, 0
             if self.running:
-                delay = 0 if more else self.IDLE_POLL_SECONDS
-                self._timer = self._clock.callLater(delay, self._cycle)
+                self._timer = self._clock.callLater(next_delay, self._cycle)
 
         def failed(failure: Any) -> None:
             log.failure("Push delivery cycle failed", failure)
-            done(False)
+            done(self.IDLE_POLL_SECONDS)
 
         self._busy.addCallbacks(done, failed)
 
     @inlineCallbacks
     def _push_some(self) -> Any:
+        """Push what is due; returns the seconds until the next cycle."""
         now = self._now()
         items = yield self._db.run_txn(
             claim_push_deliveries_txn, None, now=now, lease=self.LEASE, limit=20
         )
         if not items:
-            return False
+            return self.IDLE_POLL_SECONDS
+        next_delay = 0.0
         rows = {}
         for item in items:
             pending = yield self._db.run_txn(
@@ -245,10 +253,11 @@ class Pusher(Service):
                 self._metrics.deliveries.labels("push").inc()
             else:
                 delay = self._backoff.delay(item.attempts, self._rng)
+                next_delay = max(next_delay, min(delay, self.IDLE_POLL_SECONDS))
                 yield self._db.run_txn(
                     mark_push_failed_txn,
                     [item],
                     error_code=code,
                     next_attempt_at=now + timedelta(seconds=delay),
                 )
-        return True
+        return next_delay

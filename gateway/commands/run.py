@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
+    Logger,
     LogLevel,
     LogLevelFilterPredicate,
     globalLogBeginner,
@@ -26,10 +27,17 @@ from twisted.logger import (
 
 from gateway.config import load_config
 
+log = Logger()
+
 
 def log_observer(fmt: str, level: str, stream: TextIO) -> ILogObserver:
     """A twisted.logger observer writing ``fmt`` ("text" or "json") at ``level`` and above."""
-    base = jsonFileLogObserver(stream) if fmt == "json" else textFileLogObserver(stream)
+    # JSON: one event per line (JSON Lines), what log shippers expect.
+    base = (
+        jsonFileLogObserver(stream, recordSeparator="")
+        if fmt == "json"
+        else textFileLogObserver(stream)
+    )
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
     return FilteringLogObserver(base, [predicate])
 
@@ -57,11 +65,16 @@ def _run(args: argparse.Namespace) -> int:
             exit_status[0] = 3
             reactor.stop()  # type: ignore[attr-defined]
             return
-        print(
-            f"node {config.node_id} running: national API https://{config.api.host}:"
-            f"{parts.api.port}, peer API https://{config.peer.host}:{parts.peer.port}, "
-            f"health http://{config.metrics.host}:{parts.health.port}/health",
-            flush=True,
+        log.info(
+            "Node {node} running: national API https://{api_host}:{api_port}, peer API "
+            "https://{peer_host}:{peer_port}, health http://{health_host}:{health_port}/health",
+            node=config.node_id,
+            api_host=config.api.host,
+            api_port=parts.api.port,
+            peer_host=config.peer.host,
+            peer_port=parts.peer.port,
+            health_host=config.metrics.host,
+            health_port=parts.health.port,
         )
 
     def stop() -> Any:

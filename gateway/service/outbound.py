@@ -201,7 +201,7 @@ class PeerSender(Service):
             yield self._db.run_txn(
                 mark_outbox_dead_txn,
                 erased,
-                reason="PERSONAL_DATA_ERASED",
+                reason="EXCHANGE_ERASED",
                 now=now,
                 node=self._node_id,
             )
@@ -260,18 +260,14 @@ class PeerSender(Service):
     @inlineCallbacks
     def _failed(self, items: list[OutboxItem], code: str, now: datetime) -> Any:
         self._metrics.send_failures.labels(self.peer_id, code).inc()
-        dead, retry = [], []
-        for item in items:
-            too_many = self._max_attempts is not None and item.attempts >= self._max_attempts
-            if too_many:
-                dead.append(item)
-            else:
-                retry.append(item)
-        if retry:
-            oldest = yield self._db.run_txn(_oldest_created_txn, [i.id for i in retry])
-            expired = {i for i in retry if oldest.get(i.id, now) + self._dead_after <= now}
-            dead += [i for i in retry if i.id in {e.id for e in expired}]
-            retry = [i for i in retry if i.id not in {e.id for e in expired}]
+
+        def give_up(item: OutboxItem) -> bool:
+            if self._max_attempts is not None and item.attempts >= self._max_attempts:
+                return True
+            return item.created_at is not None and item.created_at + self._dead_after <= now
+
+        dead = [i for i in items if give_up(i)]
+        retry = [i for i in items if not give_up(i)]
         if dead:
             yield self._db.run_txn(
                 mark_outbox_dead_txn, dead, reason=code, now=now, node=self._node_id
@@ -308,12 +304,3 @@ def _error_of(answer: HTTPAnswer) -> tuple[str, str | None]:
     except GatewayError:
         return f"HTTP_{answer.status}", None
     return error.code, error.message_id
-
-
-def _oldest_created_txn(conn: Any, ids: list[int]) -> dict[int, datetime]:
-    from sqlalchemy import select
-
-    from gateway.storage.tables import outbox
-
-    rows = conn.execute(select(outbox.c.id, outbox.c.created_at).where(outbox.c.id.in_(ids)))
-    return {r.id: r.created_at for r in rows}

@@ -17,6 +17,7 @@ import pytest
 from lxml import etree
 
 from gateway.core import catalogue as cat
+from gateway.core import catalogue_lint
 from gateway.core.catalogue import (
     CatalogueAnswerMismatch,
     CatalogueCodeUnknown,
@@ -524,7 +525,7 @@ def test_options_that_do_not_fit_the_answer_type_are_refused_by_loader_and_xsd11
     with pytest.raises(CatalogueInvalid, match="answer-options"):
         load_catalogue_dir(directory)
     # The XSD 1.1 assertions state the same rule for other tools.
-    ok, found = cat._xsd11_issues(catalogue, known=())
+    ok, found = catalogue_lint._xsd11_issues(catalogue, known=())
     assert ok and [(i.kind, i.code, i.line) for i in found] == [("xsd11-assertion", "PQD-R-001", 1)]
 
 
@@ -548,7 +549,7 @@ def test_question_code_must_start_with_its_set_code(tmp_path: pathlib.Path) -> N
     )
     catalogue = load_catalogue_dir(directory, check=False)
     assert kinds(catalogue.problems, "error") == {"question-code-prefix"}
-    ok, found = cat._xsd11_issues(catalogue, known=())
+    ok, found = catalogue_lint._xsd11_issues(catalogue, known=())
     assert ok and [i.code for i in found] == ["PQD-P"]
 
 
@@ -650,7 +651,7 @@ def test_lint_works_without_the_xsd11_processor(
     def missing() -> None:
         raise ImportError("xmlschema")
 
-    monkeypatch.setattr(cat, "_xsd11_schema", missing)
+    monkeypatch.setattr(catalogue_lint, "_xsd11_schema", missing)
     directory = make_version(tmp_path, {"s.xml": sets_file("PQD", set_xml("PQD-SMALL", 3))})
     report = lint(load_catalogue_dir(directory))
     assert report.xsd11_checked is False

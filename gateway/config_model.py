@@ -1,0 +1,443 @@
+"""The node configuration's model: ``gateway.toml`` as frozen dataclasses, and its errors.
+
+One frozen dataclass a TOML table (:class:`NodeIdentity` is ``[node]``,
+:class:`ApiConfig` is ``[api]``, ...), all held by :class:`NodeConfig`.
+Every setting has a documented default except the node id (docs/configuration.md
+lists them all). Ranges and choices are declared with :func:`setting` and
+enforced by the loader (:mod:`gateway.config_load`); any other rule is
+checked in ``__post_init__``, raising :class:`ConfigValueInvalid`.
+
+Adding a section: write a frozen dataclass here whose fields carry their
+defaults, add a field of that type to :class:`NodeConfig`, document it in
+docs/configuration.md and in the template that ``imi-gateway init`` writes
+(``render_config_template`` in :mod:`gateway.config_text`).
+
+Import these names from :mod:`gateway.config`, which re-exports them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.core.errors import ConfigurationError
+from gateway.core.ns import LANGUAGES, is_authority_id, is_node_id
+
+#: File name of the configuration inside the node directory.
+CONFIG_FILE = "gateway.toml"
+#: File name of the embedded SQLite database inside the node directory.
+DATABASE_FILE = "gateway.sqlite3"
+
+
+# --- errors -----------------------------------------------------------------
+
+
+class ConfigNotFound(ConfigurationError):
+    """The node directory has no configuration file (create one with imi-gateway init)."""
+
+    code = "CONFIG_NOT_FOUND"
+
+
+class ConfigInvalid(ConfigurationError):
+    """The node configuration file is invalid."""
+
+    code = "CONFIG_INVALID"
+
+
+class ConfigSyntaxError(ConfigInvalid):
+    """The configuration file is not valid UTF-8 TOML."""
+
+    code = "CONFIG_SYNTAX"
+
+
+class ConfigUnknownKey(ConfigInvalid):
+    """The configuration file contains a key the gateway does not know (a typo?)."""
+
+    code = "CONFIG_UNKNOWN_KEY"
+
+
+class ConfigWrongType(ConfigInvalid):
+    """A configuration value has the wrong TOML type."""
+
+    code = "CONFIG_WRONG_TYPE"
+
+
+class ConfigMissingKey(ConfigInvalid):
+    """A required configuration key is missing."""
+
+    code = "CONFIG_MISSING_KEY"
+
+
+class ConfigValueInvalid(ConfigInvalid):
+    """A configuration value is out of range or not one of the allowed values."""
+
+    code = "CONFIG_VALUE_INVALID"
+
+
+class ConfigEditFailed(ConfigurationError):
+    """The configuration file could not be updated automatically; edit it by hand."""
+
+    code = "CONFIG_EDIT_FAILED"
+
+
+# --- field helpers ----------------------------------------------------------
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A dataclass field with the range or choices the loader enforces."""
+    metadata = {"minimum": minimum, "maximum": maximum, "choices": choices}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+#: Metadata of fields the loader fills in itself (not read from the file).
+_INTERNAL = types.MappingProxyType({"toml": False})
+
+
+def _empty() -> Mapping[str, Any]:
+    return types.MappingProxyType({})
+
+
+def _check_https_url(value: str, name: str) -> None:
+    if not re.fullmatch(r"https://[A-Za-z0-9.\-\[\]:]+(?::\d+)?(?:/[\x21-\x7e]*)?", value):
+        raise ConfigValueInvalid(
+            f"{name}: must be an https:// URL of printable ASCII characters, got {value!r}"
+        )
+
+
+# Rendering languages by country when [node] languages is not set: the
+# country's official languages among the 27 IMI languages.
+_COUNTRY_LANGUAGES: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
+    {
+        "AT": ("de",),
+        "BE": ("nl", "fr", "de"),
+        "BG": ("bg",),
+        "CY": ("el",),
+        "CZ": ("cs",),
+        "DE": ("de",),
+        "DK": ("da",),
+        "EE": ("et",),
+        "EL": ("el",),
+        "ES": ("es",),
+        "FI": ("fi", "sv"),
+        "FR": ("fr",),
+        "HR": ("hr",),
+        "HU": ("hu",),
+        "IE": ("en", "ga"),
+        "IS": ("is",),
+        "IT": ("it",),
+        "LI": ("de",),
+        "LT": ("lt",),
+        "LU": ("fr", "de"),
+        "LV": ("lv",),
+        "MT": ("mt", "en"),
+        "NL": ("nl",),
+        "NO": ("nn", "nb"),
+        "PL": ("pl",),
+        "PT": ("pt",),
+        "RO": ("ro",),
+        "SE": ("sv",),
+        "SI": ("sl",),
+        "SK": ("sk",),
+    }
+)
+
+
+def default_languages(node_id: str) -> tuple[str, ...]:
+    """The rendering languages a node of country ``node_id`` uses by default."""
+    return _COUNTRY_LANGUAGES[node_id]
+
+
+# --- sections ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """``[node]``: who this node is."""
+
+    id: str
+    languages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not is_node_id(self.id):
+            raise ConfigValueInvalid(
+                f"id: {self.id!r} is not an EEA country code (upper case, e.g. NO, PT, EL)"
+            )
+        languages = self.languages or default_languages(self.id)
+        unknown = [lang for lang in languages if lang not in LANGUAGES]
+        if unknown:
+            raise ConfigValueInvalid(
+                f"languages: unknown language code(s) {', '.join(unknown)}; "
+                f"known: {' '.join(LANGUAGES)}"
+            )
+        if len(set(languages)) != len(languages):
+            raise ConfigValueInvalid("languages: a language is listed twice")
+        object.__setattr__(self, "languages", tuple(languages))
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """``[database]``: where the node keeps its state."""
+
+    url: str = ""
+    pool_size: int = setting(5, minimum=1, maximum=100)
+
+    def __post_init__(self) -> None:
+        if self.url and not re.match(r"(sqlite|postgresql)(\+[a-z0-9]+)?://", self.url):
+            raise ConfigValueInvalid(
+                "url: only sqlite:/// and postgresql[+driver]:// URLs are supported"
+            )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """``[api]``: the HTTPS API for national systems (client certificates of the node CA)."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - a gateway listens for its national systems
+    port: int = setting(8443, minimum=1, maximum=65535)
+
+
+@dataclass(frozen=True)
+class PeerListenerConfig:
+    """``[peer]``: the mutual-TLS API that peer nodes call."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - peers reach the node from outside
+    port: int = setting(9443, minimum=1, maximum=65535)
+    public_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.public_url is not None:
+            _check_https_url(self.public_url, "public_url")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics]``: health and Prometheus metrics over plain HTTP (keep it on loopback)."""
+
+    host: str = "127.0.0.1"
+    port: int = setting(9100, minimum=1, maximum=65535)
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """``[limits]``: what a single request may cost the node."""
+
+    max_body_bytes: int = setting(16 * 1024 * 1024, minimum=1024, maximum=1024 * 1024 * 1024)
+    request_deadline_seconds: float = setting(30.0, minimum=1, maximum=3600)
+    replay_window_seconds: float = setting(300.0, minimum=1, maximum=86400)
+    long_poll_seconds: float = setting(25.0, minimum=0, maximum=300)
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    """``[outbound]``: delivery to peer nodes (one queue per peer)."""
+
+    initial_backoff_seconds: float = setting(1.0, minimum=0.01, maximum=3600)
+    max_backoff_seconds: float = setting(300.0, minimum=0.01, maximum=86400)
+    jitter: float = setting(0.2, minimum=0, maximum=1)
+    dead_letter_after_seconds: float = setting(86400.0, minimum=1, maximum=31 * 86400)
+    max_attempts: int | None = setting(None, minimum=1, maximum=1_000_000)
+    batch_size: int = setting(50, minimum=1, maximum=1000)
+    concurrency_per_peer: int = setting(4, minimum=1, maximum=64)
+
+    def __post_init__(self) -> None:
+        if self.max_backoff_seconds < self.initial_backoff_seconds:
+            raise ConfigValueInvalid(
+                "max_backoff_seconds: must not be smaller than initial_backoff_seconds"
+            )
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """``[logging]``: how the node logs (never personal data, document bodies or keys)."""
+
+    format: str = setting("text", choices=("text", "json"))
+    level: str = setting("info", choices=("debug", "info", "warn", "error", "critical"))
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    """``[[peers]]``: a peer node (its certificates live in trust/peers/<id>/)."""
+
+    id: str
+    url: str
+
+    def __post_init__(self) -> None:
+        if not is_node_id(self.id):
+            raise ConfigValueInvalid(f"id: {self.id!r} is not an EEA country code")
+        _check_https_url(self.url, "url")
+
+
+@dataclass(frozen=True)
+class AuthorityConfig:
+    """``[[authorities]]``: a national authority whose system is registered at this node."""
+
+    id: str
+    push_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not is_authority_id(self.id):
+            raise ConfigValueInvalid(
+                f"id: {self.id!r} is not an authority id (country code, hyphen, "
+                "1-40 upper-case ASCII letters, digits or hyphens, e.g. NO-HELSEDIR)"
+            )
+        if self.push_url is not None:
+            _check_https_url(self.push_url, "push_url")
+
+
+TRANSLATION_ENGINES = ("none", "libretranslate", "etranslation")
+
+
+@dataclass(frozen=True)
+class TranslationConfig:
+    """``[translation]``: machine translation of free text (see docs/translation.md)."""
+
+    engine: str = setting("none", choices=TRANSLATION_ENGINES)
+    libretranslate: Mapping[str, Any] = setting(default_factory=_empty)
+    etranslation: Mapping[str, Any] = setting(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        if self.engine != "none" and not getattr(self, self.engine):
+            raise ConfigValueInvalid(
+                f"engine: {self.engine!r} needs its settings table [translation.{self.engine}]"
+            )
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """The settings table of the selected engine (empty for ``none``)."""
+        if self.engine == "none":
+            return _empty()
+        value: Mapping[str, Any] = getattr(self, self.engine)
+        return value
+
+
+_AREA_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+
+
+@dataclass(frozen=True)
+class RetentionAreaConfig:
+    """``[retention.areas.<AREA>]``: shorter limits for one legislation area."""
+
+    months_after_closure: int | None = setting(None, minimum=1, maximum=6)
+    months_if_never_closed: int | None = setting(None, minimum=1, maximum=120)
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """``[retention]``: when personal data of an exchange is erased."""
+
+    months_after_closure: int = setting(6, minimum=1, maximum=6)
+    months_if_never_closed: int = setting(24, minimum=1, maximum=120)
+    areas: Mapping[str, RetentionAreaConfig] = setting(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        for area in self.areas:
+            if not _AREA_RE.match(area):
+                raise ConfigValueInvalid(f"areas: {area!r} is not a legislation area code")
+
+    def for_area(self, area: str | None) -> tuple[int, int]:
+        """``(months_after_closure, months_if_never_closed)`` for a legislation area."""
+        specific = self.areas.get(area) if area is not None else None
+        after = self.months_after_closure
+        never = self.months_if_never_closed
+        if specific is not None:
+            after = specific.months_after_closure or after
+            never = specific.months_if_never_closed or never
+        return after, never
+
+
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared, not bound
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The whole node configuration (``gateway.toml``), validated."""
+
+    node_dir: Path = field(metadata=_INTERNAL)
+    source: Path = field(metadata=_INTERNAL)
+    node: NodeIdentity = field()
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    peer: PeerListenerConfig = field(default_factory=PeerListenerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    peers: tuple[PeerConfig, ...] = ()
+    authorities: tuple[AuthorityConfig, ...] = ()
+    translation: TranslationConfig = field(default_factory=TranslationConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+
+    def __post_init__(self) -> None:
+        node_id = self.node.id
+        seen: set[str] = set()
+        for peer in self.peers:
+            if peer.id == node_id:
+                raise ConfigValueInvalid(f"peers: {peer.id} is this node's own id")
+            if peer.id in seen:
+                raise ConfigValueInvalid(f"peers: {peer.id} is listed twice")
+            seen.add(peer.id)
+        seen.clear()
+        for authority in self.authorities:
+            if authority.id[:2] != node_id:
+                raise ConfigValueInvalid(
+                    f"authorities: {authority.id} belongs to country {authority.id[:2]}, "
+                    f"not to this node ({node_id})"
+                )
+            if authority.id in seen:
+                raise ConfigValueInvalid(f"authorities: {authority.id} is listed twice")
+            seen.add(authority.id)
+        listeners = [
+            ("api", self.api.host, self.api.port),
+            ("peer", self.peer.host, self.peer.port),
+        ]
+        listeners.append(("metrics", self.metrics.host, self.metrics.port))
+        for i, (name_a, host_a, port_a) in enumerate(listeners):
+            for name_b, host_b, port_b in listeners[i + 1 :]:
+                overlap = host_a == host_b or {host_a, host_b} & _WILDCARD_HOSTS
+                if port_a == port_b and overlap:
+                    raise ConfigValueInvalid(
+                        f"{name_a}.port and {name_b}.port: both listen on port {port_a}"
+                    )
+        object.__setattr__(
+            self, "database", dataclasses.replace(self.database, url=self._database_url())
+        )
+
+    def _database_url(self) -> str:
+        url = self.database.url
+        if not url:
+            return f"sqlite:///{self.node_dir / DATABASE_FILE}"
+        match = re.match(r"(sqlite(?:\+[a-z0-9]+)?:///)(.*)\Z", url, re.DOTALL)
+        if match and match.group(2) and not match.group(2).startswith(("/", ":memory:")):
+            # A relative SQLite path is relative to the node directory, not the cwd.
+            return f"{match.group(1)}{self.node_dir / match.group(2)}"
+        return url
+
+    @property
+    def node_id(self) -> str:
+        return self.node.id
+
+    def peer_config(self, node_id: str) -> PeerConfig | None:
+        """The ``[[peers]]`` entry of ``node_id``, if configured."""
+        return next((p for p in self.peers if p.id == node_id), None)
+
+    def authority_config(self, authority_id: str) -> AuthorityConfig | None:
+        """The ``[[authorities]]`` entry of ``authority_id``, if registered."""
+        return next((a for a in self.authorities if a.id == authority_id), None)

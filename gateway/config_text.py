@@ -1,0 +1,282 @@
+"""The text of ``gateway.toml``: the commented file ``imi-gateway init`` writes, and edits.
+
+:func:`render_config_template` writes every setting given on the command
+line and shows every other one commented out with its default.
+:func:`with_peer` and :func:`with_authority` edit the file for the key-store
+commands: pure text in, text out, each edit checked by re-parsing, so the
+operator's comments and layout survive. Writing the file is
+``gateway.keystore``'s job.
+
+Import these names from :mod:`gateway.config`, which re-exports them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+from gateway.config_load import parse_config
+from gateway.config_model import (
+    CONFIG_FILE,
+    DATABASE_FILE,
+    AuthorityConfig,
+    ConfigEditFailed,
+    ConfigInvalid,
+    ConfigValueInvalid,
+    NodeConfig,
+    PeerConfig,
+    default_languages,
+)
+
+# --- the file ``imi-gateway init`` writes ---------------------------------------
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string."""
+    out = ['"']
+    for ch in value:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _toml_array(values: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(toml_string(v) for v in values) + "]"
+
+
+def render_config_template(
+    node_id: str,
+    *,
+    languages: tuple[str, ...] | None = None,
+    api_port: int = 8443,
+    peer_port: int = 9443,
+    metrics_port: int = 9100,
+    public_url: str | None = None,
+) -> str:
+    """The commented ``gateway.toml`` that ``imi-gateway init`` writes.
+
+    Settings given on the command line are written out; every other setting is
+    shown commented out with its default, so the file documents itself.
+    """
+    langs = languages or default_languages(node_id)
+    public = (
+        f"public_url = {toml_string(public_url)}"
+        if public_url
+        else '# public_url = "https://gateway.example.org:9443"'
+    )
+    return f"""\
+# imi-gateway node configuration (TOML). Reference: docs/configuration.md.
+# Every setting below that is commented out shows its default. Unknown keys
+# are refused, so a typo cannot silently fall back to a default.
+
+[node]
+# This node's id: its EEA country code. Certificates are bound to it.
+id = {toml_string(node_id)}
+# Languages in which question codes are rendered for the national systems.
+languages = {_toml_array(langs)}
+
+[database]
+# Default: the SQLite file {DATABASE_FILE} in this directory. Scale-out path:
+# url = "postgresql+psycopg://gateway@db.example.org/gateway"
+# url = "sqlite:///{DATABASE_FILE}"
+# pool_size = 5
+
+[api]
+# HTTPS API for the national systems (client certificates issued by the node CA).
+# host = "0.0.0.0"
+port = {api_port}
+
+[peer]
+# Mutual-TLS API that peer nodes call, and the URL they use to reach it
+# (published by `imi-gateway keys export`).
+# host = "0.0.0.0"
+port = {peer_port}
+{public}
+
+[metrics]
+# Health and Prometheus metrics, plain HTTP: keep it on loopback.
+# host = "127.0.0.1"
+port = {metrics_port}
+
+[limits]
+# max_body_bytes = 16777216          # largest request body accepted (16 MiB)
+# request_deadline_seconds = 30      # total time a request may take to arrive
+# replay_window_seconds = 300        # accepted skew of a document's creation time
+# long_poll_seconds = 25             # how long a delivery poll waits for news
+
+[outbound]
+# Delivery to peers: exponential backoff with jitter, then the dead-letter state.
+# initial_backoff_seconds = 1
+# max_backoff_seconds = 300
+# jitter = 0.2
+# dead_letter_after_seconds = 86400
+# max_attempts = 100                 # default: no limit on attempts
+# batch_size = 50
+# concurrency_per_peer = 4
+
+[logging]
+# format = "text"                    # "text" or "json"
+# level = "info"                     # debug, info, warn, error, critical
+
+[translation]
+# Machine translation of free text: "none", "libretranslate" or "etranslation";
+# each engine has its own table (see docs/translation.md).
+# engine = "none"
+#
+# [translation.libretranslate]
+# url = "https://translate.example.org"
+# api_key = "..."
+# timeout_seconds = 30
+#
+# [translation.etranslation]
+# url = "https://webgate.ec.europa.eu/etranslation/si/translate"
+# application = "..."
+# username = "..."
+# password = "..."
+# callback_base_url = "https://gateway.example.org:8443"
+# timeout_seconds = 600
+
+[retention]
+# Personal data of an exchange is erased this many months after closure
+# (at most 6), or after months_if_never_closed if the exchange never closes.
+# months_after_closure = 6
+# months_if_never_closed = 24
+#
+# Shorter limits for one legislation area:
+# [retention.areas.services]
+# months_after_closure = 3
+# months_if_never_closed = 12
+
+# Authorities whose national systems are registered at this node. `imi-gateway
+# keys issue-national` adds them here.
+# [[authorities]]
+# id = "{node_id}-EXAMPLE"
+# push_url = "https://system.example.org/imi/deliveries"   # optional push delivery
+
+# Peer nodes; their certificates live in trust/peers/<ID>/. `imi-gateway keys
+# import-peer` adds them at the end of this file.
+# [[peers]]
+# id = "PT"
+# url = "https://gateway.example.pt:9443"
+"""
+
+
+# --- edits for the key-store commands -------------------------------------------
+
+_HEADER_RE = re.compile(r"^\s*\[")
+
+
+def _array_blocks(lines: list[str], array: str) -> Iterator[tuple[int, int]]:
+    """(start, end) line ranges of every ``[[array]]`` block."""
+    start_re = re.compile(r"^\s*\[\[\s*" + re.escape(array) + r"\s*\]\]\s*(#.*)?$")
+    i = 0
+    while i < len(lines):
+        if start_re.match(lines[i]):
+            j = i + 1
+            while j < len(lines) and not _HEADER_RE.match(lines[j]):
+                j += 1
+            yield i, j
+            i = j
+        else:
+            i += 1
+
+
+def _key_line(lines: list[str], start: int, end: int, key: str) -> int | None:
+    key_re = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+    return next((i for i in range(start + 1, end) if key_re.match(lines[i])), None)
+
+
+def _upsert_entry(text: str, array: str, entry_id: str, values: Mapping[str, str]) -> str:
+    """Set ``values`` in the ``[[array]]`` entry with ``id = entry_id`` (appended if absent)."""
+    lines = text.splitlines(keepends=True)
+    id_re = re.compile(r"^\s*id\s*=\s*" + re.escape(toml_string(entry_id)) + r"\s*(#.*)?$")
+    for start, end in _array_blocks(lines, array):
+        if any(id_re.match(lines[i]) for i in range(start + 1, end)):
+            for key, value in values.items():
+                line = f"{key} = {toml_string(value)}\n"
+                at = _key_line(lines, start, end, key)
+                if at is not None:
+                    lines[at] = line
+                else:
+                    id_at = next(i for i in range(start + 1, end) if id_re.match(lines[i]))
+                    lines.insert(id_at + 1, line)
+                    end += 1
+            return "".join(lines)
+    block = [f"[[{array}]]\n", f"id = {toml_string(entry_id)}\n"]
+    block += [f"{key} = {toml_string(value)}\n" for key, value in values.items()]
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + "\n" + "".join(block)
+
+
+def _checked_edit(
+    text: str,
+    new_text: str,
+    node_dir: Path,
+    snippet: str,
+    check: Callable[[NodeConfig, NodeConfig], bool],
+) -> str:
+    old = parse_config(text, node_dir)
+    try:
+        new = parse_config(new_text, node_dir)
+        ok = check(old, new)
+    except ConfigInvalid:
+        ok = False
+    if not ok:
+        raise ConfigEditFailed(
+            f"could not update {CONFIG_FILE} automatically (unusual layout?); add this by hand:\n"
+            + snippet
+        )
+    return new_text
+
+
+def with_peer(text: str, node_dir: str | Path, peer_id: str, url: str) -> str:
+    """``text`` with the ``[[peers]]`` entry of ``peer_id`` added or its url set."""
+    node_dir = Path(node_dir).absolute()
+    PeerConfig(peer_id, url)  # validates both values
+    if parse_config(text, node_dir).node_id == peer_id:
+        raise ConfigValueInvalid(f"peers: {peer_id} is this node's own id")
+    new_text = _upsert_entry(text, "peers", peer_id, {"url": url})
+    snippet = f"[[peers]]\nid = {toml_string(peer_id)}\nurl = {toml_string(url)}\n"
+
+    def check(old: NodeConfig, new: NodeConfig) -> bool:
+        others_old = tuple(p for p in old.peers if p.id != peer_id)
+        others_new = tuple(p for p in new.peers if p.id != peer_id)
+        return (
+            new.peer_config(peer_id) == PeerConfig(peer_id, url)
+            and others_old == others_new
+            and dataclasses.replace(old, peers=()) == dataclasses.replace(new, peers=())
+        )
+
+    return _checked_edit(text, new_text, node_dir, snippet, check)
+
+
+def with_authority(text: str, node_dir: str | Path, authority_id: str) -> str:
+    """``text`` with ``authority_id`` registered under ``[[authorities]]`` (no-op if it is)."""
+    node_dir = Path(node_dir).absolute()
+    old = parse_config(text, node_dir)
+    AuthorityConfig(authority_id)  # validates the id
+    if authority_id[:2] != old.node_id:
+        raise ConfigValueInvalid(
+            f"authorities: {authority_id} belongs to country {authority_id[:2]}, "
+            f"not to this node ({old.node_id})"
+        )
+    if old.authority_config(authority_id) is not None:
+        return text
+    new_text = _upsert_entry(text, "authorities", authority_id, {})
+    snippet = f"[[authorities]]\nid = {toml_string(authority_id)}\n"
+
+    def check(old: NodeConfig, new: NodeConfig) -> bool:
+        return new.authorities == (
+            *old.authorities,
+            AuthorityConfig(authority_id),
+        ) and dataclasses.replace(old, authorities=()) == dataclasses.replace(new, authorities=())
+
+    return _checked_edit(text, new_text, node_dir, snippet, check)

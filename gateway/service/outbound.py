@@ -12,7 +12,16 @@ id) is dead-lettered alone and the rest are sent again at once.
 
 One envelope is in flight per peer at a time, so documents reach the peer in
 the order they were queued; under load the next envelope simply carries
-more documents (group commit on both sides).
+more documents (group commit on both sides). The order also holds across
+failures: the backoff belongs to the peer's queue (this sender waits before
+its next attempt, whatever is queued meanwhile), and rows that failed go
+back to their original place in the queue, never behind rows queued after
+them (a Reminder must not overtake its Request).
+
+On SQLite (one gateway process per database) a starting sender releases the
+leases a killed predecessor left on in-flight rows, so they are sent again
+at once rather than after the lease; the peer recognises documents it already
+holds and does not deliver them twice.
 """
 
 from __future__ import annotations
@@ -41,9 +50,10 @@ from gateway.storage.model import OutboxItem
 from gateway.storage.outbox import (
     claim_outbox_txn,
     mark_outbox_dead_txn,
-    mark_outbox_failed_txn,
     mark_outbox_sent_txn,
     outbox_next_due_txn,
+    release_leases_txn,
+    requeue_in_place_txn,
 )
 from gateway.transport.client import HTTPAnswer, HTTPSClient, PeerUnreachable
 
@@ -105,12 +115,30 @@ class PeerSender(Service):
         self._timer: IDelayedCall | None = None
         self._running_cycle: Deferred[Any] | None = None
         self._again = False
+        #: Reactor time before which no attempt is made (the peer's backoff), if any.
+        self._resume_at: float | None = None
 
     # --- scheduling ----------------------------------------------------------
 
     def startService(self) -> None:
         super().startService()
-        self.wake()
+        if self._db.dialect_name != "sqlite":
+            self.wake()
+            return
+        d = self._db.run_txn(release_leases_txn, self.peer_id, now=self._now())
+
+        def released(count: int) -> None:
+            if count:
+                log.info(
+                    "Released {count} in-flight documents to {peer} left by a previous run",
+                    count=count,
+                    peer=self.peer_id,
+                )
+
+        d.addCallbacks(
+            released, lambda f: log.failure("Releasing leases to {peer}", f, peer=self.peer_id)
+        )
+        d.addBoth(lambda _: self.wake())
 
     def stopService(self) -> Deferred[Any] | None:
         super().stopService()
@@ -121,12 +149,15 @@ class PeerSender(Service):
 
     def wake(self) -> None:
         """Look at the queue now (called when a document is queued for this peer)."""
-        if not self.running:
+        if not self.running or self._backing_off():
             return
         if self._running_cycle is not None:
             self._again = True
             return
         self._schedule(0)
+
+    def _backing_off(self) -> bool:
+        return self._resume_at is not None and self._clock.seconds() < self._resume_at
 
     def _schedule(self, delay: float) -> None:
         if not self.running:
@@ -145,7 +176,10 @@ class PeerSender(Service):
 
         def done(sent_any: object) -> None:
             self._running_cycle = None
-            if sent_any or self._again:
+            if self._backing_off():
+                assert self._resume_at is not None
+                self._schedule(self._resume_at - self._clock.seconds())
+            elif sent_any or self._again:
                 self._schedule(0)
             else:
                 self._schedule_next_due()
@@ -223,6 +257,7 @@ class PeerSender(Service):
                 log.warn("Receipt from {peer} refused: {code}", peer=self.peer_id, code=error.code)
                 yield self._failed(items, error.code, now)
                 return False
+            self._resume_at = None
             yield self._db.run_txn(
                 mark_outbox_sent_txn,
                 [i.id for i in items],
@@ -250,9 +285,7 @@ class PeerSender(Service):
             )
             self._metrics.dead_letters.labels(self.peer_id).inc(len(refused))
             if rest:
-                yield self._db.run_txn(
-                    mark_outbox_failed_txn, rest, error_code=code, next_attempt_at=now
-                )
+                yield self._db.run_txn(requeue_in_place_txn, rest, error_code=code, now=now)
             return True
         yield self._failed(items, code, now)
         return False
@@ -274,14 +307,12 @@ class PeerSender(Service):
             )
             self._metrics.dead_letters.labels(self.peer_id).inc(len(dead))
         if retry:
+            # The head of the queue failed ``attempts`` times in a row: the whole
+            # queue waits, and the rows keep their place in it.
             attempts = max(i.attempts for i in retry)
             delay = self._backoff.delay(attempts, self._rng)
-            yield self._db.run_txn(
-                mark_outbox_failed_txn,
-                retry,
-                error_code=code,
-                next_attempt_at=now + timedelta(seconds=delay),
-            )
+            self._resume_at = self._clock.seconds() + delay
+            yield self._db.run_txn(requeue_in_place_txn, retry, error_code=code, now=now)
         log.info(
             "Sending to {peer} failed ({code}); {retry} to retry, {dead} dead-lettered",
             peer=self.peer_id,

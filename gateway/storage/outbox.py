@@ -173,6 +173,41 @@ def mark_outbox_failed_txn(
     return changed
 
 
+def requeue_in_place_txn(
+    conn: Connection, items: Sequence[OutboxItem], *, error_code: str, now: datetime
+) -> int:
+    """Put claimed rows back at their original place in the queue (due at their creation).
+
+    Claims take due rows by (next_attempt_at, id); a row queued with
+    next_attempt_at = created_at and put back the same way never falls behind
+    rows queued after it. The sender's own backoff decides when to claim again.
+    """
+    return sum(
+        mark_outbox_failed_txn(
+            conn, [item], error_code=error_code, next_attempt_at=item.created_at or now
+        )
+        for item in items
+    )
+
+
+def release_leases_txn(conn: Connection, peer_node: str, *, now: datetime) -> int:
+    """Make ``peer_node``'s in-flight rows claimable now.
+
+    Only for a database used by one gateway process (SQLite): at start-up the
+    claimant of every lease is known to be gone.
+    """
+    result = conn.execute(
+        update(outbox)
+        .where(
+            outbox.c.peer_node == peer_node,
+            outbox.c.state == "inflight",
+            outbox.c.lease_until > now,
+        )
+        .values(lease_until=now)
+    )
+    return int(result.rowcount)
+
+
 def mark_outbox_dead_txn(
     conn: Connection,
     items: Sequence[OutboxItem],

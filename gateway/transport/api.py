@@ -17,6 +17,7 @@ from cryptography import x509
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -57,11 +58,40 @@ def _int_arg(request: Any, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+class _Tree(Resource):
+    """An inner node of the URL tree: unknown paths answer an Error document (404)."""
+
+    def getChild(self, path: bytes, request: Any) -> Resource:
+        return _Missing()
+
+    def render(self, request: Any) -> bytes:
+        return _Missing().render(request)
+
+
+class _Missing(Resource):
+    isLeaf = True
+
+    def render(self, request: Any) -> bytes:
+        return write_error(request, NotFound("no endpoint has this path (see docs/api.md)"))
+
+
 class _Endpoint(Resource):
     """A leaf that runs one async handler and answers XML or an Error document."""
 
     isLeaf = True
     listener = "api"
+
+    def render(self, request: Any) -> Any:
+        try:
+            return super().render(request)
+        except UnsupportedMethod as unsupported:
+            allowed = [m.decode("ascii") for m in unsupported.allowedMethods]
+            if "GET" not in allowed:  # twisted.web offers HEAD only as a GET without body
+                allowed = [m for m in allowed if m != "HEAD"]
+            request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+            return write_error(
+                request, MethodNotAllowed(f"this endpoint takes {' or '.join(allowed)}")
+            )
 
     def _respond(self, request: Any, handler: Callable[[], Deferred[bytes]]) -> Any:
         finished = request.notifyFinish()
@@ -234,9 +264,9 @@ def api_root(
     max_wait: float,
     extra: Mapping[bytes, Resource] = {},
 ) -> Resource:
-    root = Resource()
-    api = Resource()
-    v1 = Resource()
+    root = _Tree()
+    api = _Tree()
+    v1 = _Tree()
     root.putChild(b"api", api)
     api.putChild(b"v1", v1)
     v1.putChild(b"documents", SubmitResource(pipeline, identify))
@@ -254,9 +284,9 @@ def peer_root(
     identify: Callable[[Any], str],
     extra: Mapping[bytes, Resource] = {},
 ) -> Resource:
-    root = Resource()
-    peer = Resource()
-    v1 = Resource()
+    root = _Tree()
+    peer = _Tree()
+    v1 = _Tree()
     root.putChild(b"peer", peer)
     peer.putChild(b"v1", v1)
     v1.putChild(b"envelopes", EnvelopeResource(pipeline, identify))

@@ -29,11 +29,18 @@ from twisted.web import http, server
 from twisted.web.resource import Resource
 
 from gateway.core.envelopes import build_error
-from gateway.core.errors import DocumentTooLarge, GatewayError
+from gateway.core.errors import DocumentTooLarge, GatewayError, InvalidInput
 
 log = Logger()
 
 XML_CONTENT_TYPE = b"application/xml; charset=utf-8"
+
+
+class RequestTimeout(InvalidInput):
+    """The request did not arrive in full within the listener's request deadline; the connection is closed."""
+
+    code = "REQUEST_TIMEOUT"
+    http_status = 408
 
 
 def error_body(code: str, message: str, message_id: str | None = None) -> bytes:
@@ -111,6 +118,7 @@ class LimitedChannel(http.HTTPChannel):
     """An HTTP/1.1 channel with a total per-request deadline."""
 
     _deadline_call: IDelayedCall | None = None
+    _abort_call: IDelayedCall | None = None
     _refusing = False
 
     def dataReceived(self, data: bytes) -> None:
@@ -139,7 +147,8 @@ class LimitedChannel(http.HTTPChannel):
             seconds=self.site.request_deadline_seconds,
             peer=str(self.transport.getPeer()),
         )
-        body = error_body("REQUEST_TIMEOUT", "the request was not received in time")
+        error = RequestTimeout("the request was not received in time")
+        body = error_body(error.code, str(error))
         self.transport.write(_raw_response(408, b"Request Timeout", body))
         self.refuse_rest()
 
@@ -147,11 +156,18 @@ class LimitedChannel(http.HTTPChannel):
         """Stop reading from this connection and close it."""
         self._refusing = True
         self._cancel_deadline()
-        self.transport.loseConnection()
+        # The channel's loseConnection (not the transport's): it unregisters the
+        # channel as the transport's producer first, without which a TLS
+        # transport never sends its close alert and the connection would hang
+        # until the abort below.
+        self.loseConnection()
         # A client that keeps sending is cut off for good after a grace period.
-        self.callLater(5, self.transport.abortConnection)
+        self._abort_call = self.callLater(5, self.transport.abortConnection)
 
     def connectionLost(self, reason: Any) -> None:
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
         self._cancel_deadline()
         super().connectionLost(reason)
 

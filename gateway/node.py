@@ -62,9 +62,10 @@ log = Logger()
 class Listener(Service):
     """Listens on one port while running; ``port`` is the bound port (useful with port 0)."""
 
-    def __init__(self, name: str, listen: Callable[[], IListeningPort]) -> None:
+    def __init__(self, name: str, listen: Callable[[], IListeningPort], site: LimitedSite) -> None:
         self.name = name
         self._listen = listen
+        self._site = site
         self._port: IListeningPort | None = None
 
     @property
@@ -80,6 +81,7 @@ class Listener(Service):
     def stopService(self) -> Deferred[Any] | None:
         super().stopService()
         port, self._port = self._port, None
+        self._site.close_connections()
         return maybeDeferred(port.stopListening) if port is not None else None
 
 
@@ -364,16 +366,19 @@ def build_node(
     api = Listener(
         "national-system API",
         lambda: reactor.listenSSL(config.api.port, api_site, api_tls, interface=config.api.host),
+        api_site,
     )
     peer_listener = Listener(
         "peer API",
         lambda: reactor.listenSSL(
             config.peer.port, peer_site, peer_tls, interface=config.peer.host
         ),
+        peer_site,
     )
     health_listener = Listener(
         "health and metrics",
         lambda: reactor.listenTCP(config.metrics.port, health_site, interface=config.metrics.host),
+        health_site,
     )
     for listener in (api, peer_listener, health_listener):
         listener.setServiceParent(top)

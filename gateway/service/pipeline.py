@@ -44,7 +44,7 @@ from gateway.core.catalogue import CatalogueRegistry
 from gateway.core.certs import TrustStore
 from gateway.core.documents import ExchangeDocument, Request
 from gateway.core.envelopes import ReceiptItem, ReceiptStatus, build_receipt
-from gateway.core.errors import GatewayError, InvalidInput
+from gateway.core.errors import GatewayError, InvalidInput, Unavailable
 from gateway.core.ns import DOC_NS
 from gateway.core.signing import Signer
 from gateway.core.xmlparse import parse_xml
@@ -346,6 +346,11 @@ class Pipeline:
             raise
         except GatewayError as error:
             self._metrics.refused.labels("peer", error.code).inc()
+            message_id = getattr(error, "message_id", None)
+            if message_id is not None and not isinstance(error, Unavailable):
+                # One document of the envelope cannot be stored (lifecycle conflict,
+                # exchange mismatch, erased exchange, reused id): name it.
+                raise PayloadRefused(message_id, error) from None
             raise
         if result.replayed:
             self._metrics.duplicates.labels("peer").inc()

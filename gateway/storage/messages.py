@@ -312,16 +312,23 @@ def store_inbound_envelope_txn(
                 duplicates.append(payload.message_id)
                 continue
             raise MessageIdReused(payload.message_id)
-        opened = open_exchange(
-            conn,
-            payload.exchange,
-            document_type=payload.document_type,
-            kek=kek,
-            now=now,
-            node=node,
-            lifecycle=lifecycle,
-            message_id=payload.message_id,
-        )
+        try:
+            opened = open_exchange(
+                conn,
+                payload.exchange,
+                document_type=payload.document_type,
+                kek=kek,
+                now=now,
+                node=node,
+                lifecycle=lifecycle,
+                message_id=payload.message_id,
+            )
+        except Unavailable:
+            raise
+        except GatewayError as exc:
+            # Name the document, so the sender can set it aside and send the rest.
+            exc.message_id = payload.message_id  # type: ignore[attr-defined]
+            raise
         prior[payload.message_id] = _Prior("in", sha, None)
         stored.append(payload.message_id)
         message_rows.append(

@@ -165,6 +165,7 @@ class LimitedChannel(http.HTTPChannel):
         self._abort_call = self.callLater(5, self.transport.abortConnection)
 
     def connectionLost(self, reason: Any) -> None:
+        self.site.channels.discard(self)
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         self._abort_call = None
@@ -189,6 +190,7 @@ class LimitedSite(server.Site):
         super().__init__(resource, reactor=reactor, timeout=idle_timeout_seconds)
         self.max_body_bytes = max_body_bytes
         self.request_deadline_seconds = request_deadline_seconds
+        self.channels: set[LimitedChannel] = set()
         self.displayTracebacks = False
 
     def buildProtocol(self, addr: Any) -> LimitedChannel:
@@ -198,7 +200,16 @@ class LimitedSite(server.Site):
         channel.requestFactory = self.requestFactory
         channel.callLater = self.reactor.callLater
         channel.timeOut = self.timeOut
+        self.channels.add(channel)
         return channel
+
+    def close_connections(self) -> None:
+        """At shutdown: close idle keep-alive connections; busy ones close after their answer."""
+        for channel in list(self.channels):
+            if channel._handlingRequest:
+                channel.persistent = False
+            else:  # idle: nothing in flight to lose; a TLS close could wait on the client
+                channel.transport.abortConnection()
 
     def log(self, request: Any) -> None:
         # Access lines carry no body and no query string (which may hold ids).

@@ -270,18 +270,23 @@ def build_node(
         on_received=localizer.start_translations,
     )
 
-    def fetch_peer_tracking(peer: str, exchange_id: str) -> Deferred[bytes]:
+    def peer_get(peer: str, path: str) -> Deferred[bytes | None]:
+        """GET ``path`` of a peer's API: the body on 200, None on 304, else Unavailable."""
         url = peer_urls.get(peer)
         if url is None:
             return fail(NotFound(f"no URL is configured for peer {peer}"))
-        d = client.get(f"{url.rstrip('/')}/peer/v1/exchanges/{quote(exchange_id, safe='')}")
 
-        def body(answer: Any) -> bytes:
+        def body(answer: Any) -> bytes | None:
+            if answer.status == 304:
+                return None
             if answer.status != 200:
                 raise Unavailable(f"peer {peer} answered HTTP {answer.status}")
             return bytes(answer.body)
 
-        return d.addCallback(body)
+        return client.get(url.rstrip("/") + path).addCallback(body)
+
+    def fetch_peer_tracking(peer: str, exchange_id: str) -> Deferred[bytes | None]:
+        return peer_get(peer, f"/peer/v1/exchanges/{quote(exchange_id, safe='')}")
 
     tracking = TrackingQueries(db, node_id, fetch_peer_tracking, kek=kek, render=localizer.render)
 
@@ -332,20 +337,7 @@ def build_node(
         translation_root.putChild(b"etranslation", callback)
 
     def fetch_directory(peer: str, since: int | None) -> Deferred[bytes | None]:
-        url = peer_urls.get(peer)
-        if url is None:
-            return fail(NotFound(f"no URL is configured for peer {peer}"))
-        query = "" if since is None else f"?since={since}"
-        d = client.get(f"{url.rstrip('/')}/peer/v1/directory{query}")
-
-        def body(answer: Any) -> bytes | None:
-            if answer.status == 304:
-                return None
-            if answer.status != 200:
-                raise Unavailable(f"peer {peer} answered HTTP {answer.status}")
-            return bytes(answer.body)
-
-        return d.addCallback(body)
+        return peer_get(peer, "/peer/v1/directory" + ("" if since is None else f"?since={since}"))
 
     sync = DirectorySyncService(
         directory,

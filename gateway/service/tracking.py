@@ -165,7 +165,7 @@ class TrackingQueries:
         if peer is not None and self._fetch_peer is not None:
             try:
                 body = await self._fetch_peer(peer, exchange_id)
-                stages += peer_stages(body, peer)
+                stages += peer_stages(body, peer) if body else []
                 status = "included"
             except GatewayError as error:
                 log.info(

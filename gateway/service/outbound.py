@@ -170,6 +170,10 @@ class PeerSender(Service):
 
     def _cycle(self) -> None:
         self._timer = None
+        if self._running_cycle is not None:
+            # Never two envelopes in flight: the running cycle is followed by another.
+            self._again = True
+            return
         self._again = False
         d = self._send_batch()
         self._running_cycle = d

@@ -16,6 +16,14 @@ Backends:
   emits the ``BEGIN``: ``BEGIN IMMEDIATE`` for write transactions (the write
   lock is taken at the start, so two writers never deadlock on a lock
   upgrade), a deferred ``BEGIN`` for functions marked :func:`read_only`.
+  The write transactions of one :class:`Database` take turns on an
+  in-process lock before ``BEGIN IMMEDIATE``: SQLite's busy handler sleeps in
+  growing steps and would leave the lock idle while every waiting writer
+  sleeps; other processes still meet the busy timeout. Write transactions
+  requested with :meth:`Database.run_txn` while a commit runs share the next
+  transaction (group commit), each in its own SAVEPOINT, and are
+  acknowledged only after that COMMIT (see ``_GroupCommit`` and
+  docs/performance.md).
 * PostgreSQL (``postgresql+psycopg://``, psycopg 3): several gateway
   processes share one database; row claims use ``FOR UPDATE SKIP LOCKED``.
 
@@ -24,10 +32,13 @@ This module never imports the global reactor: :class:`Database` is given one.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -42,6 +53,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from gateway.storage.errors import (
@@ -192,6 +204,8 @@ def _describe(exc: BaseException) -> str:
 class _Reactor(Protocol):
     def callFromThread(self, f: Callable[..., object], *args: object, **kw: object) -> None: ...
 
+    def callLater(self, delay: float, f: Callable[..., object], *args: object) -> Any: ...
+
     def addSystemEventTrigger(
         self, phase: str, eventType: str, callable: Callable[..., Any], *args: object
     ) -> Any: ...
@@ -229,6 +243,14 @@ class Database(Service):
             sqlite_synchronous=sqlite_synchronous,
         )
         self.dialect_name: str = self.engine.dialect.name
+        # SQLite has one writer at a time. Writers of this process queue on this lock
+        # instead of in SQLite's busy handler, which sleeps in growing steps (1, 2, 5,
+        # 10 ... 100 ms) and leaves the lock idle while every waiter sleeps.
+        self._write_lock: threading.Lock | None = (
+            threading.Lock() if self.dialect_name == "sqlite" else None
+        )
+        #: Group commit of the write transactions run with :meth:`run_txn` (SQLite only).
+        self._group = _GroupCommit(self) if self._write_lock is not None else None
         self._reactor = reactor
         self._threads = threads
         self._retries = retries
@@ -281,6 +303,8 @@ class Database(Service):
         """Run ``func(conn, *args, **kwargs)`` in one transaction on the database thread pool."""
         if self._pool is None:
             return fail(DatabaseUnavailable("the database thread pool is not running"))
+        if self._group is not None and not _is_read_only(func):
+            return self._group.submit(func, args, kwargs)
         return deferToThreadPool(
             self._reactor,  # type: ignore[arg-type]
             self._pool,
@@ -289,6 +313,61 @@ class Database(Service):
             *args,
             **kwargs,
         )
+
+    def _run_group_sync(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+        """Run ``batch`` in ONE write transaction, each function inside its own SAVEPOINT.
+
+        Returns ``(True, result)`` or ``(False, Failure)`` per function, in
+        order. A function that raises is rolled back to its savepoint alone;
+        the others commit together. A function that reports a retryable race
+        runs again afterwards in a transaction of its own. When BEGIN or
+        COMMIT fails, the whole batch is retried (``retries`` times) or every
+        function gets the error; so does every function when one meets a
+        database operational error (I/O, disk full: SQLite may have rolled the
+        whole transaction back), and nothing of the batch is committed.
+        """
+        assert self._write_lock is not None
+        if len(batch) == 1:  # alone: its own transaction, no savepoint needed
+            item = batch[0]
+            try:
+                return [(True, self.run_txn_sync(item.func, *item.args, **item.kwargs))]
+            except Exception:
+                return [(False, Failure())]
+        attempt = 0
+        while True:
+            outcomes: list[tuple[bool, Any] | None] = []
+            try:
+                with self._write_lock, self.engine.connect() as conn, conn.begin():
+                    for item in batch:
+                        try:
+                            with conn.begin_nested():
+                                outcomes.append((True, item.func(conn, *item.args, **item.kwargs)))
+                        except Exception as exc:
+                            if isinstance(exc, OperationalError) and not _retryable(exc):
+                                # SQLite may have rolled the whole transaction back (I/O
+                                # error, disk full): fail the batch rather than go on.
+                                raise
+                            outcomes.append(None if _retryable(exc) else (False, _failure(exc)))
+                break
+            except Exception as exc:
+                if not _retryable(exc) or attempt >= self._retries:
+                    if _retryable(exc):
+                        exc = DatabaseBusy(
+                            f"group commit gave up after {attempt + 1} attempts: {_describe(exc)}"
+                        )
+                    failure = _failure(exc, "group commit")
+                    return [(False, failure)] * len(batch)
+                attempt += 1
+                time.sleep(random.uniform(0.0, 0.005 * 2**attempt))  # noqa: S311
+        done: list[tuple[bool, Any]] = []
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:  # a race: once more, alone (run_txn_sync retries it)
+                try:
+                    outcome = (True, self.run_txn_sync(item.func, *item.args, **item.kwargs))
+                except Exception as exc:
+                    outcome = (False, _failure(exc))
+            done.append(outcome)
+        return done
 
     def run_txn_sync(
         self,
@@ -306,10 +385,11 @@ class Database(Service):
         raised by ``func`` itself (``GatewayError`` subclasses) pass through.
         """
         read = _is_read_only(func)
+        serialise = self._write_lock if not read and self._write_lock is not None else None
         attempt = 0
         while True:
             try:
-                with self.engine.connect() as conn:
+                with serialise or contextlib.nullcontext(), self.engine.connect() as conn:
                     if read:
                         conn.execution_options(**{_READ_ONLY_OPTION: True})
                     with conn.begin():
@@ -404,6 +484,96 @@ class Database(Service):
             self._pool,
             self.compact_sync,
         )
+
+
+@dataclass
+class _Pending:
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    deferred: Deferred[Any]
+
+
+def _failure(exc: BaseException, where: str | None = None) -> Failure:
+    """``exc`` as run_txn_sync would report it: non-retryable operational errors become
+    DatabaseUnavailable (without SQL or parameters)."""
+    if isinstance(exc, OperationalError):
+        exc = DatabaseUnavailable(f"database error in {where or 'a transaction'}: {_describe(exc)}")
+    return Failure(exc)
+
+
+class _GroupCommit:
+    """Group commit for SQLite: write transactions queued meanwhile share one COMMIT.
+
+    SQLite has a single writer and every COMMIT waits for the disk
+    (``synchronous=FULL``). While one batch commits, the write transactions
+    requested meanwhile queue here; the next batch runs them all in one
+    transaction, each in its own SAVEPOINT (so one that fails is rolled back
+    alone), and every caller's Deferred fires only after that COMMIT -- an
+    acknowledgement still means the data is on disk. Calls made in the same
+    reactor turn always share a batch. Runs on the reactor thread except for
+    :meth:`Database._run_group_sync`.
+    """
+
+    MAX_BATCH = 100
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._queue: list[_Pending] = []
+        self._busy = False
+        self._scheduled = False
+        self.batches = 0
+        self.transactions = 0
+
+    def submit(self, func: Callable[..., Any], args: Any, kwargs: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self._queue.append(_Pending(func, tuple(args), dict(kwargs), d))
+        self._kick()
+        return d
+
+    def _kick(self) -> None:
+        if self._busy or self._scheduled or not self._queue:
+            return
+        self._scheduled = True
+        self._db._reactor.callLater(0, self._start)
+
+    def _start(self) -> None:
+        self._scheduled = False
+        if self._busy or not self._queue:
+            return
+        batch = self._queue[: self.MAX_BATCH]
+        del self._queue[: self.MAX_BATCH]
+        pool = self._db._pool
+        if pool is None:
+            for item in batch:
+                item.deferred.errback(
+                    DatabaseUnavailable("the database thread pool is not running")
+                )
+            self._kick()
+            return
+        self._busy = True
+        self.batches += 1
+        self.transactions += len(batch)
+        d = deferToThreadPool(
+            self._db._reactor,  # type: ignore[arg-type]
+            pool,
+            self._db._run_group_sync,
+            batch,
+        )
+        d.addBoth(self._finished, batch)
+
+    def _finished(self, outcome: Any, batch: list[_Pending]) -> None:
+        self._busy = False
+        if isinstance(outcome, Failure):  # the thread itself failed
+            results: list[tuple[bool, Any]] = [(False, outcome)] * len(batch)
+        else:
+            results = outcome
+        for item, (ok, value) in zip(batch, results, strict=True):
+            if ok:
+                item.deferred.callback(value)
+            else:
+                item.deferred.errback(value)
+        self._kick()
 
 
 def _name(func: Callable[..., Any]) -> str:

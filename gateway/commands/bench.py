@@ -1,0 +1,75 @@
+"""``imi-gateway bench``: benchmarks that report figures (they never pass or fail on them).
+
+* ``bench exchange``: two real nodes on loopback, each in its own process,
+  with real TLS, signatures and SQLite; request+answer exchanges per second,
+  one-way latency percentiles, peak RSS per node and the XML+crypto floor of
+  the same documents measured in the same run (see
+  :mod:`gateway.benchmarks.exchange` and docs/performance.md);
+* ``bench search``: the authority directory search, when
+  ``gateway.benchmarks.search`` is installed (it provides
+  ``add_arguments(parser)`` and ``run(args) -> int``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from types import ModuleType
+
+from gateway.benchmarks import exchange
+
+EXIT_USAGE = 2
+
+
+def _optional(module_name: str) -> ModuleType | None:
+    """The benchmark module ``module_name`` if it exists (another part may provide it)."""
+    if importlib.util.find_spec(module_name) is None:
+        return None
+    return importlib.import_module(module_name)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="run a benchmark (exchange, search)",
+        description=(
+            "Benchmarks of this machine's gateway. They print figures (a table, or JSON with "
+            "--json) and never pass or fail on them. See docs/performance.md for the targets "
+            "and recorded runs."
+        ),
+    )
+    benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
+    ex = benchmarks.add_parser(
+        "exchange",
+        help="two real nodes under load: exchanges/s, latency, RSS, XML+crypto floor",
+        description=(
+            "Create two nodes (NO and PT) in a temporary directory, run each in its own "
+            "process ('python -m gateway run'), and drive them from simulated national "
+            "systems with pre-signed documents: a closed-loop phase (sustained exchanges per "
+            "second) then an open-loop phase at half that rate (one-way latency), then the "
+            "XML+crypto floor of the same documents. About 1.5 minutes with the defaults; "
+            "--quick takes about 15 seconds."
+        ),
+    )
+    exchange.add_arguments(ex)
+    ex.set_defaults(func=exchange.run)
+
+    search = _optional("gateway.benchmarks.search")
+    if search is not None:
+        sp = benchmarks.add_parser(
+            "search",
+            help="the authority directory search",
+            description=(search.__doc__ or "The authority directory search.")
+            .strip()
+            .split("\n")[0],
+        )
+        search.add_arguments(sp)
+        sp.set_defaults(func=search.run)
+
+    def usage(_args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    parser.set_defaults(func=usage)

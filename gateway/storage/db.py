@@ -146,6 +146,21 @@ def create_engine_for(
     return create_engine(parsed, pool_pre_ping=True, pool_recycle=3600, **common)
 
 
+def _set_wal(cursor: sqlite3.Cursor, busy_timeout_ms: int) -> None:
+    """Switch to WAL. On a brand-new file two connections can race for it, and
+    SQLite answers "database is locked" without calling the busy handler, so
+    wait and retry here (bounded by the busy timeout)."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000.0
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01 + random.random() * 0.02)  # noqa: S311 (jitter)
+
+
 def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
@@ -154,8 +169,8 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int, synchronous: str
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            _set_wal(cursor, busy_timeout_ms)
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA secure_delete=ON")

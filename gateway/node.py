@@ -113,9 +113,12 @@ class CPUPool(Service):
     def startService(self) -> None:
         super().startService()
         self._pool.start()
+        # Never leave non-daemon threads behind, even if the service is not stopped.
+        self._trigger = self._reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
 
     def stopService(self) -> None:
         super().stopService()
+        self._reactor.removeSystemEventTrigger(self._trigger)
         self._pool.stop()
 
     def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:

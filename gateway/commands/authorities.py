@@ -20,10 +20,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from gateway import config as config_mod
 from gateway import keystore
+from gateway.commands import usage_when_no_subcommand
 from gateway.core import directory as rules
 from gateway.core.catalogue import Catalogue
 from gateway.core.directorydoc import Address, AuthorityEntry, Competence, build_directory
@@ -470,14 +470,6 @@ def _authority_options(parser: argparse.ArgumentParser, *, update: bool) -> None
     )
 
 
-def _no_subcommand(parser: argparse.ArgumentParser) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return 2
-
-    return run
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "authorities",
@@ -490,7 +482,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Exit status 0 on success, 1 for refused input, 3 for a configuration problem."
         ),
     )
-    parser.set_defaults(func=_no_subcommand(parser))
+    parser.set_defaults(func=usage_when_no_subcommand(parser))
     sub = parser.add_subparsers(dest="authorities_command", metavar="SUBCOMMAND")
 
     add = sub.add_parser(

@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import sys
 from types import ModuleType
 
 from gateway.benchmarks import exchange
+from gateway.commands import usage_when_no_subcommand
 
 EXIT_USAGE = 2
 
@@ -68,8 +68,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         search.add_arguments(sp)
         sp.set_defaults(func=search.run)
 
-    def usage(_args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-
-    parser.set_defaults(func=usage)
+    parser.set_defaults(func=usage_when_no_subcommand(parser))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gateway import config as config_mod
 from gateway import keystore
+from gateway.commands import usage_when_no_subcommand
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -193,14 +194,6 @@ def _days(value: str) -> int:
     return days
 
 
-def _no_subcommand(parser: argparse.ArgumentParser) -> object:
-    def run(args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return 2
-
-    return run
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "keys",
@@ -212,7 +205,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "key-store problem."
         ),
     )
-    parser.set_defaults(func=_no_subcommand(parser))
+    parser.set_defaults(func=usage_when_no_subcommand(parser))
     sub = parser.add_subparsers(dest="keys_command", metavar="SUBCOMMAND")
 
     show = sub.add_parser(

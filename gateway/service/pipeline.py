@@ -168,7 +168,7 @@ class Pipeline:
             return lifecycle.Role.REQUESTER
         return lifecycle.Role.RESPONDER
 
-    def _exchange_info(self, admitted: Admitted, role: lifecycle.Role, here: str) -> ExchangeInfo:
+    def _exchange_info(self, admitted: Admitted, role: lifecycle.Role) -> ExchangeInfo:
         header = admitted.header
         document = admitted.document
         if role is lifecycle.Role.REQUESTER:
@@ -196,7 +196,7 @@ class Pipeline:
             header = admitted.header
             submission = Submission(
                 message_id=header.document_id,
-                exchange=self._exchange_info(admitted, role, self.node_id),
+                exchange=self._exchange_info(admitted, role),
                 document_type=admitted.document_type,
                 sender_authority=header.sender,
                 receiver_authority=header.receiver,
@@ -307,7 +307,7 @@ class Pipeline:
             payloads.append(
                 InboundPayload(
                     message_id=header.document_id,
-                    exchange=self._exchange_info(admitted, role, self.node_id),
+                    exchange=self._exchange_info(admitted, role),
                     document_type=doc_type,
                     sender_authority=header.sender,
                     receiver_authority=header.receiver,
@@ -339,7 +339,7 @@ class Pipeline:
                 kek=self._kek,
                 now=now,
                 node=self.node_id,
-                lifecycle=_InboundLifecycle(inbound),
+                lifecycle=_InboundLifecycle(),
             )
         except PayloadRefused as refused:
             self._metrics.refused.labels("peer", refused.cause.code).inc()
@@ -373,9 +373,6 @@ class Pipeline:
 
 class _InboundLifecycle:
     """Lifecycle hook for the documents of one envelope, by document type."""
-
-    def __init__(self, inbound: InboundEnvelope) -> None:
-        self._senders = {p.document_type for p in inbound.payloads}
 
     def next_state(self, current: str | None, document_type: str) -> str:
         state = lifecycle.State.NEW if current is None else lifecycle.State(current)

@@ -12,7 +12,9 @@ One place turns ``keystore.NodeTrust`` (files in the node directory) into the
 * the TLS material for listeners and the client.
 
 Revoked fingerprints apply to every store. ``reload()`` re-reads the node
-directory (after ``keys import-peer`` or ``keys revoke``) without a restart.
+directory for the verifiers (the node calls it after a peer's directory
+changes); listeners and the HTTPS client keep the TLS material they were
+started with, so a new peer or a revocation takes full effect on restart.
 """
 
 from __future__ import annotations

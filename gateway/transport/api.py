@@ -110,10 +110,11 @@ class _Endpoint(Resource):
                 return
             if failure.check(GatewayError):
                 error = failure.value
-                message_id = error.message_id if isinstance(error, PayloadRefused) else None
                 if isinstance(error, PayloadRefused):
-                    error = _as_refusal(error)
-                body = write_error(request, error, message_id)
+                    # The cause's code and status; MessageId names the refused document.
+                    body = write_error(request, error.cause, error.message_id)
+                else:
+                    body = write_error(request, error)
             else:
                 log.failure(
                     "Unexpected error in {listener} handler", failure, listener=self.listener
@@ -131,14 +132,6 @@ class _Endpoint(Resource):
             d.errback(error)
         d.addCallbacks(ok, failed)
         return NOT_DONE_YET
-
-
-def _as_refusal(refused: PayloadRefused) -> GatewayError:
-    """The cause's code and status, with the message naming the payload."""
-    wrapped = GatewayError(str(refused))
-    wrapped.code = refused.cause.code  # type: ignore[misc]
-    wrapped.http_status = refused.cause.http_status  # type: ignore[misc]
-    return wrapped
 
 
 class SubmitResource(_Endpoint):

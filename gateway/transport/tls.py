@@ -25,8 +25,8 @@ from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
+from gateway.core.certs import authority_id_of, node_id_of
 from gateway.core.errors import Unauthorized
-from gateway.core.ns import AUTHORITY_URI_PREFIX, NODE_URI_PREFIX
 from gateway.core.pki import PrivateKey
 
 
@@ -48,19 +48,6 @@ def _fingerprint(cert: x509.Certificate) -> bytes:
 
 def _ossl_cert(cert: x509.Certificate) -> crypto.X509:
     return crypto.X509.from_cryptography(cert)
-
-
-def _uri_identity(cert: x509.Certificate, prefix: str) -> str | None:
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    uris = [
-        u[len(prefix) :]
-        for u in sans.get_values_for_type(x509.UniformResourceIdentifier)
-        if u.startswith(prefix)
-    ]
-    return uris[0] if len(uris) == 1 else None
 
 
 def server_options(
@@ -94,7 +81,7 @@ def peer_identity(request: Any, pinned_tls: Mapping[str, x509.Certificate]) -> s
     cert = peer_certificate(request)
     if cert is None:
         raise UnknownPeer("no TLS client certificate was presented")
-    node_id = _uri_identity(cert, NODE_URI_PREFIX)
+    node_id = node_id_of(cert)
     pinned = pinned_tls.get(node_id or "")
     if pinned is None or _fingerprint(pinned) != _fingerprint(cert):
         raise UnknownPeer()
@@ -110,7 +97,7 @@ def authority_identity(
     cert = peer_certificate(request)
     if cert is None:
         raise UnknownClient("no TLS client certificate was presented")
-    authority = _uri_identity(cert, AUTHORITY_URI_PREFIX)
+    authority = authority_id_of(cert)
     expected = {_fingerprint(c) for c in registered.get(authority or "", ())}
     if (
         authority is None

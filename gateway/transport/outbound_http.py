@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hyperlink import URL
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IConsumer, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
@@ -112,9 +113,8 @@ def send(
     for name, value in (headers or {}).items():
         all_headers.setRawHeaders(name, [value])
     producer = BytesProducer(body) if body is not None else None
-    d: Deferred[IResponse] = agent.request(
-        method.encode("ascii"), url.encode("ascii"), all_headers, producer
-    )
+    uri = URL.from_text(url).to_uri().to_text().encode("ascii")  # non-ASCII percent-encoded
+    d: Deferred[IResponse] = agent.request(method.encode("ascii"), uri, all_headers, producer)
     d.addCallback(check_head, refusals, what)
     return d
 

@@ -274,7 +274,10 @@ def build_node(
     )
 
     def peer_get(peer: str, path: str) -> Deferred[bytes | None]:
-        """GET ``path`` of a peer's API: the body on 200, None on 304, else Unavailable."""
+        """GET ``path`` of a peer's API: the body on 200, None on 304, else Unavailable.
+
+        A redirect is never followed (PEER_REDIRECTED), nor an encoded answer read.
+        """
         url = peer_urls.get(peer)
         if url is None:
             return fail(NotFound(f"no URL is configured for peer {peer}"))
@@ -289,7 +292,13 @@ def build_node(
         return client.get(url.rstrip("/") + path).addCallback(body)
 
     def fetch_peer_tracking(peer: str, exchange_id: str) -> Deferred[bytes | None]:
-        return peer_get(peer, f"/peer/v1/exchanges/{quote(exchange_id, safe='')}")
+        def not_cached(body: bytes | None) -> bytes:
+            if body is None:  # nothing was asked conditionally: a 304 is no answer
+                raise Unavailable(f"peer {peer} answered HTTP 304 to a tracking query")
+            return body
+
+        path = f"/peer/v1/exchanges/{quote(exchange_id, safe='')}"
+        return peer_get(peer, path).addCallback(not_cached)
 
     tracking = TrackingQueries(db, node_id, fetch_peer_tracking, kek=kek, render=localizer.render)
 

@@ -1,13 +1,17 @@
-"""HTTP plumbing shared by the network adapters: client construction with
-TLS verification on by default, URL checks, bounded response reading and
-timeouts on the injected clock.
+"""HTTP plumbing shared by the network adapters: agent construction with
+TLS verification on by default, URL checks, and the node's one hardened
+outbound request path (``gateway.transport.outbound_http``) with the
+translation engines' error codes.
 
 Rules enforced here so each adapter cannot forget them:
 
 * TLS certificates are verified (the system trust store, or a pinned CA file
   for a self-hosted engine); plain ``http://`` is accepted only for loopback
   addresses unless the operator explicitly allows it.
-* Redirects are never followed (free text must not be re-sent elsewhere).
+* Redirects are never followed (free text must not be re-sent elsewhere):
+  a 3xx answer is TRANSLATION_REDIRECTED.
+* No content encoding is asked for or accepted (an encoded answer is
+  TRANSLATION_CONTENT_ENCODED, never inflated); no cookies are kept.
 * Response bodies are read up to a byte limit, then the connection is cut.
 * Nothing here logs request or response bodies.
 """
@@ -20,28 +24,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.ssl import Certificate, optionsForClientTLS, trustRootFromCertificates
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    HTTPConnectionPool,
-    PotentialDataLoss,
-    ResponseDone,
-)
+from twisted.web.client import BrowserLikePolicyForHTTPS, HTTPConnectionPool
 from twisted.web.iweb import IAgent, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
-from gateway import __version__
 from gateway.core.errors import ConfigurationError
+from gateway.transport import outbound_http
+from gateway.transport.outbound_http import Refusals, make_agent
 
 from .base import TranslationTimeout, TranslationUnavailable
 
-USER_AGENT = f"imi-gateway/{__version__}".encode("ascii")
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
@@ -49,6 +45,25 @@ class ResponseTooLarge(TranslationUnavailable):
     """The machine-translation engine's answer exceeds the configured size limit."""
 
     code = "TRANSLATION_RESPONSE_TOO_LARGE"
+
+
+class TranslationRedirected(TranslationUnavailable):
+    """The machine-translation engine answered with a redirect; redirects are never followed."""
+
+    code = "TRANSLATION_REDIRECTED"
+
+
+class TranslationContentEncoded(TranslationUnavailable):
+    """The machine-translation engine answered with a content encoding (e.g. gzip); only identity is accepted."""
+
+    code = "TRANSLATION_CONTENT_ENCODED"
+
+
+REFUSALS = Refusals(
+    redirected=TranslationRedirected, encoded=TranslationContentEncoded, too_large=ResponseTooLarge
+)
+#: How the engine is named in error messages (never its URL).
+_ENGINE = "the engine"
 
 
 def is_loopback_host(host: str) -> bool:
@@ -110,10 +125,10 @@ class PinnedCAPolicy:
 
 
 class ManagedHTTPClient:
-    """A treq client plus the connection pool it owns (closed by :meth:`close`)."""
+    """An Agent plus the connection pool it owns (closed by :meth:`close`)."""
 
-    def __init__(self, client: HTTPClient, pool: HTTPConnectionPool | None) -> None:
-        self.client = client
+    def __init__(self, agent: IAgent, pool: HTTPConnectionPool | None) -> None:
+        self.agent = agent
         self._pool = pool
 
     def close(self) -> Deferred[None]:
@@ -130,15 +145,15 @@ def make_http_client(
     tls_ca_file: str | None = None,
     connect_timeout: float = 10.0,
 ) -> ManagedHTTPClient:
-    """A treq HTTP client for an engine.
+    """The HTTP agent of an engine.
 
     With ``agent`` given (tests, or a node-wide agent) it is used as is.
-    Otherwise an Agent with a persistent pool is built on ``reactor``; TLS is
-    verified against the system trust store, or only against the CA
+    Otherwise a plain Agent with a persistent pool is built on ``reactor``;
+    TLS is verified against the system trust store, or only against the CA
     certificates in ``tls_ca_file`` when set.
     """
     if agent is not None:
-        return ManagedHTTPClient(HTTPClient(agent), None)
+        return ManagedHTTPClient(agent, None)
     policy: IPolicyForHTTPS
     if tls_ca_file:
         try:
@@ -150,69 +165,24 @@ def make_http_client(
         policy = PinnedCAPolicy(pem)
     else:
         policy = BrowserLikePolicyForHTTPS()
-    pool = HTTPConnectionPool(reactor, persistent=True)
-    pool.maxPersistentPerHost = 4
-    pool.cachedConnectionTimeout = 60
-    built = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=connect_timeout)
-    return ManagedHTTPClient(HTTPClient(built), pool)
+    built, pool = make_agent(
+        reactor, policy, max_per_host=4, idle_seconds=60, connect_timeout=connect_timeout
+    )
+    return ManagedHTTPClient(built, pool)
 
 
 def send(
-    http: HTTPClient,
+    agent: IAgent,
     method: str,
     url: str,
     *,
     body: bytes | None = None,
     headers: Mapping[bytes, bytes] | None = None,
 ) -> Deferred[IResponse]:
-    """One request: no redirects, unbuffered body, our User-Agent."""
-    all_headers: dict[bytes, list[bytes]] = {b"User-Agent": [USER_AGENT]}
-    for name, value in (headers or {}).items():
-        all_headers[name] = [value]
-    d: Deferred[IResponse] = http.request(
-        method,
-        url,
-        data=body,
-        headers=all_headers,
-        allow_redirects=False,
-        unbuffered=True,
+    """One request on the hardened path: no redirects, no content encodings, our User-Agent."""
+    return outbound_http.send(
+        agent, method, url, REFUSALS, what=_ENGINE, body=body, headers=headers
     )
-    return d
-
-
-class _LimitedBody(Protocol):
-    """Collects a response body up to a limit; cut off when too large or cancelled."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.finished: Deferred[bytes] = Deferred(self._cancel)
-
-    def _cancel(self, _: Deferred[bytes]) -> None:
-        if self.transport is not None:
-            self.transport.loseConnection()
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.finished.called:
-            return
-        self.size += len(data)
-        if self.size > self.max_bytes:
-            if self.transport is not None:
-                self.transport.loseConnection()
-            self.finished.errback(
-                ResponseTooLarge(f"the engine's answer exceeds the limit of {self.max_bytes} bytes")
-            )
-            return
-        self.chunks.append(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self.finished.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.finished.callback(b"".join(self.chunks))
-        else:
-            self.finished.errback(reason)
 
 
 def read_body(response: IResponse, max_bytes: int) -> Deferred[bytes]:
@@ -220,36 +190,17 @@ def read_body(response: IResponse, max_bytes: int) -> Deferred[bytes]:
 
     Cancelling the returned Deferred closes the connection.
     """
-    if response.length == 0:
-        return succeed(b"")
-    protocol = _LimitedBody(max_bytes)
-    if isinstance(response.length, int) and response.length > max_bytes:
-        protocol.size = max_bytes  # the first byte is then one too many
-    response.deliverBody(protocol)
-    return protocol.finished
+    return outbound_http.read_body(response, max_bytes, REFUSALS, what=_ENGINE)
 
 
 def with_timeout(d: Deferred[Any], seconds: float, clock: IReactorTime, what: str) -> Deferred[Any]:
     """Cancel ``d`` after ``seconds`` on ``clock``; then fail with TranslationTimeout."""
-    timed_out = False
-
-    def expire() -> None:
-        nonlocal timed_out
-        timed_out = True
-        d.cancel()
-
-    call: IDelayedCall = clock.callLater(seconds, expire)
-
-    def done(result: object) -> object:
-        if call.active():
-            call.cancel()
-        if timed_out and isinstance(result, Failure):
-            # Cancelling an Agent request fails it with ResponseNeverReceived or
-            # CancelledError, depending on how far it got: all mean "timed out".
-            return Failure(TranslationTimeout(f"{what} did not answer within {seconds:g} s"))
-        return result
-
-    return d.addBoth(done)
+    return outbound_http.with_timeout(
+        d,
+        seconds,
+        clock,
+        lambda: TranslationTimeout(f"{what} did not answer within {seconds:g} s"),
+    )
 
 
 def as_unavailable(failure: Failure, what: str) -> Failure:

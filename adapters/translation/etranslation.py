@@ -42,12 +42,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.iweb import IResponse
+from twisted.web.iweb import IAgent, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 from zope.interface import implementer
@@ -104,7 +103,7 @@ class ETranslationTranslator:
 
     def __init__(
         self,
-        http: HTTPClient | ManagedHTTPClient,
+        http: IAgent | ManagedHTTPClient,
         url: str,
         *,
         application: str,
@@ -216,7 +215,7 @@ class ETranslationTranslator:
             authorization = self._digest.authorization("POST", target)
             if authorization is not None:
                 h[b"Authorization"] = authorization.encode("utf-8")
-            return send(self._managed.client, "POST", self._url, body=body, headers=h)
+            return send(self._managed.agent, "POST", self._url, body=body, headers=h)
 
         def first(response: IResponse) -> Deferred[int]:
             if response.code != 401:

@@ -22,11 +22,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from treq.client import HTTPClient
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.iweb import IResponse
+from twisted.web.iweb import IAgent, IResponse
 from zope.interface import implementer
 
 from ._http import ManagedHTTPClient, as_unavailable, read_body, send, with_timeout
@@ -68,7 +67,7 @@ class LibreTranslateTranslator:
 
     def __init__(
         self,
-        http: HTTPClient | ManagedHTTPClient,
+        http: IAgent | ManagedHTTPClient,
         url: str,
         *,
         clock: IReactorTime,
@@ -142,7 +141,7 @@ class LibreTranslateTranslator:
         self._pairs_waiters = [waiter]
         d = with_timeout(
             send(
-                self._managed.client,
+                self._managed.agent,
                 "GET",
                 f"{self._url}/languages",
                 headers={b"Accept": b"application/json"},
@@ -211,7 +210,7 @@ class LibreTranslateTranslator:
             payload["api_key"] = self._api_key
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         sent = send(
-            self._managed.client,
+            self._managed.agent,
             "POST",
             f"{self._url}/translate",
             body=body,

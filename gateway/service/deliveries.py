@@ -14,7 +14,10 @@ acknowledged comes twice.
 Push: for authorities configured with a ``push_url``, a :class:`Pusher`
 claims undelivered rows and POSTs each signed Delivery to the callback over
 mutual TLS (the node's TLS certificate), retrying with backoff; a 2xx answer
-marks it delivered.
+marks it delivered. Anything else is a failed push, retried with backoff: a
+non-2xx status, a redirect (PEER_REDIRECTED: never followed), an encoded or
+oversize answer, an unreachable callback, or an unexpected error
+(PUSH_CYCLE_FAILED). Every claimed push ends delivered or back in the queue.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from gateway.core.envelopes import Rendering, build_delivery
+from gateway.core.errors import GatewayError, Unavailable
 from gateway.core.retry import Backoff
 from gateway.core.signing import Signer
 from gateway.service.metrics import NodeMetrics
@@ -46,12 +50,19 @@ from gateway.storage.deliveries import (
 )
 from gateway.storage.messages import load_bodies_txn
 from gateway.storage.model import Delivery as DeliveryRow
-from gateway.transport.client import HTTPSClient, PeerUnreachable
+from gateway.storage.model import PushItem
+from gateway.transport.client import HTTPSClient
 
 log = Logger()
 
 #: Renders one stored document (its signed bytes) into the node's languages.
 Renderer = Callable[[bytes], Sequence[Rendering]]
+
+
+class PushCycleFailed(Unavailable):
+    """An unexpected error ended a push to a national system's callback; the push is retried with backoff."""
+
+    code = "PUSH_CYCLE_FAILED"
 
 
 @dataclass(frozen=True)
@@ -216,6 +227,20 @@ class Pusher(Service):
         )
         if not items:
             return self.IDLE_POLL_SECONDS
+        done: set[int] = set()
+        try:
+            next_delay = yield self._push_claimed(items, now, done)
+        except Exception:
+            # Whatever failed, the claimed pushes not yet settled go back to the queue.
+            log.failure("Unexpected error in a push cycle; will retry")
+            rest = [i for i in items if i.seq not in done]
+            yield self._retry_later(rest, PushCycleFailed.code, now)
+            return self.IDLE_POLL_SECONDS
+        return next_delay
+
+    @inlineCallbacks
+    def _push_claimed(self, items: list[PushItem], now: datetime, done: set[int]) -> Any:
+        """Push claimed items; the seq of each settled one is added to ``done``."""
         next_delay = 0.0
         rows = {}
         for item in items:
@@ -238,13 +263,14 @@ class Pusher(Service):
                     error_code="PUSH_NOT_CONFIGURED",
                     next_attempt_at=now + timedelta(seconds=self._backoff.max_seconds),
                 )
+                done.add(item.seq)
                 continue
             signed = self._deliveries.sign_delivery(row, body, now)
             try:
                 answer = yield self._client.post(url, signed)
                 ok = 200 <= answer.status < 300
                 code = f"HTTP_{answer.status}"
-            except PeerUnreachable as error:
+            except GatewayError as error:  # unreachable, redirected, encoded, too large
                 ok, code = False, error.code
             if ok:
                 yield self._db.run_txn(
@@ -252,12 +278,27 @@ class Pusher(Service):
                 )
                 self._metrics.deliveries.labels("push").inc()
             else:
-                delay = self._backoff.delay(item.attempts, self._rng)
-                next_delay = max(next_delay, min(delay, self.IDLE_POLL_SECONDS))
-                yield self._db.run_txn(
-                    mark_push_failed_txn,
-                    [item],
-                    error_code=code,
-                    next_attempt_at=now + timedelta(seconds=delay),
+                log.info(
+                    "Push to {authority} failed ({code}); will retry",
+                    authority=item.authority_id,
+                    code=code,
                 )
+                delay = yield self._retry_later([item], code, now)
+                next_delay = max(next_delay, min(delay, self.IDLE_POLL_SECONDS))
+            done.add(item.seq)
         return next_delay
+
+    @inlineCallbacks
+    def _retry_later(self, items: list[PushItem], code: str, now: datetime) -> Any:
+        """Put claimed pushes back with backoff; returns the longest delay."""
+        longest = 0.0
+        for item in items:
+            delay = self._backoff.delay(item.attempts, self._rng)
+            longest = max(longest, delay)
+            yield self._db.run_txn(
+                mark_push_failed_txn,
+                [item],
+                error_code=code,
+                next_attempt_at=now + timedelta(seconds=delay),
+            )
+        return longest

@@ -18,6 +18,12 @@ its next attempt, whatever is queued meanwhile), and rows that failed go
 back to their original place in the queue, never behind rows queued after
 them (a Reminder must not overtake its Request).
 
+Every failure of a cycle after its rows are claimed ends in retry with
+backoff or in dead letter, with a stable code: the peer unreachable, a
+redirect, an encoded or oversize answer, a refused receipt, or an
+unexpected exception (OUTBOUND_CYCLE_FAILED, logged with its traceback).
+No row is left ``inflight`` until its lease runs out.
+
 On SQLite (one gateway process per database) a starting sender releases the
 leases a killed predecessor left on in-flight rows, so they are sent again
 at once rather than after the lease; the peer recognises documents it already
@@ -39,7 +45,7 @@ from twisted.logger import Logger
 
 from gateway.core.certs import TrustStore
 from gateway.core.envelopes import Payload, build_envelope, read_error, read_receipt
-from gateway.core.errors import GatewayError, InvalidInput
+from gateway.core.errors import GatewayError, InvalidInput, Unavailable
 from gateway.core.retry import Backoff
 from gateway.core.signing import Signer, verify
 from gateway.core.xmlparse import parse_xml
@@ -55,7 +61,7 @@ from gateway.storage.outbox import (
     release_leases_txn,
     requeue_in_place_txn,
 )
-from gateway.transport.client import HTTPAnswer, HTTPSClient, PeerUnreachable
+from gateway.transport.client import HTTPAnswer, HTTPSClient
 
 log = Logger()
 
@@ -70,6 +76,12 @@ class ReceiptMismatch(InvalidInput):
     """The peer's receipt does not acknowledge exactly the documents and bytes sent."""
 
     code = "RECEIPT_MISMATCH"
+
+
+class OutboundCycleFailed(Unavailable):
+    """An unexpected error ended a send cycle to a peer; its documents are retried with backoff."""
+
+    code = "OUTBOUND_CYCLE_FAILED"
 
 
 class PeerSender(Service):
@@ -231,6 +243,21 @@ class PeerSender(Service):
         )
         if not items:
             return False
+        try:
+            sent_any = yield self._send_claimed(items, now)
+        except GatewayError as error:
+            log.warn("Sending to {peer} failed: {code}", peer=self.peer_id, code=error.code)
+            yield self._failed(items, error.code, now)
+            return False
+        except Exception:
+            log.failure("Unexpected error sending to {peer}; will retry", peer=self.peer_id)
+            yield self._failed(items, OutboundCycleFailed.code, now)
+            return False
+        return sent_any
+
+    @inlineCallbacks
+    def _send_claimed(self, items: list[OutboxItem], now: datetime) -> Any:
+        """Send claimed rows; any exception is turned into a retry by the caller."""
         bodies = yield self._db.run_txn(
             load_bodies_txn, [i.message_id for i in items], kek=self._kek
         )
@@ -249,18 +276,9 @@ class PeerSender(Service):
         envelope = yield self._cpu(self._build, items, bodies, now)
         sent = {i.message_id: _sha256(bodies[i.message_id]) for i in items}
         started = self._clock.seconds()
-        try:
-            answer = yield self._client.post(self._url, envelope)
-        except PeerUnreachable as error:
-            yield self._failed(items, error.code, now)
-            return False
+        answer = yield self._client.post(self._url, envelope)
         if answer.status == 200:
-            try:
-                receipt_sha = yield self._cpu(self._check_receipt, answer, sent, self._now())
-            except GatewayError as error:
-                log.warn("Receipt from {peer} refused: {code}", peer=self.peer_id, code=error.code)
-                yield self._failed(items, error.code, now)
-                return False
+            receipt_sha = yield self._cpu(self._check_receipt, answer, sent, self._now())
             self._resume_at = None
             yield self._db.run_txn(
                 mark_outbox_sent_txn,

@@ -8,8 +8,10 @@ Each node records the stages it observes. A national system asking its own
 node gets both halves: this node's stages and the peer node's (fetched over
 the peer API, ``GET /peer/v1/exchanges/{id}``, which answers a peer node only
 for exchanges between the two nodes and only with its own stages). When the
-peer cannot be reached the record says so (``peer="unavailable"``) and holds
-this node's stages alone.
+peer cannot be reached, or its answer is anything but a readable 200 (a
+redirect, which is never followed, an encoded or oversize answer, an error),
+the record says so (``peer="unavailable"``) and holds this node's stages
+alone.
 
 For the authorities involved, the record also renders the exchange's coded
 content in this node's languages: the questions of the Request and any
@@ -167,12 +169,19 @@ class TrackingQueries:
                 body = await self._fetch_peer(peer, exchange_id)
                 stages += peer_stages(body, peer) if body else []
                 status = "included"
-            except GatewayError as error:
+            except GatewayError as error:  # unreachable, redirected, refused, unreadable
                 log.info(
                     "Tracking of {exchange_id}: peer {peer} unavailable ({code})",
                     exchange_id=exchange_id,
                     peer=peer,
                     code=error.code,
+                )
+                status = "unavailable"
+            except Exception:
+                log.failure(
+                    "Tracking of {exchange_id}: peer {peer} unavailable (unexpected error)",
+                    exchange_id=exchange_id,
+                    peer=peer,
                 )
                 status = "unavailable"
         documents = await self._rendered_documents(exchange_id)

@@ -3,9 +3,14 @@
 Persistent connections (one pool per node), mutual TLS with the node's TLS
 certificate, each peer verified against its own CA only (see
 ``gateway.transport.tls.PinnedPeersPolicy``), a timeout per request on the
-injected reactor, and a cap on response sizes. Errors come back as
-``PeerUnreachable`` (network, TLS or timeout: retry later) or as an
-``HTTPAnswer`` with the peer's status and body (the caller decides).
+injected reactor, and a cap on response sizes. Requests go through the one
+hardened outbound path (``gateway.transport.outbound_http``): redirects are
+never followed and content encodings never accepted.
+
+Errors come back as ``PeerUnreachable`` (network, TLS or timeout),
+``PeerRedirected``, ``PeerContentEncoded`` or ``ResponseTooLarge`` (all
+``Unavailable``: retry later), or as an ``HTTPAnswer`` with the peer's status
+and body (the caller decides).
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import treq
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.iweb import IPolicyForHTTPS
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.web.iweb import IPolicyForHTTPS, IResponse
 
-from gateway.core.errors import Unavailable
+from gateway.core.errors import GatewayError, Unavailable
+from gateway.transport.outbound_http import Refusals, make_agent, read_body, send, with_timeout
 
 
 class PeerUnreachable(Unavailable):
@@ -32,6 +37,23 @@ class ResponseTooLarge(Unavailable):
     """The peer's answer exceeded the response size limit."""
 
     code = "PEER_RESPONSE_TOO_LARGE"
+
+
+class PeerRedirected(Unavailable):
+    """The peer (or push callback) answered with a redirect; redirects are never followed."""
+
+    code = "PEER_REDIRECTED"
+
+
+class PeerContentEncoded(Unavailable):
+    """The peer (or push callback) answered with a content encoding (e.g. gzip); only identity is accepted."""
+
+    code = "PEER_CONTENT_ENCODED"
+
+
+PEER_REFUSALS = Refusals(
+    redirected=PeerRedirected, encoded=PeerContentEncoded, too_large=ResponseTooLarge
+)
 
 
 @dataclass(frozen=True)
@@ -60,16 +82,12 @@ class HTTPSClient:
         max_connections_per_host: int = 4,
     ) -> None:
         self._reactor = reactor
-        self._pool = HTTPConnectionPool(reactor, persistent=True)
-        self._pool.maxPersistentPerHost = max_connections_per_host
-        self._pool.cachedConnectionTimeout = 120
-        self._client = treq.client.HTTPClient(
-            Agent(reactor, contextFactory=policy, pool=self._pool)
+        self._agent, self._pool = make_agent(
+            reactor, policy, max_per_host=max_connections_per_host, idle_seconds=120
         )
         self._timeout = timeout_seconds
         self._max = max_response_bytes
 
-    @inlineCallbacks
     def request(
         self,
         method: str,
@@ -77,51 +95,37 @@ class HTTPSClient:
         *,
         body: bytes | None = None,
         content_type: str = "application/xml",
-    ) -> Any:
-        headers = {"Content-Type": [content_type]} if body is not None else {}
-        try:
-            response = yield self._client.request(
-                method, url, data=body, headers=headers, timeout=self._timeout
-            )
-            length = response.length
-            if isinstance(length, int) and length > self._max:
-                response.original.deliverBody(_Discarder())
-                raise ResponseTooLarge()
-            chunks: list[bytes] = []
-            size = [0]
+    ) -> Deferred[HTTPAnswer]:
+        what = f"{method} {urlsplit(url).netloc}"
+        headers = {b"Content-Type": content_type.encode("ascii")} if body is not None else {}
 
-            def collect(data: bytes) -> None:
-                size[0] += len(data)
-                if size[0] > self._max:
-                    raise ResponseTooLarge()
-                chunks.append(data)
+        def answer(response: IResponse) -> Deferred[HTTPAnswer]:
+            kind = response.headers.getRawHeaders(b"content-type", [b""])[0].decode("latin-1")
+            d = read_body(response, self._max, PEER_REFUSALS, what=what)
+            return d.addCallback(lambda data: HTTPAnswer(response.code, data, kind))
 
-            yield treq.collect(response, collect)
-        except (ResponseTooLarge, PeerUnreachable):
-            raise
-        except Exception as exc:  # network, TLS, timeout: all mean "try again later"
-            raise PeerUnreachable(
-                f"{method} {urlsplit(url).netloc} failed: {type(exc).__name__}"
-            ) from None
-        content_type_header = response.headers.getRawHeaders(b"content-type", [b""])[0]
-        return HTTPAnswer(response.code, b"".join(chunks), content_type_header.decode("latin-1"))
+        d = send(self._agent, method, url, PEER_REFUSALS, what=what, body=body, headers=headers)
+        d.addCallback(answer)
+        d = with_timeout(
+            d,
+            self._timeout,
+            self._reactor,
+            lambda: PeerUnreachable(f"{what} failed: no answer within {self._timeout:g} s"),
+        )
+        return d.addErrback(_unreachable, what)
 
     def post(self, url: str, body: bytes) -> Deferred[HTTPAnswer]:
-        return self.request("POST", url, body=body)  # type: ignore[no-any-return]
+        return self.request("POST", url, body=body)
 
     def get(self, url: str) -> Deferred[HTTPAnswer]:
-        return self.request("GET", url)  # type: ignore[no-any-return]
+        return self.request("GET", url)
 
     def close(self) -> Deferred[None]:
         return self._pool.closeCachedConnections()  # type: ignore[no-any-return]
 
 
-class _Discarder:
-    def makeConnection(self, transport: Any) -> None:
-        transport.stopProducing()
-
-    def dataReceived(self, data: bytes) -> None:
-        pass
-
-    def connectionLost(self, reason: Any) -> None:
-        pass
+def _unreachable(failure: Failure, what: str) -> Failure:
+    """Network, TLS and protocol failures all mean "try again later": PeerUnreachable."""
+    if failure.check(GatewayError):
+        return failure
+    return Failure(PeerUnreachable(f"{what} failed: {type(failure.value).__name__}"))

@@ -20,7 +20,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.internet.defer import Deferred
-from twisted.web.resource import NoResource, Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 
@@ -72,7 +73,7 @@ class _PublicRoot(Resource):
         self._routes = routes
 
     def getChild(self, path: bytes, request: Any) -> Resource:
-        return self._routes.get(path) or NoResource()
+        return self._routes.get(path) or notFound()
 
     def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
         return self.getChild(path, request)
@@ -81,7 +82,7 @@ class _PublicRoot(Resource):
         raise TypeError("the health listener's routes are fixed by health_root")
 
     def render(self, request: Any) -> bytes:
-        return NoResource().render(request)  # type: ignore[no-any-return]
+        return notFound().render(request)  # type: ignore[no-any-return]
 
     @property
     def routes(self) -> dict[bytes, Resource]:

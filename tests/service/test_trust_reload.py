@@ -10,8 +10,9 @@ reload entry point (``NodeParts.reload_trust``, which SIGHUP and
 * a newly imported peer node is accepted on the peer API.
 
 A last test runs ``imi-gateway run`` as a process and checks the CLI path:
-``keys revoke`` signals the running node, which then refuses the revoked
-certificate within seconds.
+``keys revoke`` and ``keys issue-national`` signal the running node (pid
+file, SIGHUP), which then refuses the revoked certificate and serves the new
+one within seconds; ``imi-gateway reload`` says when no node runs.
 """
 
 from __future__ import annotations
@@ -226,6 +227,20 @@ def test_keys_revoke_reaches_the_running_node_through_its_pid_file_and_sighup(tm
         for line in proc.stdout:
             if json.loads(line).get("log_format", "").startswith("Trust reloaded"):
                 break
+
+        # A national system issued while the node runs is served without a restart.
+        nav_dir = tmp_path / "nav"
+        done = subprocess.run(
+            [*gateway, "keys", "issue-national", str(setup.node_dir), "NO-NAV", "--out", nav_dir],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert f"Told the running node (pid {proc.pid})" in done.stdout
+        nav = _ssl_context(setup.node_dir, nav_dir / "NO-NAV.key", nav_dir / "NO-NAV.pem")
+        deadline = time.monotonic() + 10
+        while _status(url, nav) != 200:
+            assert time.monotonic() < deadline, "the new national system is still refused"
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     finally:

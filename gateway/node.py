@@ -46,15 +46,20 @@ from gateway.service.metrics import NodeMetrics
 from gateway.service.outbound import PeerSender
 from gateway.service.pipeline import Pipeline
 from gateway.service.tracking import TrackingQueries
-from gateway.service.trust import NodeTrustStores
+from gateway.service.trust import NodeTrustStores, TrustChanges
 from gateway.service.waiters import Waiters
 from gateway.storage.db import Database
-from gateway.transport.api import api_root, national_identifier, peer_identifier, peer_root
+from gateway.transport.api import api_root, peer_root
 from gateway.transport.client import HTTPSClient, netloc_of
 from gateway.transport.directory import AuthoritySearchResource, DirectoryResource
 from gateway.transport.health import health_root
 from gateway.transport.http import LimitedSite
-from gateway.transport.tls import PinnedPeersPolicy, server_options
+from gateway.transport.tls import (
+    PinnedPeersPolicy,
+    ReloadableServerOptions,
+    authority_of_certificate,
+    peer_of_certificate,
+)
 
 log = Logger()
 
@@ -67,6 +72,10 @@ class Listener(Service):
         self._listen = listen
         self._site = site
         self._port: IListeningPort | None = None
+
+    @property
+    def site(self) -> LimitedSite:
+        return self._site
 
     @property
     def port(self) -> int:
@@ -141,6 +150,8 @@ class NodeParts:
     health: Listener
     client: HTTPSClient
     trust: NodeTrustStores
+    #: Re-read trust and apply it to the running node (SIGHUP, ``imi-gateway reload``).
+    reload_trust: Callable[[], TrustChanges]
 
 
 def _utcnow() -> datetime:
@@ -176,16 +187,22 @@ def build_node(
     waiters = Waiters(reactor)
     peer_urls = {p.id: p.url for p in config.peers if p.id in trust.peer_ids}
     push_urls = {a.id: a.push_url for a in config.authorities if a.push_url}
-    pinned_servers = {
-        netloc_of(url): (trust.raw.peers[peer].ca, trust.raw.peers[peer].tls)
-        for peer, url in peer_urls.items()
-    }
-    for authority, url in push_urls.items():
-        # A push callback must present the authority's own registered certificate.
-        registered = trust.national_certificates.get(authority)
-        if registered:
-            pinned_servers[netloc_of(url)] = (keys.ca.certificate, registered[-1])
-    policy = PinnedPeersPolicy(keys.tls.key, keys.tls.certificate, pinned_servers)
+
+    def pinned_servers() -> dict[tuple[str, int], tuple[Any, Any]]:
+        """The outbound TLS pins from the current trust: peer nodes and push callbacks."""
+        pins = {
+            netloc_of(url): (trust.raw.peers[peer].ca, trust.raw.peers[peer].tls)
+            for peer, url in peer_urls.items()
+            if peer in trust.raw.peers
+        }
+        for authority, url in push_urls.items():
+            # A push callback must present the authority's own registered certificate.
+            registered = trust.national_certificates.get(authority)
+            if registered:
+                pins[netloc_of(url)] = (keys.ca.certificate, registered[-1])
+        return pins
+
+    policy = PinnedPeersPolicy(keys.tls.key, keys.tls.certificate, pinned_servers())
     client = HTTPSClient(reactor, policy, timeout_seconds=config.limits.request_deadline_seconds)
     backoff = Backoff(
         config.outbound.initial_backoff_seconds,
@@ -310,43 +327,65 @@ def build_node(
             request_deadline_seconds=config.limits.request_deadline_seconds,
         )
 
-    api_site = site(
-        api_root(
-            pipeline=pipeline,
-            deliveries=deliveries,
-            tracking=tracking,
-            identify=national_identifier(
-                lambda: trust.national_certificates, lambda: trust.raw.revoked
-            ),
-            max_wait=config.limits.long_poll_seconds,
-            extra={b"authorities": AuthoritySearchResource(LiveSearch(directory))}
-            | (api_resources or {}),
-        )
+    api_guard = api_root(
+        pipeline=pipeline,
+        deliveries=deliveries,
+        tracking=tracking,
+        identify=lambda cert: authority_of_certificate(
+            cert, trust.national_certificates, trust.raw.revoked, now()
+        ),
+        max_wait=config.limits.long_poll_seconds,
+        extra={b"authorities": AuthoritySearchResource(LiveSearch(directory))}
+        | (api_resources or {}),
     )
-    peer_site = site(
-        peer_root(
-            pipeline=pipeline,
-            tracking=tracking,
-            identify=peer_identifier(trust.peer_tls),
-            extra={b"directory": DirectoryResource(directory, signer.sign, clock=reactor)}
-            | (peer_resources or {}),
-        )
+    api_site = site(api_guard)
+    peer_guard = peer_root(
+        pipeline=pipeline,
+        tracking=tracking,
+        identify=lambda cert: peer_of_certificate(cert, trust.peer_tls(), trust.raw.revoked, now()),
+        extra={b"directory": DirectoryResource(directory, signer.sign, clock=reactor)}
+        | (peer_resources or {}),
     )
-    api_tls = server_options(keys.tls.key, keys.tls.certificate, [keys.ca.certificate])
-    peer_cas = list(trust.peer_cas().values()) or [keys.ca.certificate]
-    peer_tls = server_options(keys.tls.key, keys.tls.certificate, peer_cas)
+    peer_site = site(peer_guard)
+    api_tls = ReloadableServerOptions(keys.tls.key, keys.tls.certificate, [keys.ca.certificate])
+
+    def peer_cas() -> list[Any]:
+        return list(trust.peer_cas().values()) or [keys.ca.certificate]
+
+    peer_tls = ReloadableServerOptions(keys.tls.key, keys.tls.certificate, peer_cas())
 
     def health_check() -> Deferred[Any]:
         return db.run_txn(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
 
-    health = health_root(health_check, metrics.registry)
-    callback = getattr(translation.translator, "callback_resource", None)
-    if callback is not None:
-        # eTranslation cannot present a client certificate: its callbacks (authenticated by
-        # a one-time token in the URL) come through the operator's reverse proxy to here.
-        translation_root = Resource()
-        health.putChild(b"translation", translation_root)
-        translation_root.putChild(b"etranslation", callback)
+    health = health_root(
+        health_check,
+        metrics.registry,
+        getattr(translation.translator, "callback_resource", None),
+    )
+
+    def reload_trust() -> TrustChanges:
+        """The one trust reload: stores, listener contexts, outbound pins, open connections."""
+        changes = trust.reload()
+        peer_tls.set_client_cas(peer_cas())
+        policy.set_peers(pinned_servers())
+        closed = api_guard.close_untrusted(api_site.channels)
+        closed += peer_guard.close_untrusted(peer_site.channels)
+        log.info(
+            "Trust reloaded: national systems {national} (+{national_added} "
+            "-{national_removed}), peers {peers} (+{peers_added} -{peers_removed}), "
+            "revoked {revoked} (+{revoked_added}); closed {closed} connection(s) "
+            "no longer trusted",
+            national=changes.national_total,
+            national_added=changes.national_added,
+            national_removed=changes.national_removed,
+            peers=changes.peers_total,
+            peers_added=changes.peers_added,
+            peers_removed=changes.peers_removed,
+            revoked=changes.revoked_total,
+            revoked_added=changes.revoked_added,
+            closed=closed,
+        )
+        return changes
 
     def fetch_directory(peer: str, since: int | None) -> Deferred[bytes | None]:
         return peer_get(peer, "/peer/v1/directory" + ("" if since is None else f"?since={since}"))
@@ -356,7 +395,7 @@ def build_node(
         lambda: sorted(peer_urls),
         fetch_directory,
         clock=reactor,
-        on_update=lambda update: trust.reload(),
+        on_update=lambda update: reload_trust(),
     )
     sync.setServiceParent(top)
 
@@ -412,6 +451,7 @@ def build_node(
         health=health_listener,
         client=client,
         trust=trust,
+        reload_trust=reload_trust,
     )
     return top, parts
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from gateway import config as config_mod
 from gateway import keystore
 from gateway.commands import usage_when_no_subcommand
+from gateway.commands.reload import notify_running_node
 from gateway.core import directory as rules
 from gateway.core.catalogue import Catalogue
 from gateway.core.directorydoc import Address, AuthorityEntry, Competence, build_directory
@@ -146,6 +147,7 @@ def _add(args: argparse.Namespace) -> int:
     )
     published = store.add(entry, now=_now())
     print(f"Registered {entry.authority_id}; directory version {published.version}.")
+    notify_running_node(args.node_dir)
     return 0
 
 
@@ -189,6 +191,7 @@ def _update(args: argparse.Namespace) -> int:
 
     published = store.update(args.authority_id, edit, now=_now())
     print(f"Updated {args.authority_id}; directory version {published.version}.")
+    notify_running_node(args.node_dir)
     return 0
 
 
@@ -199,6 +202,7 @@ def _remove(args: argparse.Namespace) -> int:
         f"Removed {args.authority_id}; directory version {published.version} "
         "(peers drop it at their next synchronisation)."
     )
+    notify_running_node(args.node_dir)
     return 0
 
 
@@ -354,6 +358,7 @@ def _import(args: argparse.Namespace) -> int:
         f"Applied peer {args.peer_id}'s {kind}: now version {result.version}, "
         f"{len(result.changed)} authorities added or changed, {len(result.removed)} removed."
     )
+    notify_running_node(args.node_dir)
     return 0
 
 

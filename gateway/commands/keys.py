@@ -16,6 +16,7 @@ from pathlib import Path
 from gateway import config as config_mod
 from gateway import keystore
 from gateway.commands import usage_when_no_subcommand
+from gateway.commands.reload import notify_running_node
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -133,6 +134,7 @@ def _issue_national(args: argparse.Namespace) -> int:
     print(f"  node CA     {issued.node_ca_path}")
     if issued.registered:
         print(f"Registered {issued.authority_id} under [[authorities]] in gateway.toml.")
+    notify_running_node(args.node_dir)
     return 0
 
 
@@ -169,6 +171,8 @@ def _import_peer(args: argparse.Namespace) -> int:
         "Check the CA fingerprint with the peer's operator over another channel; "
         "revoke it (keys revoke) if it does not match."
     )
+    if result.changed:
+        notify_running_node(args.node_dir)
     return 0
 
 
@@ -180,7 +184,7 @@ def _revoke(args: argparse.Namespace) -> int:
         print(f"unbound the certificate from {authority_id} (archived under national/revoked/)")
     if result.already_revoked:
         print("(it was already revoked: nothing changed)")
-    print("A running node applies revocations when it reloads its trust store.")
+    notify_running_node(args.node_dir)
     return 0
 
 

@@ -3,7 +3,9 @@
 This is the composition root of a running node: the only place (with the
 demo and the benchmark) that imports the global reactor. Start-up problems
 (configuration, keys, database) are reported with their error code before
-any port is opened. On SIGTERM the listeners stop accepting first, requests
+any port is opened. While it runs, the node's pid is in NODE_DIR/gateway.pid
+and SIGHUP reloads its trust store (``imi-gateway reload``; see
+gateway.commands.reload). On SIGTERM the listeners stop accepting first, requests
 and envelopes in flight finish (or are retried later by their senders, who
 have no receipt yet), then the thread pools and the database close.
 """
@@ -11,6 +13,7 @@ have no receipt yet), then the thread pools and the database close.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Any, TextIO
 
@@ -25,6 +28,7 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
+from gateway.commands.reload import remove_pid_file, write_pid_file
 from gateway.config import load_config
 
 log = Logger()
@@ -65,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
             exit_status[0] = 3
             reactor.stop()  # type: ignore[attr-defined]
             return
+        write_pid_file(args.node_dir)
         log.info(
             "Node {node} running: national API https://{api_host}:{api_port}, peer API "
             "https://{peer_host}:{peer_port}, health http://{health_host}:{health_port}/health",
@@ -77,7 +82,21 @@ def _run(args: argparse.Namespace) -> int:
             health_port=parts.health.port,
         )
 
+    def reload() -> None:
+        try:
+            parts.reload_trust()
+        except Exception:  # a half-written or invalid trust file: keep the current trust
+            log.failure("Trust reload failed; the node keeps its current trust")
+
+    # Python runs the handler on the main thread between bytecodes; the reload runs
+    # on the reactor.
+    signal.signal(
+        signal.SIGHUP,
+        lambda signum, frame: reactor.callFromThread(reload),  # type: ignore[attr-defined]
+    )
+
     def stop() -> Any:
+        remove_pid_file(args.node_dir)
         if service.running:
             return service.stopService()
         return None
@@ -94,7 +113,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run a node",
         description=(
             "Run the node in NODE_DIR (created by 'imi-gateway init') until SIGTERM or "
-            "SIGINT. Settings come from NODE_DIR/gateway.toml (see docs/configuration.md). "
+            "SIGINT; SIGHUP (or 'imi-gateway reload NODE_DIR') reloads its trust store. "
+            "Settings come from NODE_DIR/gateway.toml (see docs/configuration.md). "
             "Exit status: 0 after a clean shutdown, 3 for a configuration, key or start-up "
             "problem."
         ),

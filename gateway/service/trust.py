@@ -12,22 +12,60 @@ One place turns ``keystore.NodeTrust`` (files in the node directory) into the
 * the TLS material for listeners and the client.
 
 Revoked fingerprints apply to every store. ``reload()`` re-reads the node
-directory for the verifiers (the node calls it after a peer's directory
-changes); listeners and the HTTPS client keep the TLS material they were
-started with, so a new peer or a revocation takes full effect on restart.
+directory and returns what changed (counts only, for the log). The node's
+one trust-reload entry point (``NodeParts.reload_trust``, run on SIGHUP, by
+``imi-gateway reload`` and after a peer's directory changes) calls it and
+then hands the new trust to the listeners' TLS contexts, the outbound
+client's pins, and closes connections whose certificate is no longer
+trusted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 
 from gateway.core.certs import TrustStore
-from gateway.keystore import NodeTrust, load_trust
+from gateway.keystore import NodeTrust, certificate_fingerprint, load_trust
 
 DirectoryCerts = Callable[[str], Mapping[str, tuple[x509.Certificate, ...]]]
+
+
+@dataclass(frozen=True)
+class TrustChanges:
+    """What a reload changed: counts only (no fingerprints, no names of persons)."""
+
+    national_added: int
+    national_removed: int
+    peers_added: int
+    peers_removed: int
+    revoked_added: int
+    national_total: int
+    peers_total: int
+    revoked_total: int
+
+    @property
+    def changed(self) -> bool:
+        return any(
+            (
+                self.national_added,
+                self.national_removed,
+                self.peers_added,
+                self.peers_removed,
+                self.revoked_added,
+            )
+        )
+
+
+def _fingerprints(trust: NodeTrust) -> frozenset[str]:
+    return frozenset(certificate_fingerprint(c) for certs in trust.national.values() for c in certs)
+
+
+def _peer_pins(trust: NodeTrust) -> frozenset[tuple[str, str]]:
+    return frozenset((peer, certificate_fingerprint(p.tls)) for peer, p in trust.peers.items())
 
 
 class NodeTrustStores:
@@ -36,8 +74,10 @@ class NodeTrustStores:
         self._directory_certs = directory_certs
         self.reload()
 
-    def reload(self) -> None:
+    def reload(self) -> TrustChanges:
+        """Re-read the trust store; returns what changed since the last read."""
         trust: NodeTrust = load_trust(self._node_dir)
+        old: NodeTrust | None = getattr(self, "raw", None)
         self.raw = trust
         revoked = trust.revoked
         self.national = TrustStore(
@@ -55,6 +95,20 @@ class NodeTrustStores:
                 self._authorities[peer] = TrustStore(pinned=pinned, revoked=revoked)
             else:
                 self._authorities[peer] = TrustStore(cas=(p.ca,), revoked=revoked)
+        before_national = _fingerprints(old) if old else frozenset()
+        before_peers = _peer_pins(old) if old else frozenset()
+        before_revoked = old.revoked if old else frozenset()
+        national, peers = _fingerprints(trust), _peer_pins(trust)
+        return TrustChanges(
+            national_added=len(national - before_national),
+            national_removed=len(before_national - national),
+            peers_added=len(peers - before_peers),
+            peers_removed=len(before_peers - peers),
+            revoked_added=len(revoked - before_revoked),
+            national_total=len(national),
+            peers_total=len(peers),
+            revoked_total=len(revoked),
+        )
 
     @property
     def peer_ids(self) -> frozenset[str]:

@@ -1,15 +1,21 @@
 """The HTTPS APIs: national systems (``/api/v1``) and peer nodes (``/peer/v1``).
 
-Both listeners require a TLS client certificate. Resources here only
-translate HTTP to calls on the service layer and results back to HTTP: they
-name the caller from its certificate, read the capped body, and turn a
-``GatewayError`` into an Error document with the error's HTTP status.
+Both listeners require a TLS client certificate. The root of each
+listener's tree is a :class:`ListenerGuard`: it names the caller from the
+certificate *before* any child resource is looked up or rendered, answers
+an Error document (401) when the certificate is not acceptable, and hands
+the caller to the resources through :func:`caller` (an attribute only the
+guard sets). No resource identifies the caller itself, so a resource added
+to either tree cannot forget the check. Resources only translate HTTP to
+calls on the service layer and results back to HTTP: they read the capped
+body and turn a ``GatewayError`` into an Error document with the error's
+HTTP status.
 Endpoints, documents and error codes are described in docs/api.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -21,13 +27,13 @@ from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from gateway.core.errors import GatewayError, InvalidInput, NotFound
+from gateway.core.errors import GatewayError, InvalidInput, NotFound, Unauthorized
 from gateway.core.ns import DOC_NS
 from gateway.service.deliveries import Deliveries, HandedOut
 from gateway.service.pipeline import PayloadRefused, Pipeline
 from gateway.service.tracking import TrackingQueries
 from gateway.transport.http import XML_CONTENT_TYPE, write_error
-from gateway.transport.tls import authority_identity, peer_identity
+from gateway.transport.tls import connection_certificate, peer_certificate
 
 log = Logger()
 
@@ -56,6 +62,91 @@ def _int_arg(request: Any, name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise BadParameter(f"{name} must be between {low} and {high}")
     return value
+
+
+#: The request attribute holding the authenticated caller; only ``ListenerGuard`` sets it.
+_CALLER_ATTRIBUTE = "imi_gateway_caller"
+
+#: Names the caller from a TLS client certificate, or raises an ``Unauthorized`` error.
+Identify = Callable[[x509.Certificate | None], str]
+
+
+def caller(request: Any) -> str:
+    """The caller the listener's guard authenticated (fails closed outside a guard)."""
+    name = getattr(request, _CALLER_ATTRIBUTE, None)
+    if not isinstance(name, str):
+        raise Unauthorized("the caller was not authenticated")
+    return name
+
+
+class _Refused(Resource):
+    isLeaf = True
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__()
+        self._error = error
+
+    def render(self, request: Any) -> bytes:
+        return write_error(request, self._error)
+
+
+class ListenerGuard(Resource):
+    """The root of an HTTPS listener: every request is authenticated here, before routing.
+
+    ``identify`` is called with the connection's client certificate for each
+    request (it reads the node's current trust, so a reload applies to the
+    next request, also on a connection already open).
+    """
+
+    def __init__(self, inner: Resource, identify: Identify, listener: str) -> None:
+        super().__init__()
+        self.inner = inner
+        self._identify = identify
+        self.listener = listener
+
+    def _admit(self, request: Any) -> GatewayError | None:
+        try:
+            setattr(request, _CALLER_ATTRIBUTE, self._identify(peer_certificate(request)))
+        except GatewayError as error:
+            log.info(
+                "Refused a {listener} request: {code}", listener=self.listener, code=error.code
+            )
+            return error
+        return None
+
+    def putChild(self, path: bytes, child: Resource) -> None:
+        raise TypeError("mount resources on the guarded tree (ListenerGuard.inner)")
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
+        refused = self._admit(request)
+        if refused is not None:
+            return _Refused(refused)
+        return self.inner.getChildWithDefault(path, request)  # type: ignore[no-any-return]
+
+    def render(self, request: Any) -> Any:
+        refused = self._admit(request)
+        if refused is not None:
+            return write_error(request, refused)
+        return self.inner.render(request)
+
+    def close_untrusted(self, channels: Iterable[Any]) -> int:
+        """Close the open connections whose client certificate is no longer accepted.
+
+        Connections still in their TLS handshake (no certificate yet) are left
+        alone: the guard checks them at their first request.
+        """
+        closed = 0
+        for channel in list(channels):
+            transport = channel.transport
+            cert = connection_certificate(transport) if transport is not None else None
+            if cert is None:
+                continue
+            try:
+                self._identify(cert)
+            except GatewayError:
+                transport.abortConnection()
+                closed += 1
+        return closed
 
 
 class _Tree(Resource):
@@ -137,14 +228,13 @@ class _Endpoint(Resource):
 class SubmitResource(_Endpoint):
     """POST /api/v1/documents: submit a signed exchange document; answers the signed receipt."""
 
-    def __init__(self, pipeline: Pipeline, identify: Callable[[Any], str]) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
         super().__init__()
         self._pipeline = pipeline
-        self._identify = identify
 
     def render_POST(self, request: Any) -> Any:
         def handle() -> Deferred[bytes]:
-            authority = self._identify(request)
+            authority = caller(request)
             body = request.content.getvalue()
             return self._pipeline.submit(authority, body)  # type: ignore[no-any-return]
 
@@ -170,17 +260,14 @@ def deliveries_document(handed: list[HandedOut], cursor: int) -> bytes:
 class DeliveriesResource(_Endpoint):
     """GET /api/v1/deliveries?after=N&wait=S&limit=L: acknowledge up to N, fetch what follows."""
 
-    def __init__(
-        self, deliveries: Deliveries, identify: Callable[[Any], str], max_wait: float
-    ) -> None:
+    def __init__(self, deliveries: Deliveries, max_wait: float) -> None:
         super().__init__()
         self._deliveries = deliveries
-        self._identify = identify
         self._max_wait = max_wait
 
     def render_GET(self, request: Any) -> Any:
         def handle() -> Deferred[bytes]:
-            authority = self._identify(request)
+            authority = caller(request)
             after = _int_arg(request, "after", 0, 0, 2**62)
             wait = _int_arg(request, "wait", 0, 0, int(self._max_wait))
             limit = _int_arg(request, "limit", 100, 1, 500)
@@ -197,24 +284,18 @@ class TrackingResource(_Endpoint):
     stages; on the peer API the caller is a peer node and gets this node's own.
     """
 
-    def __init__(
-        self,
-        query: Callable[[str, str], Any],
-        identify: Callable[[Any], str],
-        listener: str,
-    ) -> None:
+    def __init__(self, query: Callable[[str, str], Any], listener: str) -> None:
         super().__init__()
         self._query = query
-        self._identify = identify
         self.listener = listener
 
     def render_GET(self, request: Any) -> Any:
         def handle() -> Deferred[bytes]:
-            caller = self._identify(request)
+            who = caller(request)
             if len(request.postpath) != 1 or not request.postpath[0]:
                 raise NotFound("name one exchange: .../exchanges/{exchange id}")
             exchange_id = request.postpath[0].decode("utf-8", "replace")
-            return ensureDeferred(self._query(exchange_id, caller))
+            return ensureDeferred(self._query(exchange_id, who))
 
         return self._respond(request, handle)
 
@@ -224,28 +305,16 @@ class EnvelopeResource(_Endpoint):
 
     listener = "peer"
 
-    def __init__(self, pipeline: Pipeline, identify: Callable[[Any], str]) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
         super().__init__()
         self._pipeline = pipeline
-        self._identify = identify
 
     def render_POST(self, request: Any) -> Any:
         def handle() -> Deferred[bytes]:
-            peer = self._identify(request)
+            peer = caller(request)
             return self._pipeline.receive_envelope(peer, request.content.getvalue())  # type: ignore[no-any-return]
 
         return self._respond(request, handle)
-
-
-def national_identifier(
-    registered: Callable[[], Mapping[str, tuple[x509.Certificate, ...]]],
-    revoked: Callable[[], frozenset[str]],
-) -> Callable[[Any], str]:
-    return lambda request: authority_identity(request, registered(), revoked())[0]
-
-
-def peer_identifier(pinned: Callable[[], Mapping[str, x509.Certificate]]) -> Callable[[Any], str]:
-    return lambda request: peer_identity(request, pinned())
 
 
 def api_root(
@@ -253,37 +322,39 @@ def api_root(
     pipeline: Pipeline,
     deliveries: Deliveries,
     tracking: TrackingQueries,
-    identify: Callable[[Any], str],
+    identify: Identify,
     max_wait: float,
     extra: Mapping[bytes, Resource] = {},
-) -> Resource:
+) -> ListenerGuard:
+    """The national-system listener's tree, behind its guard (``identify`` names authorities)."""
     root = _Tree()
     api = _Tree()
     v1 = _Tree()
     root.putChild(b"api", api)
     api.putChild(b"v1", v1)
-    v1.putChild(b"documents", SubmitResource(pipeline, identify))
-    v1.putChild(b"deliveries", DeliveriesResource(deliveries, identify, max_wait))
-    v1.putChild(b"exchanges", TrackingResource(tracking.record_xml, identify, "api"))
+    v1.putChild(b"documents", SubmitResource(pipeline))
+    v1.putChild(b"deliveries", DeliveriesResource(deliveries, max_wait))
+    v1.putChild(b"exchanges", TrackingResource(tracking.record_xml, "api"))
     for name, resource in extra.items():
         v1.putChild(name, resource)
-    return root
+    return ListenerGuard(root, identify, "national-system API")
 
 
 def peer_root(
     *,
     pipeline: Pipeline,
     tracking: TrackingQueries,
-    identify: Callable[[Any], str],
+    identify: Identify,
     extra: Mapping[bytes, Resource] = {},
-) -> Resource:
+) -> ListenerGuard:
+    """The peer listener's tree, behind its guard (``identify`` names peer nodes)."""
     root = _Tree()
     peer = _Tree()
     v1 = _Tree()
     root.putChild(b"peer", peer)
     peer.putChild(b"v1", v1)
-    v1.putChild(b"envelopes", EnvelopeResource(pipeline, identify))
-    v1.putChild(b"exchanges", TrackingResource(tracking.peer_record_xml, identify, "peer"))
+    v1.putChild(b"envelopes", EnvelopeResource(pipeline))
+    v1.putChild(b"exchanges", TrackingResource(tracking.peer_record_xml, "peer"))
     for name, resource in extra.items():
         v1.putChild(name, resource)
-    return root
+    return ListenerGuard(root, identify, "peer API")

@@ -13,7 +13,11 @@
   see docs/directory.md) by default; JSON when the ``Accept`` header prefers
   ``application/json``.
 
-Both are leaves; the composition root mounts them. Errors are answered with
+Both are leaves; the composition root mounts them under the listeners'
+guards (``gateway.transport.api.ListenerGuard``), which authenticate the
+caller before either is reached: a peer node's pinned TLS certificate for
+the directory, a registered national-system certificate for the search.
+Errors are answered with
 their stable code (an ``Error`` document, or ``{"error": {...}}`` in JSON)
 and never echo request content. Nothing here logs query strings (they may
 hold names) or document bodies.

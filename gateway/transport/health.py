@@ -1,8 +1,14 @@
 """The health and metrics listener: plain HTTP, meant for loopback or a private network.
 
+It has no client authentication by design, so its routes are an explicit
+public allow-list (:data:`PUBLIC_ROUTES`); any other path answers 404:
+
 * ``GET /health``: 200 ``ok`` while the node is up and its database answers,
   503 otherwise (for load balancers and process supervisors);
-* ``GET /metrics``: Prometheus text exposition of the node's registry.
+* ``GET /metrics``: Prometheus text exposition of the node's registry;
+* ``POST /translation/etranslation/...``: eTranslation's callbacks, only when
+  that engine is configured; each is authenticated by the one-time token in
+  its URL (see gateway.adapters.translation).
 
 Nothing here exposes personal data, documents or keys.
 """
@@ -14,6 +20,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.internet.defer import Deferred
+from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -54,8 +61,48 @@ class MetricsResource(Resource):
         return generate_latest(self._registry)
 
 
-def health_root(check: Callable[[], Deferred[Any]], registry: CollectorRegistry) -> Resource:
-    root = Resource()
-    root.putChild(b"health", HealthResource(check))
-    root.putChild(b"metrics", MetricsResource(registry))
-    return root
+#: Every path the health listener answers (a prefix for the translation callback).
+PUBLIC_ROUTES = ("/health", "/metrics", "/translation/etranslation/")
+
+
+class _PublicRoot(Resource):
+    """A root that serves exactly its allow-list: children cannot be added after building."""
+
+    def __init__(self, routes: dict[bytes, Resource]) -> None:
+        super().__init__()
+        self._routes = routes
+
+    def getChild(self, path: bytes, request: Any) -> Resource:
+        return self._routes.get(path) or notFound()
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
+        return self.getChild(path, request)
+
+    def putChild(self, path: bytes, child: Resource) -> None:
+        raise TypeError("the health listener's routes are fixed by health_root")
+
+    def render(self, request: Any) -> bytes:
+        return notFound().render(request)  # type: ignore[no-any-return]
+
+    @property
+    def routes(self) -> dict[bytes, Resource]:
+        return dict(self._routes)
+
+
+def health_root(
+    check: Callable[[], Deferred[Any]],
+    registry: CollectorRegistry,
+    translation_callback: Resource | None = None,
+) -> Resource:
+    """The health listener's root: the public allow-list and nothing else."""
+    routes: dict[bytes, Resource] = {
+        b"health": HealthResource(check),
+        b"metrics": MetricsResource(registry),
+    }
+    if translation_callback is not None:
+        # eTranslation cannot present a client certificate: its callbacks (authenticated by
+        # a one-time token in the URL) come through the operator's reverse proxy to here.
+        translation = Resource()
+        translation.putChild(b"etranslation", translation_callback)
+        routes[b"translation"] = translation
+    return _PublicRoot(routes)

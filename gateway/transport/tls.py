@@ -1,19 +1,25 @@
-"""TLS context factories: pinned, mutually authenticated, TLS 1.2+ only.
+"""TLS context factories and client identities: pinned, mutually authenticated, TLS 1.2+ only.
 
 * The peer listener asks every client for a certificate and accepts only
   certificates issued by the CA of a peer node this node has imported;
-  ``peer_identity`` then pins the exact TLS certificate and names the node.
+  ``peer_of_certificate`` then pins the exact TLS certificate and names the
+  node (a peer's national-system certificate, same CA, is refused).
 * The national-system listener accepts only client certificates issued by
-  this node's own CA; ``authority_identity`` names the authority, refusing
-  revoked certificates and certificates not registered for that authority.
+  this node's own CA; ``authority_of_certificate`` names the authority,
+  refusing revoked certificates, certificates outside their validity and
+  certificates not registered for that authority.
+* Both listeners' contexts are :class:`ReloadableServerOptions`: a trust
+  reload replaces the client CAs for new connections.
 * The outbound client trusts, for each peer, that peer's CA only (never a
-  public CA bundle), checks the host name, and presents this node's TLS
-  certificate.
+  public CA bundle), checks the pinned certificate, and presents this node's
+  TLS certificate; :meth:`PinnedPeersPolicy.set_peers` replaces the pins on a
+  reload.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
@@ -21,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 from twisted.internet import ssl
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IOpenSSLContextFactory
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
@@ -68,33 +74,79 @@ def server_options(
     )
 
 
-def peer_certificate(request: Any) -> x509.Certificate | None:
-    """The client certificate of a twisted.web request, if any."""
-    transport = request.channel.transport if request.channel else None
+@implementer(IOpenSSLContextFactory)
+class ReloadableServerOptions:
+    """A server context factory whose client CAs can be replaced while the listener runs.
+
+    Twisted asks ``getContext()`` for every new connection, so after
+    :meth:`set_client_cas` new connections are verified against the new CAs;
+    connections already open keep theirs (the listener's guard and
+    ``close_untrusted`` deal with those).
+    """
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        certificate: x509.Certificate,
+        client_cas: Iterable[x509.Certificate],
+    ) -> None:
+        self._key = key
+        self._certificate = certificate
+        self._options = server_options(key, certificate, client_cas)
+
+    def set_client_cas(self, client_cas: Iterable[x509.Certificate]) -> None:
+        self._options = server_options(self._key, self._certificate, client_cas)
+
+    def getContext(self) -> SSL.Context:
+        return self._options.getContext()
+
+
+def _check_validity(cert: x509.Certificate, now: datetime, refuse: type[Unauthorized]) -> None:
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise refuse("the TLS client certificate is outside its validity period")
+
+
+def connection_certificate(transport: Any) -> x509.Certificate | None:
+    """The client certificate of a TLS connection (a twisted transport), if any."""
     get = getattr(transport, "getPeerCertificate", None)
     cert = get() if get else None
     return cert.to_cryptography() if cert is not None else None
 
 
-def peer_identity(request: Any, pinned_tls: Mapping[str, x509.Certificate]) -> str:
-    """The node id of the peer on the other end of ``request``'s TLS connection."""
-    cert = peer_certificate(request)
+def peer_certificate(request: Any) -> x509.Certificate | None:
+    """The client certificate of a twisted.web request, if any."""
+    return connection_certificate(request.channel.transport if request.channel else None)
+
+
+def peer_of_certificate(
+    cert: x509.Certificate | None,
+    pinned_tls: Mapping[str, x509.Certificate],
+    revoked: frozenset[str],
+    now: datetime,
+) -> str:
+    """The node id of the known peer whose pinned TLS certificate is exactly ``cert``."""
     if cert is None:
         raise UnknownPeer("no TLS client certificate was presented")
     node_id = node_id_of(cert)
     pinned = pinned_tls.get(node_id or "")
-    if pinned is None or _fingerprint(pinned) != _fingerprint(cert):
+    if (
+        node_id is None
+        or pinned is None
+        or _fingerprint(pinned) != _fingerprint(cert)
+        or _fingerprint(cert).hex() in revoked
+    ):
         raise UnknownPeer()
-    return node_id  # type: ignore[return-value]
+    _check_validity(cert, now, UnknownPeer)
+    return node_id
 
 
-def authority_identity(
-    request: Any,
+def authority_of_certificate(
+    cert: x509.Certificate | None,
     registered: Mapping[str, tuple[x509.Certificate, ...]],
     revoked: frozenset[str],
-) -> tuple[str, x509.Certificate]:
-    """The authority id bound to ``request``'s client certificate, and the certificate."""
-    cert = peer_certificate(request)
+    now: datetime,
+) -> str:
+    """The authority id ``cert`` is registered for (not revoked, inside its validity)."""
     if cert is None:
         raise UnknownClient("no TLS client certificate was presented")
     authority = authority_id_of(cert)
@@ -105,7 +157,8 @@ def authority_identity(
         or _fingerprint(cert).hex() in revoked
     ):
         raise UnknownClient()
-    return authority, cert
+    _check_validity(cert, now, UnknownClient)
+    return authority
 
 
 @implementer(IOpenSSLClientConnectionCreator)
@@ -149,11 +202,19 @@ class PinnedPeersPolicy:
         peers: Mapping[tuple[str, int], tuple[x509.Certificate, x509.Certificate]],
     ) -> None:
         """``peers`` maps a peer URL's (host, port) to (that peer's CA, its TLS certificate)."""
+        self._key = key
+        self._certificate = certificate
+        self.set_peers(peers)
+
+    def set_peers(
+        self, peers: Mapping[tuple[str, int], tuple[x509.Certificate, x509.Certificate]]
+    ) -> None:
+        """Replace the pinned peers (on a trust reload); new connections use them."""
         self._creators = {
             netloc: _PinnedClientCreator(
                 ssl.CertificateOptions(
-                    privateKey=key,
-                    certificate=certificate,
+                    privateKey=self._key,
+                    certificate=self._certificate,
                     verify=True,
                     caCerts=[_ossl_cert(ca)],
                     raiseMinimumTo=ssl.TLSVersion.TLSv1_2,

@@ -1,0 +1,116 @@
+"""``imi-gateway reload NODE_DIR``: make a running node re-read its trust store.
+
+A running node (``imi-gateway run``) writes its process id to
+``NODE_DIR/gateway.pid`` at start and removes it at stop. ``reload`` (and the
+commands that change trust: ``keys issue-national``, ``keys import-peer``,
+``keys revoke``, ``authorities add/update/remove``) send that process SIGHUP;
+the node then re-reads revocations, national systems, peers and directory
+listings, gives its TLS listeners and its HTTPS client the new trust for new
+connections, and closes open connections whose certificate is no longer
+trusted. Nothing is restarted. The node logs each reload (counts only).
+
+A pid file whose process is gone, or is not an imi-gateway process, is
+ignored (nothing is signalled): there is nothing to reload, and a reused pid
+must never receive the signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+#: The running node's process id, in its node directory.
+PID_FILE = "gateway.pid"
+
+
+def pid_path(node_dir: str | Path) -> Path:
+    return Path(node_dir) / PID_FILE
+
+
+def write_pid_file(node_dir: str | Path) -> None:
+    """Record this process as the node running in ``node_dir`` (``run`` calls it at start)."""
+    path = pid_path(node_dir)
+    tmp = path.with_suffix(".pid.tmp")
+    tmp.write_text(f"{os.getpid()}\n")
+    tmp.replace(path)
+
+
+def remove_pid_file(node_dir: str | Path) -> None:
+    """Remove the pid file if it is this process's (``run`` calls it at stop)."""
+    path = pid_path(node_dir)
+    if _read_pid(path) == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _is_gateway_process(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():  # no procfs: the liveness check is all we have
+        return True
+    try:
+        return b"gateway" in cmdline.read_bytes()
+    except OSError:
+        return False
+
+
+def running_node_pid(node_dir: str | Path) -> int | None:
+    """The pid of the node running in ``node_dir``, or None if none runs."""
+    pid = _read_pid(pid_path(node_dir))
+    if pid is None or not _is_gateway_process(pid):
+        return None
+    return pid
+
+
+def signal_reload(node_dir: str | Path) -> int | None:
+    """Send SIGHUP to the node running in ``node_dir``; its pid, or None if none runs."""
+    pid = running_node_pid(node_dir)
+    if pid is not None:
+        os.kill(pid, signal.SIGHUP)
+    return pid
+
+
+def notify_running_node(node_dir: str | Path) -> None:
+    """After a trust change: tell a running node to reload, and say what happened."""
+    pid = signal_reload(node_dir)
+    if pid is None:
+        print("No node is running in this directory; it reads the change when it starts.")
+    else:
+        print(f"Told the running node (pid {pid}) to reload its trust store.")
+
+
+def _reload(args: argparse.Namespace) -> int:
+    pid = signal_reload(args.node_dir)
+    if pid is None:
+        print(f"error: no node is running in {args.node_dir} (no live {PID_FILE})", file=sys.stderr)
+        return 1
+    print(f"Sent SIGHUP to the node (pid {pid}); it logs what the reload changed.")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "reload",
+        help="make a running node re-read its trust store",
+        description=(
+            "Make the node running in NODE_DIR re-read its trust store (revocations, national "
+            "systems, peers, directory listings) without a restart, by sending it SIGHUP. "
+            "New connections use the new trust; open connections whose certificate is no "
+            "longer trusted are closed. Exit status: 0 when signalled, 1 when no node runs."
+        ),
+    )
+    parser.add_argument("node_dir", metavar="NODE_DIR", help="the node directory")
+    parser.set_defaults(func=_reload)

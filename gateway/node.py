@@ -58,6 +58,10 @@ from gateway.transport.tls import PinnedPeersPolicy, server_options
 
 log = Logger()
 
+#: Accepted connections the kernel queues until the node takes them (Twisted's default is 50:
+#: a burst of connections would wait for SYN-ACK retransmissions, seconds each).
+LISTEN_BACKLOG = 511
+
 
 class Listener(Service):
     """Listens on one address and port while running; ``port`` is the bound port (useful with 0)."""
@@ -72,6 +76,10 @@ class Listener(Service):
     def port(self) -> int:
         assert self._port is not None, f"{self.name} is not listening"
         return int(self._port.getHost().port)
+
+    @property
+    def site(self) -> LimitedSite:
+        return self._site
 
     @property
     def address(self) -> str:
@@ -383,14 +391,20 @@ def build_node(
     api = Listener(
         "national-system API",
         lambda: reactor.listenTCP(
-            config.api.port, api_site.listening_factory(api_tls), interface=config.api.host
+            config.api.port,
+            api_site.listening_factory(api_tls),
+            backlog=LISTEN_BACKLOG,
+            interface=config.api.host,
         ),
         api_site,
     )
     peer_listener = Listener(
         "peer API",
         lambda: reactor.listenTCP(
-            config.peer.port, peer_site.listening_factory(peer_tls), interface=config.peer.host
+            config.peer.port,
+            peer_site.listening_factory(peer_tls),
+            backlog=LISTEN_BACKLOG,
+            interface=config.peer.host,
         ),
         peer_site,
     )

@@ -18,6 +18,7 @@ Import these names from :mod:`gateway.config`, which re-exports them.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import types
 from collections.abc import Callable, Mapping
@@ -161,6 +162,17 @@ def default_languages(node_id: str) -> tuple[str, ...]:
     return _COUNTRY_LANGUAGES[node_id]
 
 
+def _check_listen_address(value: str, name: str) -> None:
+    """A listener binds an IP address, never a DNS name (which may resolve to anything)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigValueInvalid(
+            f"{name}: must be an IPv4 or IPv6 address to listen on "
+            '(e.g. "0.0.0.0" for all, "127.0.0.1" for loopback only), not a host name'
+        ) from None
+
+
 # --- sections ---------------------------------------------------------------
 
 
@@ -212,6 +224,10 @@ class ApiConfig:
 
     host: str = "0.0.0.0"  # noqa: S104 - a gateway listens for its national systems
     port: int = setting(8443, minimum=1, maximum=65535)
+    max_connections: int = setting(1000, minimum=1, maximum=100_000)
+
+    def __post_init__(self) -> None:
+        _check_listen_address(self.host, "host")
 
 
 @dataclass(frozen=True)
@@ -221,8 +237,10 @@ class PeerListenerConfig:
     host: str = "0.0.0.0"  # noqa: S104 - peers reach the node from outside
     port: int = setting(9443, minimum=1, maximum=65535)
     public_url: str | None = None
+    max_connections: int = setting(1000, minimum=1, maximum=100_000)
 
     def __post_init__(self) -> None:
+        _check_listen_address(self.host, "host")
         if self.public_url is not None:
             _check_https_url(self.public_url, "public_url")
 
@@ -233,6 +251,10 @@ class MetricsConfig:
 
     host: str = "127.0.0.1"
     port: int = setting(9100, minimum=1, maximum=65535)
+    max_connections: int = setting(64, minimum=1, maximum=100_000)
+
+    def __post_init__(self) -> None:
+        _check_listen_address(self.host, "host")
 
 
 @dataclass(frozen=True)
@@ -243,6 +265,8 @@ class LimitsConfig:
     request_deadline_seconds: float = setting(30.0, minimum=1, maximum=3600)
     replay_window_seconds: float = setting(300.0, minimum=1, maximum=86400)
     long_poll_seconds: float = setting(25.0, minimum=0, maximum=300)
+    handshake_timeout_seconds: float = setting(10.0, minimum=0.1, maximum=300)
+    max_header_bytes: int = setting(16 * 1024, minimum=1024, maximum=1024 * 1024)
 
 
 @dataclass(frozen=True)

@@ -59,11 +59,14 @@ def render_config_template(
     peer_port: int = 9443,
     metrics_port: int = 9100,
     public_url: str | None = None,
+    listen: str | None = None,
 ) -> str:
     """The commented ``gateway.toml`` that ``imi-gateway init`` writes.
 
     Settings given on the command line are written out; every other setting is
     shown commented out with its default, so the file documents itself.
+    ``listen`` is the address the national-system and peer APIs bind (the
+    metrics listener stays on loopback).
     """
     langs = languages or default_languages(node_id)
     public = (
@@ -71,6 +74,7 @@ def render_config_template(
         if public_url
         else '# public_url = "https://gateway.example.org:9443"'
     )
+    host = f"host = {toml_string(listen)}" if listen else '# host = "0.0.0.0"'
     return f"""\
 # imi-gateway node configuration (TOML). Reference: docs/configuration.md.
 # Every setting below that is commented out shows its default. Unknown keys
@@ -90,26 +94,32 @@ languages = {_toml_array(langs)}
 
 [api]
 # HTTPS API for the national systems (client certificates issued by the node CA).
-# host = "0.0.0.0"
+# host is the IP address it listens on ("0.0.0.0": all addresses).
+{host}
 port = {api_port}
+# max_connections = 1000             # open connections at once; more are closed at once
 
 [peer]
 # Mutual-TLS API that peer nodes call, and the URL they use to reach it
 # (published by `imi-gateway keys export`).
-# host = "0.0.0.0"
+{host}
 port = {peer_port}
 {public}
+# max_connections = 1000
 
 [metrics]
 # Health and Prometheus metrics, plain HTTP: keep it on loopback.
 # host = "127.0.0.1"
 port = {metrics_port}
+# max_connections = 64
 
 [limits]
 # max_body_bytes = 16777216          # largest request body accepted (16 MiB)
 # request_deadline_seconds = 30      # total time a request may take to arrive
 # replay_window_seconds = 300        # accepted skew of a document's creation time
 # long_poll_seconds = 25             # how long a delivery poll waits for news
+# handshake_timeout_seconds = 10     # TLS handshake and first request bytes, from connect
+# max_header_bytes = 16384           # request line and headers; more is refused with 431
 
 [outbound]
 # Delivery to peers: exponential backoff with jitter, then the dead-letter state.

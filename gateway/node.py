@@ -63,9 +63,13 @@ from gateway.transport.tls import (
 
 log = Logger()
 
+#: Accepted connections the kernel queues until the node takes them (Twisted's default is 50:
+#: a burst of connections would wait for SYN-ACK retransmissions, seconds each).
+LISTEN_BACKLOG = 511
+
 
 class Listener(Service):
-    """Listens on one port while running; ``port`` is the bound port (useful with port 0)."""
+    """Listens on one address and port while running; ``port`` is the bound port (useful with 0)."""
 
     def __init__(self, name: str, listen: Callable[[], IListeningPort], site: LimitedSite) -> None:
         self.name = name
@@ -82,10 +86,23 @@ class Listener(Service):
         assert self._port is not None, f"{self.name} is not listening"
         return int(self._port.getHost().port)
 
+    @property
+    def address(self) -> str:
+        """``host:port`` (``[host]:port`` for IPv6) that the listener is bound to."""
+        assert self._port is not None, f"{self.name} is not listening"
+        bound = self._port.getHost()
+        host = str(bound.host)
+        return f"[{host}]:{bound.port}" if ":" in host else f"{host}:{bound.port}"
+
     def startService(self) -> None:
         super().startService()
         self._port = self._listen()
-        log.info("{name} listening on port {port}", name=self.name, port=self.port)
+        log.info(
+            "{name} listening on {address} (at most {limit} connections)",
+            name=self.name,
+            address=self.address,
+            limit=self._site.max_connections,
+        )
 
     def stopService(self) -> Deferred[Any] | None:
         super().stopService()
@@ -319,12 +336,20 @@ def build_node(
 
     tracking = TrackingQueries(db, node_id, fetch_peer_tracking, kek=kek, render=localizer.render)
 
-    def site(resource: Resource) -> LimitedSite:
+    def site(
+        resource: Resource, name: str, max_connections: int, max_body_bytes: int
+    ) -> LimitedSite:
+        limits = config.limits
         return LimitedSite(
             resource,
             reactor=reactor,
-            max_body_bytes=config.limits.max_body_bytes,
-            request_deadline_seconds=config.limits.request_deadline_seconds,
+            max_body_bytes=max_body_bytes,
+            request_deadline_seconds=limits.request_deadline_seconds,
+            handshake_timeout_seconds=limits.handshake_timeout_seconds,
+            max_header_bytes=limits.max_header_bytes,
+            max_connections=max_connections,
+            name=name,
+            on_connection_refused=metrics.connections_refused.labels(name).inc,
         )
 
     api_guard = api_root(
@@ -338,7 +363,7 @@ def build_node(
         extra={b"authorities": AuthoritySearchResource(LiveSearch(directory))}
         | (api_resources or {}),
     )
-    api_site = site(api_guard)
+    api_site = site(api_guard, "api", config.api.max_connections, config.limits.max_body_bytes)
     peer_guard = peer_root(
         pipeline=pipeline,
         tracking=tracking,
@@ -346,7 +371,7 @@ def build_node(
         extra={b"directory": DirectoryResource(directory, signer.sign, clock=reactor)}
         | (peer_resources or {}),
     )
-    peer_site = site(peer_guard)
+    peer_site = site(peer_guard, "peer", config.peer.max_connections, config.limits.max_body_bytes)
     api_tls = ReloadableServerOptions(keys.tls.key, keys.tls.certificate, [keys.ca.certificate])
 
     def peer_cas() -> list[Any]:
@@ -399,28 +424,33 @@ def build_node(
     )
     sync.setServiceParent(top)
 
-    health_site = LimitedSite(
-        health,
-        reactor=reactor,
-        max_body_bytes=4096,
-        request_deadline_seconds=config.limits.request_deadline_seconds,
-    )
+    health_site = site(health, "health", config.metrics.max_connections, 4096)
     # Listeners last: they stop first at shutdown, before the pools they feed.
     api = Listener(
         "national-system API",
-        lambda: reactor.listenSSL(config.api.port, api_site, api_tls, interface=config.api.host),
+        lambda: reactor.listenTCP(
+            config.api.port,
+            api_site.listening_factory(api_tls),
+            backlog=LISTEN_BACKLOG,
+            interface=config.api.host,
+        ),
         api_site,
     )
     peer_listener = Listener(
         "peer API",
-        lambda: reactor.listenSSL(
-            config.peer.port, peer_site, peer_tls, interface=config.peer.host
+        lambda: reactor.listenTCP(
+            config.peer.port,
+            peer_site.listening_factory(peer_tls),
+            backlog=LISTEN_BACKLOG,
+            interface=config.peer.host,
         ),
         peer_site,
     )
     health_listener = Listener(
         "health and metrics",
-        lambda: reactor.listenTCP(config.metrics.port, health_site, interface=config.metrics.host),
+        lambda: reactor.listenTCP(
+            config.metrics.port, health_site.listening_factory(), interface=config.metrics.host
+        ),
         health_site,
     )
     for listener in (api, peer_listener, health_listener):

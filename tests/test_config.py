@@ -223,6 +223,11 @@ def test_wrong_type_in_node_languages_is_explained() -> None:
         (MINIMAL + '[translation]\nengine = "etranslation"\n', "[translation.etranslation]"),
         (MINIMAL + '[database]\nurl = "mysql://x"\n', "database.url"),
         (MINIMAL + "[api]\nport = 9443\n", "api.port and peer.port"),
+        (MINIMAL + '[api]\nhost = "localhost"\n', "api.host: must be an IPv4 or IPv6 address"),
+        (MINIMAL + '[metrics]\nhost = ""\n', "metrics.host: must be an IPv4 or IPv6"),
+        (MINIMAL + "[peer]\nmax_connections = 0\n", "peer.max_connections: must be at least 1"),
+        (MINIMAL + "[limits]\nhandshake_timeout_seconds = 0\n", "limits.handshake_timeout"),
+        (MINIMAL + "[limits]\nmax_header_bytes = 100\n", "limits.max_header_bytes: must be at"),
         (MINIMAL + '[[peers]]\nid = "NO"\nurl = "https://x.example"\n', "own id"),
         (
             MINIMAL + '[[peers]]\nid = "PT"\nurl = "https://a.example"\n'

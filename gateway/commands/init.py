@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gateway import keystore
+from gateway.config import load_config
 
 
 def _languages(value: str) -> tuple[str, ...]:
@@ -24,6 +25,10 @@ def _port(value: str) -> int:
     return port
 
 
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _run(args: argparse.Namespace) -> int:
     options = keystore.InitOptions(
         country=args.country,
@@ -33,11 +38,19 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         hosts=tuple(args.hosts) if args.hosts else ("localhost", "127.0.0.1"),
         public_url=args.public_url,
+        listen=args.listen,
     )
     keys = keystore.init_node_dir(args.node_dir, options)
     paths = keystore.node_paths(args.node_dir)
+    config = load_config(paths.root)
     print(f"Created node directory {paths.root} for node {keys.node_id}.")
     print(f"  configuration   {paths.config}")
+    for name, host, port in (
+        ("national API", config.api.host, config.api.port),
+        ("peer API", config.peer.host, config.peer.port),
+        ("health/metrics", config.metrics.host, config.metrics.port),
+    ):
+        print(f"  {name:<15} listens on {_address(host, port)}")
     for name, pair in (("ca", keys.ca), ("signing", keys.signing), ("tls", keys.tls)):
         print(f"  {name:<8} key    {pair.key_path}")
         print(f"  {name:<8} cert   {pair.certificate_path}")
@@ -94,7 +107,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=(
             "DNS name or IP address of this node, put in its TLS certificate; repeat "
             "for several (default: localhost and 127.0.0.1). The first one forms the "
-            "announced peer URL unless --public-url is given."
+            "announced peer URL unless --public-url is given. It does not choose the "
+            "address the node listens on: that is --listen."
+        ),
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="IP",
+        help=(
+            "IP address the national-system and peer APIs listen on, written to "
+            "[api] host and [peer] host (default: 0.0.0.0, all addresses; 127.0.0.1 "
+            "for loopback only). The health/metrics listener stays on 127.0.0.1."
         ),
     )
     parser.add_argument(

@@ -45,6 +45,7 @@ class InitOptions:
     metrics_port: int = 9100
     hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
     public_url: str | None = None
+    listen: str | None = None  # address of the national-system and peer APIs (default: all)
 
 
 def _split_hosts(hosts: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -91,6 +92,7 @@ def init_node_dir(
         peer_port=options.peer_port,
         metrics_port=options.metrics_port,
         public_url=public_url,
+        listen=options.listen,
     )
     try:  # validates languages, ports and URL before anything is created
         config_mod.parse_config(text, target, source="the options")

@@ -69,3 +69,9 @@ class NodeMetrics:
             ["mode"],
             registry=self.registry,
         )
+        self.connections_refused = Counter(
+            "imi_connections_refused_total",
+            "Connections closed on accept because the listener's max_connections were open.",
+            ["listener"],
+            registry=self.registry,
+        )

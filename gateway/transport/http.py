@@ -11,7 +11,16 @@ replaces both:
 * :class:`LimitedChannel` gives every request a total deadline, from its
   first byte to its last, after which the connection is answered 408 and
   closed; requests on other connections are not affected;
-* :func:`make_site` builds a ``Site`` with both, on an injected reactor.
+* :class:`LimitedChannel` also closes a connection that has not completed
+  its TLS handshake and sent its first request bytes within the handshake
+  timeout (an idle or half-open connection costs a file descriptor and
+  memory), and answers a request line or header block over the header limit
+  at once with 431 ``HEADERS_TOO_LARGE`` instead of waiting for the rest;
+* :class:`LimitedSite` caps the connections open at once on its listener:
+  one over the cap is closed as soon as it is accepted, before any TLS state
+  is made for it, counted, and logged at most once a minute;
+  :meth:`LimitedSite.listening_factory` is the factory to listen with
+  (wrapped in TLS when given TLS options).
 
 Error responses are protocol ``Error`` documents (see docs/protocol.md) with
 the error's stable code; they never echo request content.
@@ -20,11 +29,13 @@ the error's stable code; they never echo request content.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 from lxml import etree
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
@@ -41,6 +52,13 @@ class RequestTimeout(InvalidInput):
 
     code = "REQUEST_TIMEOUT"
     http_status = 408
+
+
+class HeadersTooLarge(InvalidInput):
+    """The request line or headers exceed the listener's header limit; the connection is closed."""
+
+    code = "HEADERS_TOO_LARGE"
+    http_status = 431
 
 
 def error_body(code: str, message: str, message_id: str | None = None) -> bytes:
@@ -115,22 +133,72 @@ class LimitedRequest(server.Request):
 
 
 class LimitedChannel(http.HTTPChannel):
-    """An HTTP/1.1 channel with a total per-request deadline."""
+    """An HTTP/1.1 channel with a handshake timeout, a header limit and a per-request deadline."""
 
+    _handshake_call: IDelayedCall | None = None
     _deadline_call: IDelayedCall | None = None
     _abort_call: IDelayedCall | None = None
     _refusing = False
+    _header_bytes = 0
+
+    def connectionMade(self) -> None:
+        # Under TLS this runs when the TCP connection is accepted, before the
+        # handshake; dataReceived runs only with decrypted request bytes.
+        super().connectionMade()
+        cap = self.site.max_header_bytes
+        self.MAX_LENGTH = cap  # one line over the limit: lineLengthExceeded
+        self.totalHeadersSize = 2 * cap  # never reached: lineReceived counts first
+        self._handshake_call = self.callLater(
+            self.site.handshake_timeout_seconds, self._handshake_expired
+        )
+
+    def _handshake_expired(self) -> None:
+        self._handshake_call = None
+        # No request has started: nothing to answer, and a TLS close could wait on the client.
+        self._refusing = True
+        self.site.handshake_timeouts += 1
+        self.transport.abortConnection()
 
     def dataReceived(self, data: bytes) -> None:
         if self._refusing:
             return
+        if self._handshake_call is not None:
+            if self._handshake_call.active():
+                self._handshake_call.cancel()
+            self._handshake_call = None
         if self._deadline_call is None and not self._handlingRequest:
             deadline = self.site.request_deadline_seconds
             self._deadline_call = self.callLater(deadline, self._deadline_expired)
         super().dataReceived(data)
 
+    def lineReceived(self, line: bytes) -> None:
+        if self._refusing:
+            return
+        self._header_bytes += len(line) + 2
+        if self._header_bytes > self.site.max_header_bytes:
+            self._refuse_headers()
+            return
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if not self._refusing:
+            self._refuse_headers()
+
+    def _refuse_headers(self) -> None:
+        cap = self.site.max_header_bytes
+        log.info(
+            "Refused a request whose headers exceed {cap} bytes from {peer}",
+            cap=cap,
+            peer=str(self.transport.getPeer()),
+        )
+        error = HeadersTooLarge(f"the request line and headers exceed the limit of {cap} bytes")
+        body = error_body(error.code, str(error))
+        self.transport.write(_raw_response(431, b"Request Header Fields Too Large", body))
+        self.refuse_rest()
+
     def allContentReceived(self) -> None:
         self._cancel_deadline()
+        self._header_bytes = 0
         super().allContentReceived()
 
     def _cancel_deadline(self) -> None:
@@ -166,6 +234,9 @@ class LimitedChannel(http.HTTPChannel):
 
     def connectionLost(self, reason: Any) -> None:
         self.site.channels.discard(self)
+        if self._handshake_call is not None and self._handshake_call.active():
+            self._handshake_call.cancel()
+        self._handshake_call = None
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         self._abort_call = None
@@ -174,7 +245,7 @@ class LimitedChannel(http.HTTPChannel):
 
 
 class LimitedSite(server.Site):
-    """A Site with a body cap and a request deadline, on an injected reactor."""
+    """A Site with body, header, time and connection limits, on an injected reactor."""
 
     requestFactory = LimitedRequest
 
@@ -186,14 +257,62 @@ class LimitedSite(server.Site):
         max_body_bytes: int,
         request_deadline_seconds: float,
         idle_timeout_seconds: float = 120,
+        handshake_timeout_seconds: float = 10,
+        max_header_bytes: int = 16 * 1024,
+        max_connections: int = 1000,
+        name: str = "listener",
+        on_connection_refused: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(resource, reactor=reactor, timeout=idle_timeout_seconds)
         self.max_body_bytes = max_body_bytes
         self.request_deadline_seconds = request_deadline_seconds
+        self.handshake_timeout_seconds = handshake_timeout_seconds
+        self.max_header_bytes = max_header_bytes
+        self.max_connections = max_connections
+        self.name = name
+        self._on_connection_refused = on_connection_refused
         self.channels: set[LimitedChannel] = set()
         self.displayTracebacks = False
+        #: Connections refused over the cap, and closed by the handshake timeout (for tests).
+        self.refused_connections = 0
+        self.handshake_timeouts = 0
+        self._refusals_unlogged = 0
+        self._refusal_logged_at: float | None = None
 
-    def buildProtocol(self, addr: Any) -> LimitedChannel:
+    def listening_factory(self, tls: Any = None) -> IProtocolFactory:
+        """The factory to listen with: this site, behind TLS when ``tls`` options are given.
+
+        Either way a connection over the cap is closed at accept time, before
+        any TLS or HTTP state is created for it.
+        """
+        if tls is None:
+            return self
+        return _CappedTLSFactory(tls, False, self)
+
+    def at_capacity(self) -> bool:
+        """True (and the refusal counted) when a new connection would pass the cap."""
+        if len(self.channels) < self.max_connections:
+            return False
+        self.refused_connections += 1
+        self._refusals_unlogged += 1
+        if self._on_connection_refused is not None:
+            self._on_connection_refused()
+        now = self.reactor.seconds()
+        if self._refusal_logged_at is None or now - self._refusal_logged_at >= 60:
+            log.warn(
+                "{listener}: {count} connection(s) refused since the last report: "
+                "{limit} connections are open, the limit (reported at most once a minute)",
+                listener=self.name,
+                count=self._refusals_unlogged,
+                limit=self.max_connections,
+            )
+            self._refusal_logged_at = now
+            self._refusals_unlogged = 0
+        return True
+
+    def buildProtocol(self, addr: Any) -> LimitedChannel | None:  # type: ignore[override]
+        if self.at_capacity():  # plain HTTP; under TLS checked first by _CappedTLSFactory
+            return None
         channel = LimitedChannel()
         channel.factory = self
         channel.site = self
@@ -214,6 +333,17 @@ class LimitedSite(server.Site):
     def log(self, request: Any) -> None:
         # Access lines carry no body and no query string (which may hold ids).
         pass
+
+
+class _CappedTLSFactory(TLSMemoryBIOFactory):
+    """TLS in front of a :class:`LimitedSite` that refuses connections over the site's cap."""
+
+    wrappedFactory: LimitedSite
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.wrappedFactory.at_capacity():
+            return None  # the port closes the socket at once; no TLS state is made
+        return super().buildProtocol(addr)
 
 
 def write_error(

@@ -75,7 +75,7 @@ from gateway.core.directory import (
     PublishedDirectory,
     UpdateResult,
 )
-from gateway.core.directorydoc import (
+from gateway.core.directory.document import (
     Address,
     AuthorityDirectory,
     AuthorityEntry,

@@ -19,7 +19,7 @@ from lxml import etree
 from gateway import keystore as ks
 from gateway.core import directory as rules
 from gateway.core.catalogue import CatalogueCodeUnknown
-from gateway.core.directorydoc import (
+from gateway.core.directory.document import (
     Address,
     AuthorityDirectory,
     AuthorityEntry,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from gateway.config import default_languages
 from gateway.core.catalogue import Catalogue, load_catalogues
-from gateway.core.directorydoc import Address, AuthorityEntry, Competence
+from gateway.core.directory.document import Address, AuthorityEntry, Competence
 from gateway.core.docxml import LocalizedText
 from gateway.core.ns import EEA_COUNTRIES
 from gateway.core.search import SearchIndex, SearchQuery, tokenize

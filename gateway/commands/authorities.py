@@ -27,7 +27,7 @@ from gateway.commands import usage_when_no_subcommand
 from gateway.commands.reload import notify_running_node
 from gateway.core import directory as rules
 from gateway.core.catalogue import Catalogue
-from gateway.core.directorydoc import Address, AuthorityEntry, Competence, build_directory
+from gateway.core.directory.document import Address, AuthorityEntry, Competence, build_directory
 from gateway.core.docxml import LocalizedText
 from gateway.core.ns import LANGUAGES
 from gateway.core.search import SearchQuery

@@ -17,7 +17,7 @@ import pytest
 from lxml import etree
 
 from gateway.core import catalogue as cat
-from gateway.core import catalogue_lint
+from gateway.core.catalogue import linting as catalogue_lint
 from gateway.core.catalogue import (
     CatalogueAnswerMismatch,
     CatalogueCodeUnknown,

@@ -9,7 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
-from gateway.core import certs, pki, sigprofile
+from gateway.core import certs, pki
+from gateway.core.signing import profile as sigprofile
 from gateway.core.errors import (
     DuplicateId,
     ForbiddenXMLConstruct,
@@ -286,7 +287,7 @@ def test_verify_and_validate_refuses_a_correctly_signed_invalid_document(w: Worl
 
 
 def test_every_signature_error_has_its_own_code_and_is_invalid_signature() -> None:
-    from gateway.core import sigerrors
+    from gateway.core.signing import errors as sigerrors
 
     classes = [getattr(sigerrors, name) for name in sigerrors.__all__]
     signature_errors = [c for c in classes if issubclass(c, InvalidSignature)]

@@ -18,7 +18,7 @@ from lxml import etree
 
 from gateway.core.certs import TrustStore
 from gateway.core.errors import GatewayError
-from gateway.core.sigfast import canonicalize
+from gateway.core.signing.fast import canonicalize
 from gateway.core.signing import Verified, verify, verify_and_validate
 from tests.vectors.hostile import (
     BENIGN_VARIANTS,

@@ -2,7 +2,7 @@
 
 A node serves a set of national authorities and publishes them to its peers
 as a signed, versioned ``AuthorityDirectory`` document (the document format
-is :mod:`gateway.core.directorydoc`). This module holds the rules around that
+is :mod:`gateway.core.directory.document`). This module holds the rules around that
 document:
 
 * **registration** -- :func:`check_authority_id` (ASCII only: a look-alike
@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import serialization
 
 from gateway.core import certs as certs_mod
 from gateway.core.catalogue import Catalogue, check_language
-from gateway.core.directorydoc import (
+from gateway.core.directory.document import (
     Address,
     AuthorityDirectory,
     AuthorityEntry,

@@ -32,12 +32,12 @@ from gateway.core.errors import GatewayError
 from gateway.core.search import SearchQuery
 from gateway.core.signing import Signer
 from gateway.core.xmlparse import parse_xml
-from gateway.directory_store import (
+from gateway.service.directory_publish import DirectoryPublisher
+from gateway.service.directory_search import LiveSearch
+from gateway.storage.directory_files import (
     DirectoryPeerUnknown,
-    DirectoryPublisher,
     DirectoryStateInvalid,
     DirectoryStore,
-    LiveSearch,
     authority_certificates,
 )
 

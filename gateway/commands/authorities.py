@@ -5,7 +5,7 @@ Sub-commands: ``add``, ``update``, ``remove``, ``list``, ``show``, ``export``
 peer's signed directory, for operators without network sync), ``search``
 (this node's and the cached peers' directories) and ``demo`` (generated
 authorities with certificates, for demonstrations). The work is done by
-:mod:`gateway.directory_store` and :mod:`gateway.core.directory`; this module
+:mod:`gateway.storage.directory_files` and :mod:`gateway.core.directory`; this module
 parses arguments and prints results. Refusals are GatewayErrors with stable
 codes (exit status 1 for refused input, 3 for configuration problems).
 """
@@ -28,11 +28,14 @@ from gateway.commands.reload import notify_running_node
 from gateway.core import directory as rules
 from gateway.core.catalogue import Catalogue
 from gateway.core.directory.document import Address, AuthorityEntry, Competence, build_directory
+from gateway.core.directory.jsonform import entry_to_json
 from gateway.core.docxml import LocalizedText
 from gateway.core.ns import LANGUAGES
 from gateway.core.search import SearchQuery
+from gateway.core.search.jsonform import search_result_json
 from gateway.core.signing import Signer
-from gateway.directory_store import DirectoryStore, LiveSearch, entry_to_json, search_result_json
+from gateway.service.directory_search import LiveSearch
+from gateway.storage.directory_files import DirectoryStore
 
 #: Environment variable naming the node directory ``authorities search`` uses by default.
 NODE_DIR_ENV = "IMI_GATEWAY_NODE_DIR"

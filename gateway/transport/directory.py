@@ -40,12 +40,10 @@ from twisted.web.server import Request
 from gateway.core.docxml import XML_LANG
 from gateway.core.errors import GatewayError, InvalidInput
 from gateway.core.search import SearchQuery, SearchQueryInvalid, SearchResult
-from gateway.directory_store import (
-    DirectoryPublisher,
-    DirectoryStore,
-    LiveSearch,
-    search_result_json,
-)
+from gateway.core.search.jsonform import search_result_json
+from gateway.service.directory_publish import DirectoryPublisher
+from gateway.service.directory_search import LiveSearch
+from gateway.storage.directory_files import DirectoryStore
 from gateway.transport.http import XML_CONTENT_TYPE, write_error
 
 __all__ = [

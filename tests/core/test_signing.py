@@ -10,7 +10,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
 from gateway.core import certs, pki
-from gateway.core.signing import profile as sigprofile
 from gateway.core.errors import (
     DuplicateId,
     ForbiddenXMLConstruct,
@@ -33,6 +32,7 @@ from gateway.core.signing import (
     verify,
     verify_and_validate,
 )
+from gateway.core.signing import profile as sigprofile
 from gateway.core.xmlparse import ParseLimits, parse_xml
 from tests.vectors.hostile import World, document, make_world
 

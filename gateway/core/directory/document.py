@@ -54,6 +54,7 @@ __all__ = [
     "DirectoryInconsistent",
     "build_directory",
     "read_directory",
+    "serialize_directory",
 ]
 
 _XML_LANG = f"{{{XML_NS}}}lang"
@@ -230,3 +231,8 @@ def read_directory(root: etree._Element) -> AuthorityDirectory:
     """Validate a verified AuthorityDirectory tree and read it."""
     checked_type(root, DocumentType.AUTHORITY_DIRECTORY)
     return directory_from(root)
+
+
+def serialize_directory(directory: AuthorityDirectory) -> bytes:
+    """The unsigned document of ``directory`` as UTF-8 bytes with an XML declaration."""
+    return etree.tostring(build_directory(directory), xml_declaration=True, encoding="UTF-8")

@@ -49,11 +49,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
 from gateway.core import certs, schemas
+from gateway.core.certs import PrivateKey, TrustStore
+from gateway.core.errors import ForbiddenXMLConstruct
 from gateway.core.signing import fast as sigfast
 from gateway.core.signing import profile as sigprofile
 from gateway.core.signing import signxml_engine as sigxml
-from gateway.core.certs import PrivateKey, TrustStore
-from gateway.core.errors import ForbiddenXMLConstruct
 from gateway.core.signing.errors import (
     DigestMismatch,
     KeyCertificateMismatch,

@@ -401,7 +401,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway.benchmarks.search import generate_authorities
+    from gateway.benchmarks.search_data import generate_authorities
 
     store = DirectoryStore(args.node_dir)
     node_id = store.node_id

@@ -38,7 +38,6 @@ The order of the checks (the first failure is reported):
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, get_args
@@ -50,6 +49,7 @@ from lxml import etree
 
 from gateway.core import certs, schemas
 from gateway.core.certs import PrivateKey, TrustStore
+from gateway.core.docxml import sha256_hex
 from gateway.core.errors import ForbiddenXMLConstruct
 from gateway.core.signing import fast as sigfast
 from gateway.core.signing import profile as sigprofile
@@ -298,7 +298,7 @@ def verify(
         root=signed_root,
         certificate=parts.certificate,
         data=data,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256_hex(data),
     )
 
 

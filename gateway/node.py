@@ -37,9 +37,9 @@ from gateway.core.catalogue import CatalogueRegistry, load_catalogues
 from gateway.core.errors import NotFound, Unavailable
 from gateway.core.retry import Backoff
 from gateway.core.signing import Signer
-from gateway.directory_store import DirectoryStore, LiveSearch
 from gateway.keystore import load_data_kek, load_node_keys
 from gateway.service.deliveries import Deliveries, Pusher
+from gateway.service.directory_search import LiveSearch
 from gateway.service.directory_sync import DirectorySyncService
 from gateway.service.localization import Localizer
 from gateway.service.metrics import NodeMetrics
@@ -49,6 +49,7 @@ from gateway.service.tracking import TrackingQueries
 from gateway.service.trust import NodeTrustStores, TrustChanges
 from gateway.service.waiters import Waiters
 from gateway.storage.db import Database
+from gateway.storage.directory_files import DirectoryStore
 from gateway.transport.api import api_root, peer_root
 from gateway.transport.client import HTTPSClient, netloc_of
 from gateway.transport.directory import AuthoritySearchResource, DirectoryResource

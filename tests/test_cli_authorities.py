@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway import cli
-from gateway.directory_store import DirectoryStore
+from gateway.storage.directory_files import DirectoryStore
 from tests.test_directory_store import bind, link, make_node
 
 # The CLI runs on the real clock: certificates are made valid around it.

@@ -19,7 +19,7 @@ from lxml import etree
 from gateway import keystore as ks
 from gateway.core import directory as rules
 from gateway.core.catalogue import CatalogueCodeUnknown
-from gateway.core.directorydoc import (
+from gateway.core.directory.document import (
     Address,
     AuthorityDirectory,
     AuthorityEntry,
@@ -32,12 +32,12 @@ from gateway.core.errors import GatewayError
 from gateway.core.search import SearchQuery
 from gateway.core.signing import Signer
 from gateway.core.xmlparse import parse_xml
-from gateway.directory_store import (
+from gateway.service.directory_publish import DirectoryPublisher
+from gateway.service.directory_search import LiveSearch
+from gateway.storage.directory_files import (
     DirectoryPeerUnknown,
-    DirectoryPublisher,
     DirectoryStateInvalid,
     DirectoryStore,
-    LiveSearch,
     authority_certificates,
 )
 

@@ -21,7 +21,7 @@ import pytest
 from gateway.core.certs import dump_pem_certificate, dump_pem_private_key
 from gateway.core.errors import GatewayError
 from gateway.core.signing import ENGINES, verify
-from gateway.core.sigprofile import ECDSA_SHA256, RSA_SHA256
+from gateway.core.signing.profile import ECDSA_SHA256, RSA_SHA256
 from tests.conftest import require_tool
 from tests.core.test_signing_differential import _mutate
 from tests.vectors.hostile import World, document, make_world

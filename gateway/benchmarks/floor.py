@@ -225,6 +225,7 @@ class _NodeSigning:
 def _measure_document(
     data: bytes, node: _NodeSigning, schema: etree.XMLSchema, batch: int, repeat: int
 ) -> tuple[str, tuple[Operation, ...]]:
+    from gateway.core.docxml import sha256_hex
     from gateway.core.envelopes import (
         Payload,
         ReceiptItem,
@@ -246,7 +247,7 @@ def _measure_document(
         "NO",
         "NO-X",
         now,
-        [ReceiptItem(message_id, hashlib.sha256(data).hexdigest(), ReceiptStatus.ACCEPTED)],
+        [ReceiptItem(message_id, sha256_hex(data), ReceiptStatus.ACCEPTED)],
     )
     delivery = build_delivery(f"dlv-{uuid.uuid4()}", "PT", "PT-X", now, "EXCHANGE-1", kind, data)
     payloads = [Payload(f"{message_id}-{i}", data) for i in range(batch)]

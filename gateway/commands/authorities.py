@@ -5,7 +5,7 @@ Sub-commands: ``add``, ``update``, ``remove``, ``list``, ``show``, ``export``
 peer's signed directory, for operators without network sync), ``search``
 (this node's and the cached peers' directories) and ``demo`` (generated
 authorities with certificates, for demonstrations). The work is done by
-:mod:`gateway.directory_store` and :mod:`gateway.core.directory`; this module
+:mod:`gateway.storage.directory_files` and :mod:`gateway.core.directory`; this module
 parses arguments and prints results. Refusals are GatewayErrors with stable
 codes (exit status 1 for refused input, 3 for configuration problems).
 """
@@ -17,22 +17,28 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway import config as config_mod
 from gateway import keystore
 from gateway.commands import usage_when_no_subcommand
+from gateway.commands._authority_options import (
+    authority_options,
+    build_competences,
+    count_arg,
+    version_arg,
+    working_languages,
+)
 from gateway.commands.reload import notify_running_node
 from gateway.core import directory as rules
-from gateway.core.catalogue import Catalogue
-from gateway.core.directorydoc import Address, AuthorityEntry, Competence, build_directory
-from gateway.core.docxml import LocalizedText
-from gateway.core.ns import LANGUAGES
+from gateway.core.directory.document import Address, AuthorityEntry, build_directory
+from gateway.core.directory.jsonform import entry_to_json
 from gateway.core.search import SearchQuery
+from gateway.core.search.jsonform import search_result_json
 from gateway.core.signing import Signer
-from gateway.directory_store import DirectoryStore, LiveSearch, entry_to_json, search_result_json
+from gateway.service.directory_search import LiveSearch
+from gateway.storage.directory_files import DirectoryStore
 
 #: Environment variable naming the node directory ``authorities search`` uses by default.
 NODE_DIR_ENV = "IMI_GATEWAY_NODE_DIR"
@@ -40,89 +46,6 @@ NODE_DIR_ENV = "IMI_GATEWAY_NODE_DIR"
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-# --- argument types -----------------------------------------------------------------
-
-
-def _name(value: str) -> LocalizedText:
-    lang, sep, text = value.partition(":")
-    if not sep or not text.strip():
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: expected LANG:TEXT, e.g. nn:Helsedirektoratet"
-        )
-    return LocalizedText(text, lang.strip())
-
-
-def _languages(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _version(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a version number") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError("a version number is not negative")
-    return number
-
-
-def _count(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not 1 <= number <= 1000:
-        raise argparse.ArgumentTypeError("between 1 and 1000")
-    return number
-
-
-# --- building entries from options ------------------------------------------------------
-
-
-def build_competences(
-    catalogue: Catalogue,
-    areas: Sequence[str],
-    question_sets: Sequence[str],
-    professions: Sequence[str],
-) -> tuple[Competence, ...]:
-    """Competences from ``--area``, ``--question-set`` and ``--profession`` options.
-
-    A question set goes to its legislation area; a profession to the area of
-    its question sets (one of ``areas`` when it has sets in several). An area
-    listed without question sets or professions means the whole area.
-    Unknown codes: CATALOGUE_CODE_UNKNOWN.
-    """
-    grouped: dict[str, tuple[list[str], list[str]]] = {}
-    for area in areas:
-        grouped.setdefault(catalogue.area(area).code, ([], []))
-    for code in question_sets:
-        area = catalogue.question_set(code).area
-        grouped.setdefault(area, ([], []))[0].append(code)
-    for code in professions:
-        catalogue.profession(code)
-        candidates = sorted({s.area for s in catalogue.question_sets_for_profession(code)})
-        preferred = [a for a in candidates if a in areas] or candidates
-        if len(preferred) != 1:
-            where = ", ".join(preferred) if preferred else "no legislation area"
-            raise rules.AuthorityCompetenceInvalid(
-                f"profession {code} belongs to {where}: name the area with --area"
-            )
-        grouped.setdefault(preferred[0], ([], []))[1].append(code)
-    if not grouped:
-        raise rules.AuthorityFieldInvalid(
-            "give at least one --area, --question-set or --profession"
-        )
-    return tuple(
-        Competence(area, tuple(sets), tuple(profs)) for area, (sets, profs) in grouped.items()
-    )
-
-
-def _working_languages(values: Sequence[list[str]] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [lang for group in values for lang in group]
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -142,7 +65,7 @@ def _add(args: argparse.Namespace) -> int:
         competences=build_competences(
             store.catalogue, args.area or [], args.question_set or [], args.profession or []
         ),
-        working_languages=tuple(_working_languages(args.language) or config.node.languages),
+        working_languages=tuple(working_languages(args.language) or config.node.languages),
         certificates=(),
     )
     published = store.add(entry, now=_now())
@@ -179,7 +102,7 @@ def _update(args: argparse.Namespace) -> int:
         region = current.region
         if args.region is not None or args.no_region:
             region = args.region
-        languages = _working_languages(args.language)
+        languages = working_languages(args.language)
         return dataclasses.replace(
             current,
             names=tuple(names.values()),
@@ -398,7 +321,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway.benchmarks.search import generate_authorities
+    from gateway.benchmarks.search_data import generate_authorities
 
     store = DirectoryStore(args.node_dir)
     node_id = store.node_id
@@ -422,57 +345,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 # --- registration ------------------------------------------------------------------------------
-
-
-def _authority_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
-    parser.add_argument(
-        "--name",
-        type=_name,
-        action="append",
-        required=not update,
-        metavar="LANG:TEXT",
-        help="the name in a language (repeat for each language, e.g. nn:Helsedirektoratet)",
-    )
-    parser.add_argument(
-        "--address",
-        action="append",
-        metavar="LINE",
-        help="an address line (repeat for up to 4 lines)"
-        + (": replaces all lines" if update else ""),
-    )
-    parser.add_argument("--postal-code", metavar="CODE", help="the postal code")
-    parser.add_argument(
-        "--city", metavar="CITY", help="the city" + ("" if update else " (required)")
-    )
-    parser.add_argument("--region", metavar="NUTS", help="the NUTS region code, e.g. NO08, PT17")
-    parser.add_argument(
-        "--area",
-        action="append",
-        metavar="AREA",
-        help="a legislation area the authority is competent for (e.g. PQD)",
-    )
-    parser.add_argument(
-        "--question-set",
-        action="append",
-        metavar="CODE",
-        help="narrow to a question set (e.g. PQD-DOCTOR); its area is implied",
-    )
-    parser.add_argument(
-        "--profession",
-        action="append",
-        metavar="CODE",
-        help="narrow to a profession (e.g. doctor); its area is implied",
-    )
-    parser.add_argument(
-        "--language",
-        type=_languages,
-        action="append",
-        metavar="LANG",
-        help=(
-            "a working language (repeat or separate with commas; of: "
-            f"{' '.join(LANGUAGES)})" + ("" if update else "; default: the node's languages")
-        ),
-    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -503,7 +375,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add.add_argument("node_dir", metavar="NODE_DIR")
     add.add_argument("authority_id", metavar="AUTHORITY_ID")
-    _authority_options(add, update=False)
+    authority_options(add, update=False)
     add.set_defaults(func=_add)
 
     update = sub.add_parser(
@@ -518,7 +390,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     update.add_argument("node_dir", metavar="NODE_DIR")
     update.add_argument("authority_id", metavar="AUTHORITY_ID")
-    _authority_options(update, update=True)
+    authority_options(update, update=True)
     update.add_argument("--remove-name", action="append", metavar="LANG", help="drop a name")
     update.add_argument("--no-region", action="store_true", help="clear the region")
     update.add_argument("--no-postal-code", action="store_true", help="clear the postal code")
@@ -569,7 +441,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     export.add_argument("node_dir", metavar="NODE_DIR")
-    export.add_argument("--since", type=_version, metavar="N", help="the peer's version")
+    export.add_argument("--since", type=version_arg, metavar="N", help="the peer's version")
     export.add_argument(
         "--output", "-o", metavar="FILE", help="write to FILE instead of standard output"
     )
@@ -624,7 +496,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     demo.add_argument("node_dir", metavar="NODE_DIR")
     demo.add_argument("--out", required=True, metavar="DIR", help="directory for the keys")
-    demo.add_argument("--count", type=_count, default=12, metavar="COUNT", help="how many (12)")
+    demo.add_argument("--count", type=count_arg, default=12, metavar="COUNT", help="how many (12)")
     demo.add_argument("--seed", type=int, default=1, help="random seed (1)")
     demo.set_defaults(func=_demo)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gateway.core import certs
 from gateway.core.signing import ENGINES, Signer
-from gateway.core.sigprofile import describe_algorithm
+from gateway.core.signing.profile import describe_algorithm
 
 EXIT_STATUSES = """\
 exit status:

@@ -30,7 +30,8 @@ from typing import ClassVar, TypeAlias
 
 from lxml import etree
 
-from gateway.core import directorydoc, envelopes
+from gateway.core import envelopes
+from gateway.core.directory import document as directorydoc
 from gateway.core.docparts import (
     MAX_ATTACHMENT_BYTES,
     Attachment,

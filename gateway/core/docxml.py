@@ -1,7 +1,7 @@
 """Small XML helpers shared by the document builders and readers.
 
 Used by ``documents`` (exchange documents), ``envelopes`` (envelope, receipt,
-error, delivery) and ``directorydoc`` (authority directory): element
+error, delivery) and ``directory.document`` (authority directory): element
 construction in the protocol namespace, reading children of a tree that has
 passed schema validation, the one text form of dates, times, digests and
 base64, the localized-text value type, and the errors a reader raises when a

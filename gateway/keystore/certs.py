@@ -7,7 +7,6 @@ logs or prints key material.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from gateway.core import pki
 from gateway.keystore.errors import KeyStoreError
@@ -29,7 +28,7 @@ _FINGERPRINT_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 
 def certificate_fingerprint(cert: x509.Certificate) -> str:
     """Lower-case hex SHA-256 of the certificate's DER encoding."""
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    return cert.fingerprint(hashes.SHA256()).hex()
 
 
 def normalize_fingerprint(value: str) -> str | None:

@@ -6,7 +6,7 @@ authority directory since the version cached here, through an injected
 ``fetch(peer_id, since) -> Deferred[bytes | None]`` (the composition root
 provides the HTTPS client for ``GET /peer/v1/directory?since=N``; ``since``
 is None when nothing is cached). The answer is verified and applied by
-:meth:`gateway.directory_store.DirectoryStore.apply_peer_document` and cached
+:meth:`gateway.storage.directory_files.DirectoryStore.apply_peer_document` and cached
 on disk, so it survives a restart.
 
 Contract of ``fetch``: fire with the signed document's bytes; with ``None``
@@ -36,7 +36,7 @@ from twisted.logger import Logger
 
 from gateway.core.directory import DirectoryBaseMismatch
 from gateway.core.errors import GatewayError
-from gateway.directory_store import DirectoryStore, PeerUpdate
+from gateway.storage.directory_files import DirectoryStore, PeerUpdate
 
 __all__ = ["DirectorySyncService", "FetchDirectory", "SyncOutcome"]
 

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core import dataprotect
+from gateway.core.docxml import sha256_hex
 from gateway.core.errors import GatewayError, Unavailable
 from gateway.storage.db import read_only
 from gateway.storage.errors import (
@@ -53,10 +54,6 @@ from gateway.storage.tracking import insert_tracking, tracking_row
 def body_aad(message_id: str) -> bytes:
     """The associated data binding a sealed body to its message id."""
     return dataprotect.aad_for("message-body", message_id)
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _existing(conn: Connection, message_ids: Iterable[str]) -> dict[str, Any]:

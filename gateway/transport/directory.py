@@ -37,15 +37,14 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from gateway.core.directory.document import write_entry_parts
 from gateway.core.docxml import XML_LANG
 from gateway.core.errors import GatewayError, InvalidInput
 from gateway.core.search import SearchQuery, SearchQueryInvalid, SearchResult
-from gateway.directory_store import (
-    DirectoryPublisher,
-    DirectoryStore,
-    LiveSearch,
-    search_result_json,
-)
+from gateway.core.search.jsonform import search_result_json
+from gateway.service.directory_publish import DirectoryPublisher
+from gateway.service.directory_search import LiveSearch
+from gateway.storage.directory_files import DirectoryStore
 from gateway.transport.http import XML_CONTENT_TYPE, write_error
 
 __all__ = [
@@ -188,25 +187,7 @@ def search_result_xml(result: SearchResult, labels: LiveSearch) -> bytes:
             root, "Authority", id=entry.authority_id, country=hit.node_id, rank=str(hit.rank)
         )
         _sub(element, "DisplayName", hit.name).set(XML_LANG, hit.name_lang)
-        for name in entry.names:
-            _sub(element, "Name", name.text).set(XML_LANG, name.lang)
-        address = _sub(element, "Address")
-        for line in entry.address.lines:
-            _sub(address, "Line", line)
-        if entry.address.postal_code:
-            _sub(address, "PostalCode", entry.address.postal_code)
-        _sub(address, "City", entry.address.city)
-        _sub(address, "Country", entry.address.country)
-        if entry.region:
-            _sub(element, "Region", entry.region)
-        for competence in entry.competences:
-            comp = _sub(element, "Competence", legislationArea=competence.legislation_area)
-            for code in competence.question_sets:
-                _sub(comp, "QuestionSet", code)
-            for code in competence.professions:
-                _sub(comp, "Profession", code)
-        for lang in entry.working_languages:
-            _sub(element, "WorkingLanguage", lang)
+        write_entry_parts(element, entry, _sub, certificates=False)
         matched = _sub(element, "Matched", name="true" if hit.name_matched else "false")
         for code in hit.professions:
             _sub(matched, "Profession", labels.profession_label(code, query.lang), code=code)

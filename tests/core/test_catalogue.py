@@ -17,7 +17,6 @@ import pytest
 from lxml import etree
 
 from gateway.core import catalogue as cat
-from gateway.core import catalogue_lint
 from gateway.core.catalogue import (
     CatalogueAnswerMismatch,
     CatalogueCodeUnknown,
@@ -28,6 +27,7 @@ from gateway.core.catalogue import (
     load_catalogue_dir,
     load_catalogues,
 )
+from gateway.core.catalogue import linting as catalogue_lint
 from gateway.core.errors import ConfigurationError, InvalidInput
 from gateway.core.ns import CATALOGUE_NS, LANGUAGES
 

@@ -27,7 +27,7 @@ from gateway.core.directory import (
     check_peer_certificates,
     validate_authority,
 )
-from gateway.core.directorydoc import (
+from gateway.core.directory.document import (
     Address,
     AuthorityDirectory,
     AuthorityEntry,

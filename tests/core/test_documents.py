@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from gateway.core import pki
-from gateway.core.directorydoc import (
+from gateway.core.directory.document import (
     Address,
     AuthorityDirectory,
     AuthorityEntry,

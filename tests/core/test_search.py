@@ -16,7 +16,7 @@ import pytest
 
 from gateway.benchmarks import search as bench
 from gateway.core.catalogue import Catalogue, CatalogueLanguageUnknown, load_catalogues
-from gateway.core.directorydoc import Address, AuthorityEntry, Competence
+from gateway.core.directory.document import Address, AuthorityEntry, Competence
 from gateway.core.docxml import LocalizedText
 from gateway.core.ns import LANGUAGES
 from gateway.core.search import (

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
-from gateway.core import certs, pki, sigprofile
+from gateway.core import certs, pki
 from gateway.core.errors import (
     DuplicateId,
     ForbiddenXMLConstruct,
@@ -32,6 +32,7 @@ from gateway.core.signing import (
     verify,
     verify_and_validate,
 )
+from gateway.core.signing import profile as sigprofile
 from gateway.core.xmlparse import ParseLimits, parse_xml
 from tests.vectors.hostile import World, document, make_world
 
@@ -286,7 +287,7 @@ def test_verify_and_validate_refuses_a_correctly_signed_invalid_document(w: Worl
 
 
 def test_every_signature_error_has_its_own_code_and_is_invalid_signature() -> None:
-    from gateway.core import sigerrors
+    from gateway.core.signing import errors as sigerrors
 
     classes = [getattr(sigerrors, name) for name in sigerrors.__all__]
     signature_errors = [c for c in classes if issubclass(c, InvalidSignature)]

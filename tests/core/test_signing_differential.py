@@ -18,8 +18,8 @@ from lxml import etree
 
 from gateway.core.certs import TrustStore
 from gateway.core.errors import GatewayError
-from gateway.core.sigfast import canonicalize
 from gateway.core.signing import Verified, verify, verify_and_validate
+from gateway.core.signing.fast import canonicalize
 from tests.vectors.hostile import (
     BENIGN_VARIANTS,
     VECTORS,

@@ -20,7 +20,6 @@ What lives here (test code only; nothing here is imported by the package):
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -299,10 +298,6 @@ async def row_counts(db: Any) -> dict[str, int]:
         }
 
     return await db.run_txn(counts_txn)
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------

@@ -22,8 +22,9 @@ from twisted.logger import globalLogPublisher
 from twisted.web.test.requesthelper import DummyRequest
 
 from gateway.core.search import SearchQuery
-from gateway.directory_store import DirectoryStore, LiveSearch, authority_certificates
+from gateway.service.directory_search import LiveSearch
 from gateway.service.directory_sync import DirectorySyncService, SyncOutcome
+from gateway.storage.directory_files import DirectoryStore, authority_certificates
 from gateway.transport.directory import (
     SEARCH_NS,
     AuthoritySearchResource,

@@ -21,6 +21,7 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import reactor
 
+from gateway.core.docxml import sha256_hex
 from gateway.core.envelopes import read_receipt, receipt_from
 from gateway.core.signing import verify
 from gateway.core.xmlparse import parse_xml
@@ -32,7 +33,6 @@ from tests.service.bed import (
     pull_until,
     requester_streams,
     sender_settled,
-    sha256_hex,
     submit_streams,
     table_rows,
 )

@@ -33,7 +33,6 @@ from twisted.internet import reactor
 
 from gateway.core.certs import load_pem_certificate
 from gateway.core.documents import to_xml
-from gateway.directory_store import DirectoryStore
 from gateway.keystore import (
     export_node_bundle,
     import_peer,
@@ -41,6 +40,7 @@ from gateway.keystore import (
     load_node_keys,
     revoke,
 )
+from gateway.storage.directory_files import DirectoryStore
 from gateway.testbed import (
     NationalCredentials,
     NationalSystem,

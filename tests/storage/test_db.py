@@ -13,7 +13,8 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError, StatementError
 
 from gateway.core.errors import Unavailable
-from gateway.storage.db import Database, create_engine_for, normalise_url, read_only
+from gateway.storage.db import Database, read_only
+from gateway.storage.engine import create_engine_for, normalise_url
 from gateway.storage.errors import (
     DatabaseBusy,
     DatabaseUnavailable,

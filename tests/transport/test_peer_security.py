@@ -38,6 +38,7 @@ from gateway.core import pki
 from gateway.core.catalogue import load_catalogues
 from gateway.core.certs import load_pem_certificate, load_pem_private_key
 from gateway.core.documents import to_xml
+from gateway.core.docxml import sha256_hex
 from gateway.core.envelopes import Payload, build_envelope, read_error, read_receipt
 from gateway.core.signing import Signer, verify
 from gateway.core.xmlparse import parse_xml
@@ -46,7 +47,7 @@ from gateway.node import build_node
 from gateway.testbed import NationalSystem, NodeSetup, doctor_request, setup_nodes
 from gateway.transport.client import HTTPAnswer, HTTPSClient, PeerUnreachable
 from tests.nodes import RunningNode, start_node
-from tests.service.bed import raw_client, row_counts, sha256_hex, submit
+from tests.service.bed import raw_client, row_counts, submit
 
 AUTHORITIES = {"NO": ["NO-HELSEDIR", "NO-UDIR"], "PT": ["PT-OMD"], "EE": ["EE-TA"]}
 

@@ -44,7 +44,7 @@ from gateway.core import pki
 from gateway.core.certs import TrustStore, fingerprint
 from gateway.core.ns import AUTHORITY_URI_PREFIX, DS_NS
 from gateway.core.signing import Signer
-from gateway.core.sigprofile import ECDSA_SHA256, ENVELOPED, EXC_C14N, RSA_SHA256, SHA256
+from gateway.core.signing.profile import ECDSA_SHA256, ENVELOPED, EXC_C14N, RSA_SHA256, SHA256
 
 VECTORS = Path(__file__).parent
 HOSTILE_DIR = VECTORS / "hostile"

@@ -25,9 +25,9 @@ from lxml import etree
 
 from gateway.core import pki
 from gateway.core.certs import dump_pem_certificate, dump_pem_private_key
-from gateway.core.sigfast import detach_enveloped
 from gateway.core.signing import Signer
-from gateway.core.sigprofile import ECDSA_SHA256, RSA_SHA256
+from gateway.core.signing.fast import detach_enveloped
+from gateway.core.signing.profile import ECDSA_SHA256, RSA_SHA256
 from gateway.core.xmlparse import parse_xml
 from tests.vectors.hostile import DOCUMENTS_DIR, VECTORS
 

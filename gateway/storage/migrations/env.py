@@ -16,7 +16,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from gateway.storage.db import create_engine_for
+from gateway.storage.engine import create_engine_for
 from gateway.storage.tables import metadata
 
 # Set only while Alembic runs this file as its environment script.

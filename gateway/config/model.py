@@ -4,13 +4,13 @@ One frozen dataclass a TOML table (:class:`NodeIdentity` is ``[node]``,
 :class:`ApiConfig` is ``[api]``, ...), all held by :class:`NodeConfig`.
 Every setting has a documented default except the node id (docs/configuration.md
 lists them all). Ranges and choices are declared with :func:`setting` and
-enforced by the loader (:mod:`gateway.config_load`); any other rule is
+enforced by the loader (:mod:`gateway.config.load`); any other rule is
 checked in ``__post_init__``, raising :class:`ConfigValueInvalid`.
 
 Adding a section: write a frozen dataclass here whose fields carry their
 defaults, add a field of that type to :class:`NodeConfig`, document it in
 docs/configuration.md and in the template that ``imi-gateway init`` writes
-(``render_config_template`` in :mod:`gateway.config_text`).
+(``render_config_template`` in :mod:`gateway.config.text`).
 
 Import these names from :mod:`gateway.config`, which re-exports them.
 """

@@ -11,9 +11,9 @@ The public API:
 * :func:`verify_and_validate`: :func:`verify`, then the document's XSD.
 
 Two engines implement the cryptographic part of the one profile
-(:mod:`gateway.core.sigprofile`): ``"fast"`` (:mod:`gateway.core.sigfast`,
+(:mod:`gateway.core.signing.profile`): ``"fast"`` (:mod:`gateway.core.signing.fast`,
 lxml + cryptography, the default) and ``"signxml"``
-(:mod:`gateway.core.sigxml`, the reference). Both run behind the same
+(:mod:`gateway.core.signing.signxml_engine`, the reference). Both run behind the same
 structural, ID, key and certificate checks, and are tested to agree on every
 golden and hostile document. Every check is made on every call; none can be
 switched off.
@@ -38,7 +38,6 @@ The order of the checks (the first failure is reported):
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, get_args
@@ -48,10 +47,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
-from gateway.core import certs, schemas, sigfast, sigprofile, sigxml
+from gateway.core import certs, schemas
 from gateway.core.certs import PrivateKey, TrustStore
+from gateway.core.docxml import sha256_hex
 from gateway.core.errors import ForbiddenXMLConstruct
-from gateway.core.sigerrors import (
+from gateway.core.signing import fast as sigfast
+from gateway.core.signing import profile as sigprofile
+from gateway.core.signing import signxml_engine as sigxml
+from gateway.core.signing.errors import (
     DigestMismatch,
     KeyCertificateMismatch,
     SignatureAlgorithmRefused,
@@ -64,7 +67,7 @@ from gateway.core.sigerrors import (
     SigningKeyRefused,
     SigningKeyUnsupported,
 )
-from gateway.core.sigprofile import (
+from gateway.core.signing.profile import (
     ECDSA_SHA256,
     PROFILE_DIGEST_METHODS,
     PROFILE_SIGNATURE_METHODS,
@@ -295,7 +298,7 @@ def verify(
         root=signed_root,
         certificate=parts.certificate,
         data=data,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256_hex(data),
     )
 
 

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.core.catalogue_load import _LIMITS, package_catalogue_root
-from gateway.core.catalogue_model import (
+from gateway.core.catalogue.load import _LIMITS, package_catalogue_root
+from gateway.core.catalogue.model import (
     MIN_QUESTIONS_PER_SET,
     REVIEWED,
     SOURCE_LANGUAGE,

@@ -2,7 +2,7 @@
 
 :func:`load_config` reads the file with :mod:`tomllib`; :func:`parse_config`
 validates text. The loader builds the dataclasses of
-:mod:`gateway.config_model` from their type annotations and refuses, with a
+:mod:`gateway.config.model` from their type annotations and refuses, with a
 stable code and the key named, an unknown key (with a suggestion when it
 looks like a typo), a value of the wrong TOML type, a value out of range or
 not among the allowed choices, and a missing required key.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.config_model import (
+from gateway.config.model import (
     CONFIG_FILE,
     ConfigMissingKey,
     ConfigNotFound,

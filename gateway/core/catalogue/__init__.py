@@ -12,20 +12,20 @@ node's entry points, :func:`load_catalogues` (every installed version,
 loaded and validated once and cached) and :func:`validate_codes`, and
 re-exports the rest:
 
-* :mod:`gateway.core.catalogue_model`: errors, constants and the data
+* :mod:`gateway.core.catalogue.model`: errors, constants and the data
   model; :class:`Catalogue` (look-ups by code, texts with the documented
   language fallback, professions and their multilingual terms, and
   :meth:`Catalogue.validate_codes`, which the node uses to refuse a document
   that names an unknown version, question set, question or option) and
   :class:`CatalogueRegistry`;
-* :mod:`gateway.core.catalogue_load`: :func:`load_catalogue_dir` (one
+* :mod:`gateway.core.catalogue.load`: :func:`load_catalogue_dir` (one
   version from any directory), :func:`load_catalogue_root`, and the
   validation of the files;
-* :mod:`gateway.core.catalogue_lint`: :func:`lint`, language coverage and
+* :mod:`gateway.core.catalogue.linting`: :func:`lint`, language coverage and
   review status per language, and the problems a data author must fix.
 
 The checks the loader makes, and in which order, are described in
-:mod:`gateway.core.catalogue_load`.
+:mod:`gateway.core.catalogue.load`.
 
 Sans-IO apart from reading the catalogue files themselves; nothing here
 touches the network, a database or the clock.
@@ -36,19 +36,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 
-from gateway.core.catalogue_lint import (
+from gateway.core.catalogue.linting import (
     STRICT_KINDS,
     LanguageCoverage,
     LintReport,
     lint,
 )
-from gateway.core.catalogue_load import (
+from gateway.core.catalogue.load import (
     VERSION_RE,
     load_catalogue_dir,
     load_catalogue_root,
     package_catalogue_root,
 )
-from gateway.core.catalogue_model import (
+from gateway.core.catalogue.model import (
     ANSWER_TYPES,
     CODED_ANSWER_TYPES,
     MIN_QUESTIONS_PER_SET,

@@ -43,7 +43,7 @@ from lxml import etree
 
 from gateway.core.errors import DocumentTooLarge, DuplicateId, ForbiddenXMLConstruct
 from gateway.core.ns import DS_NS
-from gateway.core.sigerrors import (
+from gateway.core.signing.errors import (
     SignatureAlgorithmRefused,
     SignatureDigestRefused,
     SignatureKeyInfoRefused,

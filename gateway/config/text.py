@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from gateway.config_load import parse_config
-from gateway.config_model import (
+from gateway.config.load import parse_config
+from gateway.config.model import (
     CONFIG_FILE,
     DATABASE_FILE,
     AuthorityConfig,

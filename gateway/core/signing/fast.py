@@ -2,7 +2,7 @@
 
 signxml is general (many algorithms, references, transforms) and re-parses a
 document about six times per verification. Our profile is fixed (see
-:mod:`gateway.core.sigprofile`), so this module does only what the profile
+:mod:`gateway.core.signing.profile`), so this module does only what the profile
 needs, on the tree the hardened parser already built:
 
 * verify: exclusive C14N of ds:SignedInfo, check the signature value with
@@ -37,8 +37,8 @@ from lxml import etree
 from gateway.core.certs import PrivateKey
 from gateway.core.errors import MalformedXML
 from gateway.core.ns import DS_NS
-from gateway.core.sigerrors import DigestMismatch, SignatureAlgorithmRefused, SignatureMismatch
-from gateway.core.sigprofile import (
+from gateway.core.signing.errors import DigestMismatch, SignatureAlgorithmRefused, SignatureMismatch
+from gateway.core.signing.profile import (
     ECDSA_SHA256,
     ENVELOPED,
     EXC_C14N,

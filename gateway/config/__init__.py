@@ -16,20 +16,20 @@ must not silently fall back to a default:
 
 Where things live (this module re-exports all of it; import from here):
 
-* :mod:`gateway.config_model`: the errors, the section dataclasses and
+* :mod:`gateway.config.model`: the errors, the section dataclasses and
   :class:`NodeConfig`, :func:`setting`, :func:`default_languages`. Adding a
   section: write a frozen dataclass there whose fields carry their defaults
   (use :func:`setting` for ranges and choices, ``__post_init__`` raising
   :class:`ConfigValueInvalid` for anything else), add a field of that type to
   :class:`NodeConfig`, document it in docs/configuration.md and in the
   template that ``imi-gateway init`` writes (:func:`render_config_template`).
-* :mod:`gateway.config_load`: :func:`load_config`, :func:`parse_config` and
+* :mod:`gateway.config.load`: :func:`load_config`, :func:`parse_config` and
   :func:`iter_settings`. The loader is driven by the type annotations; it
   understands ``str``, ``int``, ``float``, ``bool``, ``X | None``,
   ``tuple[str, ...]``, nested dataclasses (TOML tables), ``tuple[Dataclass,
   ...]`` (arrays of tables), ``Mapping[str, Dataclass]`` (tables of tables)
   and ``Mapping[str, Any]`` (a free-form table handed to an adapter as it is).
-* :mod:`gateway.config_text`: the file's text: :func:`render_config_template`
+* :mod:`gateway.config.text`: the file's text: :func:`render_config_template`
   and the edits for the key-store commands (:func:`with_peer`,
   :func:`with_authority`): pure text in, text out, each edit checked by
   re-parsing, so the operator's comments and layout survive. Writing the
@@ -41,13 +41,13 @@ secret.
 
 from __future__ import annotations
 
-from gateway.config_load import (
+from gateway.config.load import (
     SettingInfo,
     iter_settings,
     load_config,
     parse_config,
 )
-from gateway.config_model import (
+from gateway.config.model import (
     CONFIG_FILE,
     DATABASE_FILE,
     TRANSLATION_ENGINES,
@@ -76,7 +76,7 @@ from gateway.config_model import (
     default_languages,
     setting,
 )
-from gateway.config_text import (
+from gateway.config.text import (
     render_config_template,
     toml_string,
     with_authority,

@@ -34,13 +34,13 @@ What lives here:
   cache) and :meth:`~DirectoryStore.authority_certificates`;
 * :func:`authority_certificates`: the certificates the inbound pipeline pins
   for documents signed by a peer's authorities;
-* :class:`DirectoryPublisher`: the signed documents a node serves its peers,
-  cached per version;
-* :class:`LiveSearch`: a search index over this node's and the cached peer
-  directories that follows the files as they change.
+* :meth:`DirectoryStore.file_signatures`: what changed on disk, for the live
+  search (:mod:`gateway.service.directory_search`).
 
-No Twisted here (the service and transport modules wrap it); nothing is
-logged (callers log counts and ids, never names or addresses).
+The signed documents a node serves its peers are made by
+:mod:`gateway.service.directory_publish`; the JSON form of an entry is
+:mod:`gateway.core.directory.jsonform`. No Twisted here; nothing is logged
+(callers log counts and ids, never names or addresses).
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ import dataclasses
 import fcntl
 import json
 import os
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,7 +57,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from lxml import etree
 
 from gateway import keystore
 from gateway.core import directory as rules
@@ -75,24 +73,16 @@ from gateway.core.directory import (
     PublishedDirectory,
     UpdateResult,
 )
-from gateway.core.directorydoc import (
-    Address,
+from gateway.core.directory.document import (
     AuthorityDirectory,
     AuthorityEntry,
-    Competence,
-    build_directory,
     read_directory,
+    serialize_directory,
 )
-from gateway.core.docxml import (
-    LocalizedText,
-    b64decode,
-    b64encode,
-    format_datetime,
-    parse_datetime,
-)
+from gateway.core.directory.jsonform import entry_from_json, entry_to_json, json_str, json_strs
+from gateway.core.docxml import format_datetime, parse_datetime
 from gateway.core.errors import ConfigurationError, GatewayError, NotFound
 from gateway.core.ns import is_node_id
-from gateway.core.search import SearchHit, SearchIndex, SearchQuery, SearchResult
 from gateway.core.xmlparse import parse_xml
 
 __all__ = [
@@ -100,17 +90,10 @@ __all__ = [
     "PEER_DIRECTORY_FILE",
     "STATE_FILE",
     "DirectoryPeerUnknown",
-    "DirectoryPublisher",
     "DirectoryStateInvalid",
     "DirectoryStore",
-    "LiveSearch",
     "PeerUpdate",
     "authority_certificates",
-    "entry_from_json",
-    "entry_to_json",
-    "search_hit_json",
-    "search_result_json",
-    "serialize_directory",
 ]
 
 DIRECTORY_DIR = "directory"
@@ -133,90 +116,7 @@ class DirectoryPeerUnknown(NotFound):
     code = "DIRECTORY_PEER_UNKNOWN"
 
 
-# --- JSON form of an authority entry ------------------------------------------------------
-
-
-def entry_to_json(entry: AuthorityEntry, *, certificates: bool = True) -> dict[str, Any]:
-    """``entry`` as a JSON object (the form of state.json and of ``--json`` output)."""
-    data: dict[str, Any] = {
-        "id": entry.authority_id,
-        "names": [{"lang": n.lang, "text": n.text} for n in entry.names],
-        "address": {
-            "lines": list(entry.address.lines),
-            "postal_code": entry.address.postal_code,
-            "city": entry.address.city,
-            "country": entry.address.country,
-        },
-        "region": entry.region,
-        "competences": [
-            {
-                "area": c.legislation_area,
-                "question_sets": list(c.question_sets),
-                "professions": list(c.professions),
-            }
-            for c in entry.competences
-        ],
-        "working_languages": list(entry.working_languages),
-    }
-    if certificates:
-        data["certificates"] = [b64encode(der) for der in entry.certificates]
-    return data
-
-
-def _str(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(what)
-    return value
-
-
-def _strs(value: Any, what: str) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise TypeError(what)
-    return tuple(_str(v, what) for v in value)
-
-
-def entry_from_json(data: Any) -> AuthorityEntry:
-    """The entry :func:`entry_to_json` wrote (TypeError/KeyError/ValueError when malformed)."""
-    if not isinstance(data, dict):
-        raise TypeError("authority")
-    address = data["address"]
-    if not isinstance(address, dict):
-        raise TypeError("address")
-    postal = address.get("postal_code")
-    region = data.get("region")
-    competences = data["competences"]
-    names = data["names"]
-    if not isinstance(competences, list) or not isinstance(names, list):
-        raise TypeError("competences")
-    return AuthorityEntry(
-        authority_id=_str(data["id"], "id"),
-        names=tuple(LocalizedText(_str(n["text"], "name"), _str(n["lang"], "lang")) for n in names),
-        address=Address(
-            lines=_strs(address["lines"], "address lines"),
-            city=_str(address["city"], "city"),
-            country=_str(address["country"], "country"),
-            postal_code=None if postal is None else _str(postal, "postal code"),
-        ),
-        region=None if region is None else _str(region, "region"),
-        competences=tuple(
-            Competence(
-                _str(c["area"], "area"),
-                _strs(c.get("question_sets", []), "question sets"),
-                _strs(c.get("professions", []), "professions"),
-            )
-            for c in competences
-        ),
-        working_languages=_strs(data["working_languages"], "working languages"),
-        certificates=tuple(b64decode(v) for v in _strs(data.get("certificates", []), "certs")),
-    )
-
-
-def serialize_directory(directory: AuthorityDirectory) -> bytes:
-    """The unsigned document of ``directory`` as UTF-8 bytes with an XML declaration."""
-    return etree.tostring(build_directory(directory), xml_declaration=True, encoding="UTF-8")
-
-
-# --- the state file --------------------------------------------------------------------------
+# --- the state file ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -267,16 +167,16 @@ def _state_from_json(data: bytes, path: Path, node_id: str) -> _State:
         history = tuple(
             Change(
                 int(c["version"]),
-                parse_datetime(_str(c["created"], "created")),
-                _strs(c["changed"], "changed"),
-                _strs(c["removed"], "removed"),
+                parse_datetime(json_str(c["created"], "created")),
+                json_strs(c["changed"], "changed"),
+                json_strs(c["removed"], "removed"),
             )
             for c in document["history"]
         )
         published = PublishedDirectory(
             node_id=node_id,
             version=int(pub["version"]),
-            created=None if created is None else parse_datetime(_str(created, "created")),
+            created=None if created is None else parse_datetime(json_str(created, "created")),
             entries={e.authority_id: e for e in map(entry_from_json, pub["authorities"])},
             history=history,
         )
@@ -293,9 +193,6 @@ def _file_signature(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-# --- the store ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -646,6 +543,14 @@ class DirectoryStore:
                 result[peer_id] = cached.entries
         return result
 
+    def file_signatures(self) -> dict[str, tuple[int, int, int] | None]:
+        """Per node known here, a signature of its directory file (inode, mtime, size;
+        None when absent): it changes whenever the file is replaced."""
+        sources = {self.node_id: self.state_path}
+        for peer_id in self.cached_peers():
+            sources[peer_id] = self.peer_cache_path(peer_id)
+        return {node_id: _file_signature(path) for node_id, path in sources.items()}
+
 
 def authority_certificates(
     node_dir_or_store: str | Path | DirectoryStore, peer_id: str
@@ -666,167 +571,3 @@ def authority_certificates(
         else DirectoryStore(node_dir_or_store)
     )
     return store.authority_certificates(peer_id)
-
-
-# --- serving this node's directory --------------------------------------------------------------
-
-
-class DirectoryPublisher:
-    """The signed directory documents this node serves to its peers.
-
-    ``sign(root) -> bytes`` signs a tree with the node's signing key (the
-    composition root injects ``Signer(...).sign``); ``now()`` is the clock.
-    The store is refreshed (bound certificates re-read) at most every
-    ``refresh_interval`` seconds, and signed documents are kept per
-    (version, base version) so repeated requests cost no signature.
-    """
-
-    def __init__(
-        self,
-        store: DirectoryStore,
-        sign: Callable[[etree._Element], bytes],
-        *,
-        now: Callable[[], datetime],
-        refresh_interval: float = 60.0,
-        cache_size: int = 32,
-    ) -> None:
-        self._store = store
-        self._sign = sign
-        self._now = now
-        self._interval = refresh_interval
-        self._cache_size = cache_size
-        self._refreshed: datetime | None = None
-        self._cache: OrderedDict[tuple[int, int | None, datetime], bytes] = OrderedDict()
-
-    def current(self) -> PublishedDirectory:
-        """The published directory, refreshed when the interval has passed."""
-        moment = self._now()
-        age = None if self._refreshed is None else (moment - self._refreshed).total_seconds()
-        if age is None or age < 0 or age >= self._interval:
-            published = self._store.refresh(now=moment)
-            self._refreshed = moment
-            return published
-        return self._store.published()
-
-    def document(self, since: int | None) -> bytes | None:
-        """The signed document for a peer holding version ``since``; None when it is up to date."""
-        directory = self.current().since(since)
-        if directory is None:
-            return None
-        key = (directory.version, directory.base_version, directory.created)
-        data = self._cache.get(key)
-        if data is None:
-            data = self._sign(build_directory(directory))
-            self._cache[key] = data
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        return data
-
-
-# --- search over everything known ------------------------------------------------------------------
-
-
-class LiveSearch:
-    """A :class:`~gateway.core.search.SearchIndex` that follows the directory files.
-
-    Before each search the state file and the peers' cache files are checked
-    (one ``stat`` each); a node whose file changed is re-indexed
-    incrementally (only authorities that changed). Use from one thread.
-    """
-
-    def __init__(self, store: DirectoryStore, *, catalogue: Catalogue | None = None) -> None:
-        self._store = store
-        self._index = SearchIndex(catalogue if catalogue is not None else store.catalogue)
-        self._signatures: dict[str, tuple[int, int, int] | None] = {}
-
-    def _sources(self) -> dict[str, Path]:
-        sources = {self._store.node_id: self._store.state_path}
-        for peer_id in self._store.cached_peers():
-            sources[peer_id] = self._store.peer_cache_path(peer_id)
-        return sources
-
-    def sync(self) -> SearchIndex:
-        """The index, brought up to date with the files."""
-        sources = self._sources()
-        for node_id in [n for n in self._signatures if n not in sources]:
-            self._index.replace_node(node_id, ())
-            del self._signatures[node_id]
-        for node_id, path in sources.items():
-            signature = _file_signature(path)
-            if node_id in self._signatures and self._signatures[node_id] == signature:
-                continue
-            entries = self._entries(node_id)
-            self._index.replace_node(node_id, entries.values())
-            self._signatures[node_id] = signature
-        return self._index
-
-    def _entries(self, node_id: str) -> Mapping[str, AuthorityEntry]:
-        if node_id == self._store.node_id:
-            return self._store.published().entries
-        cached = self._store.cached(node_id)
-        return cached.entries if cached is not None else {}
-
-    def search(self, query: SearchQuery) -> SearchResult:
-        return self.sync().search(query)
-
-    def profession_label(self, code: str, lang: str | None) -> str:
-        return self._index.profession_label(code, lang)
-
-
-# --- search results as JSON ----------------------------------------------------------------
-
-
-def search_hit_json(hit: SearchHit, labels: LiveSearch, lang: str | None) -> dict[str, Any]:
-    """A search hit as the JSON the CLI and the HTTP API print."""
-    entry = hit.entry
-    return {
-        "rank": hit.rank,
-        "id": entry.authority_id,
-        "country": hit.node_id,
-        "name": hit.name,
-        "name_lang": hit.name_lang,
-        "names": [{"lang": n.lang, "text": n.text} for n in entry.names],
-        "address": {
-            "lines": list(entry.address.lines),
-            "postal_code": entry.address.postal_code,
-            "city": entry.address.city,
-            "country": entry.address.country,
-        },
-        "region": entry.region,
-        "competences": [
-            {
-                "area": c.legislation_area,
-                "question_sets": list(c.question_sets),
-                "professions": list(c.professions),
-            }
-            for c in entry.competences
-        ],
-        "working_languages": list(entry.working_languages),
-        "matched": {
-            "name": hit.name_matched,
-            "professions": [
-                {"code": p, "label": labels.profession_label(p, lang)} for p in hit.professions
-            ],
-        },
-        "score": [int(s) for s in hit.score],
-    }
-
-
-def search_result_json(result: SearchResult, labels: LiveSearch) -> dict[str, Any]:
-    """A search result as JSON (the CLI's --json output and the HTTP API's JSON form)."""
-    query = result.query
-    return {
-        "query": {
-            "q": query.text,
-            "country": query.country,
-            "area": query.area,
-            "region": query.region,
-            "lang": query.lang,
-            "limit": query.limit,
-        },
-        "total": result.total,
-        "returned": len(result.hits),
-        "authorities": [search_hit_json(h, labels, query.lang) for h in result.hits],
-    }

@@ -30,9 +30,9 @@ from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from gateway.core.certs import PrivateKey
 from gateway.core.errors import MalformedXML
-from gateway.core.sigerrors import DigestMismatch, SignatureMismatch, SignatureStructure
-from gateway.core.sigfast import XML_DECLARATION, signature_method_for
-from gateway.core.sigprofile import ECDSA_SHA256, RSA_SHA256
+from gateway.core.signing.errors import DigestMismatch, SignatureMismatch, SignatureStructure
+from gateway.core.signing.fast import XML_DECLARATION, signature_method_for
+from gateway.core.signing.profile import ECDSA_SHA256, RSA_SHA256
 from gateway.core.xmlparse import hardened_parser
 
 _METHODS = {

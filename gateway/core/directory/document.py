@@ -17,6 +17,7 @@ This module is sans-IO and never logs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -54,6 +55,8 @@ __all__ = [
     "DirectoryInconsistent",
     "build_directory",
     "read_directory",
+    "serialize_directory",
+    "write_entry_parts",
 ]
 
 _XML_LANG = f"{{{XML_NS}}}lang"
@@ -104,26 +107,7 @@ class AuthorityEntry:
         return self.names[0].text
 
     def write(self, parent: etree._Element) -> None:
-        element = sub(parent, "Authority", id=self.authority_id)
-        for name in self.names:
-            sub(element, "Name", name.text).set(_XML_LANG, name.lang)
-        address = sub(element, "Address")
-        for line in self.address.lines:
-            sub(address, "Line", line)
-        sub_opt(address, "PostalCode", self.address.postal_code)
-        sub(address, "City", self.address.city)
-        sub(address, "Country", self.address.country)
-        sub_opt(element, "Region", self.region)
-        for competence in self.competences:
-            comp = sub(element, "Competence", legislationArea=competence.legislation_area)
-            for question_set in competence.question_sets:
-                sub(comp, "QuestionSet", question_set)
-            for profession in competence.professions:
-                sub(comp, "Profession", profession)
-        for lang in self.working_languages:
-            sub(element, "WorkingLanguage", lang)
-        for der in self.certificates:
-            sub(element, "Certificate", b64encode(der))
+        write_entry_parts(sub(parent, "Authority", id=self.authority_id), self)
 
     @classmethod
     def read(cls, element: etree._Element) -> AuthorityEntry:
@@ -149,6 +133,47 @@ class AuthorityEntry:
             working_languages=texts(element, "WorkingLanguage"),
             certificates=tuple(b64decode(text_of(e)) for e in children(element, "Certificate")),
         )
+
+
+#: ``sub(parent, local, text=None, **attributes)``: appends a child element in one namespace.
+SubElement = Callable[..., etree._Element]
+
+
+def write_entry_parts(
+    element: etree._Element,
+    entry: AuthorityEntry,
+    sub: SubElement = sub,
+    *,
+    certificates: bool = True,
+) -> None:
+    """The XML form of an authority entry, appended to its ``Authority`` ``element``.
+
+    Names, address, region, competences, working languages and (unless
+    ``certificates`` is false) certificates, in the namespace ``sub`` writes:
+    the one writer for directory documents and the search API's answer.
+    """
+    for name in entry.names:
+        sub(element, "Name", name.text).set(_XML_LANG, name.lang)
+    address = sub(element, "Address")
+    for line in entry.address.lines:
+        sub(address, "Line", line)
+    if entry.address.postal_code is not None:
+        sub(address, "PostalCode", entry.address.postal_code)
+    sub(address, "City", entry.address.city)
+    sub(address, "Country", entry.address.country)
+    if entry.region is not None:
+        sub(element, "Region", entry.region)
+    for competence in entry.competences:
+        comp = sub(element, "Competence", legislationArea=competence.legislation_area)
+        for question_set in competence.question_sets:
+            sub(comp, "QuestionSet", question_set)
+        for profession in competence.professions:
+            sub(comp, "Profession", profession)
+    for lang in entry.working_languages:
+        sub(element, "WorkingLanguage", lang)
+    if certificates:
+        for der in entry.certificates:
+            sub(element, "Certificate", b64encode(der))
 
 
 @dataclass(frozen=True)
@@ -230,3 +255,8 @@ def read_directory(root: etree._Element) -> AuthorityDirectory:
     """Validate a verified AuthorityDirectory tree and read it."""
     checked_type(root, DocumentType.AUTHORITY_DIRECTORY)
     return directory_from(root)
+
+
+def serialize_directory(directory: AuthorityDirectory) -> bytes:
+    """The unsigned document of ``directory`` as UTF-8 bytes with an XML declaration."""
+    return etree.tostring(build_directory(directory), xml_declaration=True, encoding="UTF-8")

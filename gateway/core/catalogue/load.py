@@ -35,7 +35,7 @@ from typing import Any
 
 from lxml import etree
 
-from gateway.core.catalogue_model import (
+from gateway.core.catalogue.model import (
     NEEDS_REVIEW,
     REVIEWED,
     YES_NO_UNKNOWN,

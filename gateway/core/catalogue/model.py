@@ -1,7 +1,7 @@
 """The question catalogue's data model: errors, codes, texts, and the look-ups of a version.
 
 :class:`Catalogue` is one catalogue version, immutable once built (by
-:mod:`gateway.core.catalogue_load`): look-ups by code, texts with the
+:mod:`gateway.core.catalogue.load`): look-ups by code, texts with the
 documented language fallback (:func:`pick_text`), professions and their
 multilingual terms, and :meth:`Catalogue.validate_codes`, which the node
 uses to refuse a document that names an unknown question set, question or

@@ -20,6 +20,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from gateway.core.catalogue import Catalogue, CatalogueCodeUnknown, CatalogueRegistry
 from gateway.core.certs import TrustStore
 from gateway.core.documents import (
@@ -45,6 +47,12 @@ class SenderNotCaller(AccessDenied):
     """The document's sender authority is not the national system that submitted it."""
 
     code = "SENDER_NOT_CALLER"
+
+
+class AuthorityNotPublished(AccessDenied):
+    """The signing certificate is not listed in this node's published authority directory, so peer nodes would refuse the document; register the authority (imi-gateway authorities add) and retry."""
+
+    code = "AUTHORITY_NOT_PUBLISHED"
 
 
 class ReceiverNodeUnknown(InvalidInput):
@@ -138,11 +146,17 @@ def admit_submission(
     now: datetime,
     window_seconds: float,
     catalogues: CatalogueRegistry | None = None,
+    published: Collection[bytes] = (),
 ) -> Admitted:
     """Admit a document submitted by the national system of authority ``caller``.
 
     ``trust`` pins the registered national-system certificates of this node's
     authorities; ``peers`` are the node ids this node exchanges with.
+    ``published`` holds the certificates (DER) that this node's published
+    authority directory lists. Once it lists any, a peer that synced it pins
+    exactly those, so a document signed with another certificate is refused
+    here (AUTHORITY_NOT_PUBLISHED) rather than acknowledged and then refused
+    by the peer. An empty directory leaves peers trusting this node's CA.
     """
     verified = verify(data, trust, now=now)
     document = read_exchange_document(verified.root)
@@ -151,6 +165,11 @@ def admit_submission(
         raise SenderNotBound()
     if caller != header.sender:
         raise SenderNotCaller()
+    if published and verified.certificate.public_bytes(Encoding.DER) not in published:
+        raise AuthorityNotPublished(
+            f"the signing certificate of {header.sender} is not in this node's published "
+            "authority directory"
+        )
     check_window(header.created, now, window_seconds, "document")
     peer = country_of(header.receiver)
     if peer not in peers:
@@ -213,6 +232,7 @@ def admit_payload(
 
 __all__ = [
     "Admitted",
+    "AuthorityNotPublished",
     "OutsideReplayWindow",
     "PeerMismatch",
     "ReceiverNodeUnknown",

@@ -34,6 +34,8 @@ from twisted.logger import Logger
 
 from gateway.core import lifecycle
 from gateway.core.admission import (
+    REQUESTER_DOCUMENTS,
+    RESPONDER_DOCUMENTS,
     Admitted,
     OutsideReplayWindow,
     admit_envelope,
@@ -53,7 +55,7 @@ from gateway.service.metrics import NodeMetrics
 from gateway.service.trust import NodeTrustStores
 from gateway.storage.db import Database
 from gateway.storage.errors import DuplicateMessage
-from gateway.storage.exchanges import exchange_txn
+from gateway.storage.exchanges import party_exchange_txn
 from gateway.storage.messages import (
     sha256_hex,
     store_inbound_envelope_txn,
@@ -63,12 +65,6 @@ from gateway.storage.model import ExchangeInfo, InboundEnvelope, InboundPayload,
 
 log = Logger()
 T = TypeVar("T")
-
-#: Documents only one side of an exchange ever sends.
-REQUESTER_DOCUMENTS = frozenset({"Request", "AdditionalInformation", "Closure", "Withdrawal"})
-RESPONDER_DOCUMENTS = frozenset(
-    {"Acceptance", "ReplyDateProposal", "InformationRequest", "Answer", "Rejection", "Forward"}
-)
 
 
 class PayloadRefused(InvalidInput):
@@ -181,7 +177,10 @@ class Pipeline:
             return lifecycle.Role.REQUESTER
         if doc_type in RESPONDER_DOCUMENTS:
             return lifecycle.Role.RESPONDER
-        exchange = yield self._db.run_txn(exchange_txn, admitted.header.exchange_id)
+        header = admitted.header
+        exchange = yield self._db.run_txn(
+            party_exchange_txn, header.exchange_id, header.sender, header.receiver
+        )
         if admitted.header.sender == exchange.requester_authority:
             return lifecycle.Role.REQUESTER
         return lifecycle.Role.RESPONDER

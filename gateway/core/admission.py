@@ -289,10 +289,10 @@ def admit_payload(
 
 
 __all__ = [
-    "Admitted",
     "ID_SCOPE_SEPARATOR",
     "REQUESTER_DOCUMENTS",
     "RESPONDER_DOCUMENTS",
+    "Admitted",
     "AuthorityNotPublished",
     "DocumentIdNotOwned",
     "ExchangeIdNotOwned",

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest_twisted
 
-from gateway.core.documents import Reminder, to_xml
 from gateway.core.docparts import Header
+from gateway.core.documents import Reminder, to_xml
 from gateway.core.envelopes import Payload
 from gateway.testbed import CATALOGUE_VERSION, doctor_acceptance, doctor_request
 from tests.nodes import two_nodes

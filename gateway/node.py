@@ -306,6 +306,7 @@ def build_node(
         on_queued=queued,
         on_delivery=delivered,
         on_received=localizer.start_translations,
+        published=directory.published,
     )
 
     def peer_get(peer: str, path: str) -> Deferred[bytes | None]:

@@ -25,6 +25,7 @@ from cryptography import x509
 from lxml import etree
 from twisted.internet.defer import inlineCallbacks
 
+from gateway.core.admission import owns_id, scoped_id
 from gateway.core.certs import TrustStore, load_pem_certificate, load_pem_private_key
 from gateway.core.docparts import PersonConcerned, Question, Reply
 from gateway.core.documents import (
@@ -285,10 +286,20 @@ DOCTOR_QUESTIONS = ("PQD-DOCTOR-001", "PQD-DOCTOR-009", "PQD-DOCTOR-010")
 DOCTOR_ANSWERS = (("PQD-DOCTOR-001", "YES"), ("PQD-DOCTOR-009", "YES"), ("PQD-DOCTOR-010", "NONE"))
 
 
+def owned_id(authority_id: str, identifier: str) -> str:
+    """``identifier`` if ``authority_id`` owns it, else scoped to it (ids are scoped per authority)."""
+    return identifier if owns_id(authority_id, identifier) else scoped_id(authority_id, identifier)
+
+
 def doctor_request(
     exchange_id: str, requester: str, responder: str, created: datetime, *, free_text: bool = True
 ) -> Request:
-    """A Request: is this Portuguese doctor's diploma authentic, and is she in good standing?"""
+    """A Request: is this Portuguese doctor's diploma authentic, and is she in good standing?
+
+    ``exchange_id`` is scoped to ``requester`` unless it already is
+    (``IMI-1`` becomes ``NO-HELSEDIR:IMI-1``); read the result's header.
+    """
+    exchange_id = owned_id(requester, exchange_id)
     note = LocalizedText(
         "Ho har søkt stilling som lege ved sjukehuset vårt. Vi ber om stadfesting av at "
         "vitnemålet er ekte, og at ho har rett til å praktisere.",
@@ -321,7 +332,7 @@ def doctor_acceptance(request: Request, created: datetime) -> Acceptance:
     return Acceptance(
         header=Header(
             h.exchange_id,
-            f"{h.exchange_id}-2",
+            owned_id(h.receiver, f"{h.exchange_id}-2"),
             h.receiver,
             h.sender,
             created,
@@ -337,7 +348,7 @@ def doctor_answer(request: Request, created: datetime) -> Answer:
     return Answer(
         header=Header(
             h.exchange_id,
-            f"{h.exchange_id}-3",
+            owned_id(h.receiver, f"{h.exchange_id}-3"),
             h.receiver,
             h.sender,
             created,

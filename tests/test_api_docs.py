@@ -39,9 +39,9 @@ from tests.nodes import two_nodes
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 ELLIPSIS = "…"
 #: Exchanges the examples name.
-SUBMITTED = "IMI-NO-2026-000123"  # request.xml, NO-HELSEDIR to PT-OMD
-WAITING = "IMI-PT-2026-000045"  # PT-OMD's request, waiting for NO-HELSEDIR
-ENVELOPED = "IMI-NO-2026-000124"  # inside envelope.xml
+SUBMITTED = "NO-HELSEDIR:2026-000123"  # request.xml, NO-HELSEDIR to PT-OMD
+WAITING = "PT-OMD:2026-000045"  # PT-OMD's request, waiting for NO-HELSEDIR
+ENVELOPED = "NO-HELSEDIR:2026-000124"  # inside envelope.xml
 
 
 @dataclass(frozen=True)

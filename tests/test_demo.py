@@ -18,11 +18,11 @@ def test_demo_plays_a_closed_exchange_and_shows_both_tracking_records() -> None:
     assert "signed receipt from node PT: sha256" in out
     assert "received Request" in out and "received Answer" in out and "received Closure" in out
     assert (
-        "Tracking record at node NO (exchange IMI-NO-2026-000417, state closed; stages observed by both nodes)"
+        "Tracking record at node NO (exchange NO-HELSEDIR:2026-000417, state closed; stages observed by both nodes)"
         in out
     )
     assert (
-        "Tracking record at node PT (exchange IMI-NO-2026-000417, state closed; stages observed by both nodes)"
+        "Tracking record at node PT (exchange NO-HELSEDIR:2026-000417, state closed; stages observed by both nodes)"
         in out
     )
     assert "Demo finished" in out

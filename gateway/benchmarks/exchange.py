@@ -64,6 +64,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.core.admission import scoped_id
 from gateway.core.errors import GatewayError
 
 NO_AUTHORITY = "NO-HELSEDIR"
@@ -589,9 +590,13 @@ def presign(
 
 def exchange_index(prefix: str, message_id: str) -> tuple[int, str] | None:
     """(exchange number, document kind) of a bench message id of this phase."""
-    if not message_id.startswith(prefix):
+    # Requests carry NO's scoped ids; PT's replies are scoped to PT (testbed.owned_id).
+    for owned in (prefix, scoped_id(PT_AUTHORITY, prefix)):
+        if message_id.startswith(owned):
+            break
+    else:
         return None
-    number, _, suffix = message_id[len(prefix) :].rpartition("-")
+    number, _, suffix = message_id[len(owned) :].rpartition("-")
     kind = _KIND_OF_SUFFIX.get(suffix)
     if kind is None or not number.isdigit():
         return None
@@ -1039,7 +1044,7 @@ async def _drive(reactor: Any, run: _Run) -> None:
             if mode == "rate" and rate is None:
                 measured = run.phases[-1].exchanges_per_s if run.phases else math.nan
                 rate = max(1.0, round(measured / 2)) if measured == measured else 50.0
-            prefix = f"IMI-NO-BENCH{os.getpid()}{'MR'[mode == 'rate']}{number}-"
+            prefix = f"{NO_AUTHORITY}:IMI-BENCH{os.getpid()}{'MR'[mode == 'rate']}{number}-"
             count = options.presign_count(mode, rate)
             _say(
                 f"pre-signing {count} exchanges ({count * DOCS_PER_EXCHANGE} documents) for {mode}"

@@ -28,7 +28,7 @@ from gateway.core.documents import to_xml
 from gateway.core.envelopes import Delivery, Receipt, Rendering
 
 AUTHORITIES = {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}
-EXCHANGE_ID = "IMI-NO-2026-000417"
+EXCHANGE_ID = "NO-HELSEDIR:2026-000417"
 
 
 class _Out:

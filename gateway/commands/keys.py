@@ -17,6 +17,7 @@ from gateway import config as config_mod
 from gateway import keystore
 from gateway.commands import usage_when_no_subcommand
 from gateway.commands.reload import notify_running_node
+from gateway.storage.directory_files import DirectoryStore
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -134,8 +135,34 @@ def _issue_national(args: argparse.Namespace) -> int:
     print(f"  node CA     {issued.node_ca_path}")
     if issued.registered:
         print(f"Registered {issued.authority_id} under [[authorities]] in gateway.toml.")
+    _publish_issued(args.node_dir, issued.authority_id)
     notify_running_node(args.node_dir)
     return 0
+
+
+def _publish_issued(node_dir: str, authority_id: str) -> None:
+    """List the new certificate in the node's published directory, or say how to.
+
+    Once the directory lists any authority, peers pin exactly the listed
+    certificates and the node refuses documents signed with others
+    (AUTHORITY_NOT_PUBLISHED): issuing and listing must both happen.
+    """
+    store = DirectoryStore(node_dir)
+    if authority_id in store.records():
+        published = store.refresh(now=datetime.now(UTC))
+        print(
+            f"Published the certificate in the authority directory (version {published.version}); "
+            "peers pick it up at their next directory sync."
+        )
+        return
+    if not store.published().entries:
+        return  # no directory published: peers trust any certificate of this node's CA
+    print(
+        f"{authority_id} is not in the published authority directory yet. Register it "
+        f"(imi-gateway authorities add {node_dir} {authority_id} --name ...): until then "
+        "the node refuses its documents (AUTHORITY_NOT_PUBLISHED), which peers that "
+        "synced the directory would refuse."
+    )
 
 
 def _export(args: argparse.Namespace) -> int:

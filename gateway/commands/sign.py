@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.core import certs
@@ -20,7 +21,9 @@ EXIT_STATUSES = """\
 exit status:
   0  the document was signed
   1  the document cannot be signed (not well-formed, DOCTYPE, comments,
-     already signed, duplicate IDs...): the error code is printed
+     already signed, duplicate IDs...), or the certificate is expired or not
+     yet valid (CERTIFICATE_EXPIRED, CERTIFICATE_NOT_YET_VALID; see
+     --allow-invalid-certificate): the error code is printed
   2  usage error
   3  the key, certificate, password or document file cannot be read, or the
      key does not belong to the certificate
@@ -40,6 +43,10 @@ def _run(args: argparse.Namespace) -> int:
         password = Path(args.password_file).read_bytes().rstrip(b"\r\n")
     key = certs.load_pem_private_key(Path(args.key).read_bytes(), password)
     certificate = certs.load_pem_certificate(Path(args.cert).read_bytes())
+    if not args.allow_invalid_certificate:
+        # Every verifier refuses a signature by an expired or not-yet-valid
+        # certificate: refuse to make one, unless a test asks for it.
+        certs.check_validity(certificate, datetime.now(UTC), "the signing certificate")
     signer = Signer(key, certificate, engine=args.engine)
     signed = signer.sign_bytes(read_input(args.document))
     if args.output is None or args.output == "-":
@@ -90,5 +97,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=ENGINES,
         default="fast",
         help="signing implementation (default: fast; signxml is the reference)",
+    )
+    parser.add_argument(
+        "--allow-invalid-certificate",
+        action="store_true",
+        help=(
+            "sign even if the certificate is expired or not yet valid (for making test "
+            "documents only: every node refuses such a signature)"
+        ),
     )
     parser.set_defaults(func=_run)

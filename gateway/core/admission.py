@@ -20,6 +20,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from gateway.core.catalogue import Catalogue, CatalogueCodeUnknown, CatalogueRegistry
 from gateway.core.certs import TrustStore
 from gateway.core.documents import (
@@ -47,6 +49,24 @@ class SenderNotCaller(AccessDenied):
     code = "SENDER_NOT_CALLER"
 
 
+class AuthorityNotPublished(AccessDenied):
+    """The signing certificate is not listed in this node's published authority directory, so peer nodes would refuse the document; register the authority (imi-gateway authorities add) and retry."""
+
+    code = "AUTHORITY_NOT_PUBLISHED"
+
+
+class DocumentIdNotOwned(InvalidInput):
+    """The DocumentId does not begin with the sender authority's id and ':' (ids are scoped per authority)."""
+
+    code = "DOCUMENT_ID_NOT_OWNED"
+
+
+class ExchangeIdNotOwned(InvalidInput):
+    """The ExchangeId does not begin with the requesting authority's id and ':' (ids are scoped per authority)."""
+
+    code = "EXCHANGE_ID_NOT_OWNED"
+
+
 class ReceiverNodeUnknown(InvalidInput):
     """The receiving authority's country has no peer node configured at this node."""
 
@@ -69,6 +89,48 @@ class OutsideReplayWindow(InvalidInput):
     """The creation time is outside the acceptance window (stale, replayed or clock skew)."""
 
     code = "CREATION_TIME_OUT_OF_WINDOW"
+
+
+#: Documents only the requester of an exchange sends.
+REQUESTER_DOCUMENTS = frozenset({"Request", "AdditionalInformation", "Closure", "Withdrawal"})
+#: Documents only the responder of an exchange sends.
+RESPONDER_DOCUMENTS = frozenset(
+    {"Acceptance", "ReplyDateProposal", "InformationRequest", "Answer", "Rejection", "Forward"}
+)
+#: What separates the owning authority's id from the rest of an id.
+ID_SCOPE_SEPARATOR = ":"
+
+
+def scoped_id(authority_id: str, local: str) -> str:
+    """``local`` scoped to ``authority_id``: ``scoped_id("NO-HELSEDIR", "2026-000417")``."""
+    return f"{authority_id}{ID_SCOPE_SEPARATOR}{local}"
+
+
+def owns_id(authority_id: str, identifier: str) -> bool:
+    """Whether ``identifier`` is scoped to ``authority_id`` (``NO-HELSEDIR:2026-000417``)."""
+    return identifier.startswith(authority_id + ID_SCOPE_SEPARATOR)
+
+
+def check_id_scope(header: Header, document_type: str) -> None:
+    """Refuse ids another authority owns: ids are scoped so none can be taken or probed.
+
+    The DocumentId begins with the sender's authority id, the ExchangeId with
+    the requester's (the sender of a requester document, the receiver of a
+    responder document, either for reminders and escalations), each followed
+    by ``:``. Authority ids cannot contain ``:``, so no authority's ids are a
+    prefix of another's. Checked before any stored state is read, so the
+    answer says nothing about other authorities' exchanges or documents.
+    """
+    if not owns_id(header.sender, header.document_id):
+        raise DocumentIdNotOwned("DocumentId must begin with SenderAuthority and ':'")
+    if document_type in REQUESTER_DOCUMENTS:
+        owners: tuple[str, ...] = (header.sender,)
+    elif document_type in RESPONDER_DOCUMENTS:
+        owners = (header.receiver,)
+    else:
+        owners = (header.sender, header.receiver)
+    if not any(owns_id(owner, header.exchange_id) for owner in owners):
+        raise ExchangeIdNotOwned("ExchangeId must begin with the requesting authority's id and ':'")
 
 
 @dataclass(frozen=True)
@@ -138,11 +200,17 @@ def admit_submission(
     now: datetime,
     window_seconds: float,
     catalogues: CatalogueRegistry | None = None,
+    published: Collection[bytes] = (),
 ) -> Admitted:
     """Admit a document submitted by the national system of authority ``caller``.
 
     ``trust`` pins the registered national-system certificates of this node's
     authorities; ``peers`` are the node ids this node exchanges with.
+    ``published`` holds the certificates (DER) that this node's published
+    authority directory lists. Once it lists any, a peer that synced it pins
+    exactly those, so a document signed with another certificate is refused
+    here (AUTHORITY_NOT_PUBLISHED) rather than acknowledged and then refused
+    by the peer. An empty directory leaves peers trusting this node's CA.
     """
     verified = verify(data, trust, now=now)
     document = read_exchange_document(verified.root)
@@ -151,6 +219,12 @@ def admit_submission(
         raise SenderNotBound()
     if caller != header.sender:
         raise SenderNotCaller()
+    check_id_scope(header, document.document_type)
+    if published and verified.certificate.public_bytes(Encoding.DER) not in published:
+        raise AuthorityNotPublished(
+            f"the signing certificate of {header.sender} is not in this node's published "
+            "authority directory"
+        )
     check_window(header.created, now, window_seconds, "document")
     peer = country_of(header.receiver)
     if peer not in peers:
@@ -207,12 +281,21 @@ def admit_payload(
         raise SenderNotBound()
     if country_of(header.receiver) != node_id:
         raise ReceiverNotHere()
+    # The same rule as at submission: a peer creates exchanges only for its own
+    # country's authorities (the sender's country was checked above).
+    check_id_scope(header, document.document_type)
     check_catalogue(document, catalogues)
     return Admitted(verified=verified, document=document, peer_node=peer_node)
 
 
 __all__ = [
+    "ID_SCOPE_SEPARATOR",
+    "REQUESTER_DOCUMENTS",
+    "RESPONDER_DOCUMENTS",
     "Admitted",
+    "AuthorityNotPublished",
+    "DocumentIdNotOwned",
+    "ExchangeIdNotOwned",
     "OutsideReplayWindow",
     "PeerMismatch",
     "ReceiverNodeUnknown",
@@ -222,6 +305,9 @@ __all__ = [
     "admit_envelope",
     "admit_payload",
     "admit_submission",
+    "check_id_scope",
     "check_window",
     "country_of",
+    "owns_id",
+    "scoped_id",
 ]

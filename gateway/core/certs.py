@@ -333,7 +333,8 @@ def _issuing_ca(cert: x509.Certificate, cert_fingerprint: str, trust: TrustStore
     return None
 
 
-def _check_validity(cert: x509.Certificate, now: datetime, what: str) -> None:
+def check_validity(cert: x509.Certificate, now: datetime, what: str) -> None:
+    """Raise CERTIFICATE_NOT_YET_VALID / CERTIFICATE_EXPIRED unless ``now`` is inside ``cert``'s validity."""
     if now < cert.not_valid_before_utc:
         raise CertificateNotYetValid(
             f"{what} is not valid before {cert.not_valid_before_utc.isoformat()}"
@@ -381,6 +382,6 @@ def check_certificate(cert: x509.Certificate, trust: TrustStore, now: datetime) 
         raise CertificateRevoked("the signing certificate was revoked by this node")
     if issuer is not None and trust._ca_fingerprints[issuer] in trust.revoked:
         raise CertificateRevoked("the CA that issued the signing certificate was revoked")
-    _check_validity(cert, now, "the signing certificate")
+    check_validity(cert, now, "the signing certificate")
     if issuer is not None:
-        _check_validity(trust.cas[issuer], now, "the CA that issued the signing certificate")
+        check_validity(trust.cas[issuer], now, "the CA that issued the signing certificate")

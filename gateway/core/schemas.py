@@ -11,9 +11,11 @@ lists them.
 * ``UnknownDocumentType`` (DOCUMENT_TYPE_UNKNOWN): the root is not in the
   protocol namespace, or is not a document of this protocol version;
 * ``SchemaInvalid`` (SCHEMA_INVALID): the first schema error, with its line
-  number. The message is built from the schema's own vocabulary only (element
-  and type names, facets): values taken from the document are replaced by
-  ``'…'``, so no document content (personal data) reaches a log or a peer.
+  number, element path and kind (:func:`describe_error`). The message is
+  built from the error's structure (libxml2's error type and positional
+  path) and names the schema declares; libxml2's own text, which quotes the
+  offending value, is never passed on, so no document content (personal
+  data) reaches a log, a national system or a peer.
 
 Threads: a compiled lxml ``XMLSchema`` shares one error log between all the
 validations that use it, and validation runs without the GIL, so two threads
@@ -151,31 +153,105 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(words)
 
 
-_QUOTED = re.compile(r"'([^']*)'")
-_NS_PREFIX = re.compile(r"\{(?:urn|https?):[^{}\s]*\}")
-_BUILTIN_TYPE = re.compile(r"xs:[A-Za-z]+")
-_FACETS = frozenset(
-    "length minLength maxLength pattern enumeration minInclusive maxInclusive "
-    "minExclusive maxExclusive totalDigits fractionDigits whiteSpace".split()
+#: The kind of each libxml2 schema error, in words of our own (libxml2's text
+#: quotes the offending value, so it is never used).
+_KINDS: dict[str, str] = {
+    "SCHEMAV_ELEMENT_CONTENT": "element not expected here",
+    "SCHEMAV_CVC_ELT_1": "no such document element",
+    "SCHEMAV_CVC_PATTERN_VALID": "value does not match the pattern of its type",
+    "SCHEMAV_CVC_ENUMERATION_VALID": "value is not one of the allowed codes",
+    "SCHEMAV_CVC_LENGTH_VALID": "value has the wrong length",
+    "SCHEMAV_CVC_MINLENGTH_VALID": "value is too short",
+    "SCHEMAV_CVC_MAXLENGTH_VALID": "value is too long",
+    "SCHEMAV_CVC_MININCLUSIVE_VALID": "value is below the allowed range",
+    "SCHEMAV_CVC_MINEXCLUSIVE_VALID": "value is below the allowed range",
+    "SCHEMAV_CVC_MAXINCLUSIVE_VALID": "value is above the allowed range",
+    "SCHEMAV_CVC_MAXEXCLUSIVE_VALID": "value is above the allowed range",
+    "SCHEMAV_CVC_TOTALDIGITS_VALID": "value has too many digits",
+    "SCHEMAV_CVC_FRACTIONDIGITS_VALID": "value has too many fraction digits",
+    "SCHEMAV_CVC_DATATYPE_VALID_1_2_1": "value is not valid for its type",
+    "SCHEMAV_CVC_DATATYPE_VALID_1_2_2": "value is not valid for its type",
+    "SCHEMAV_CVC_DATATYPE_VALID_1_2_3": "value is not valid for its type",
+    "SCHEMAV_CVC_COMPLEX_TYPE_2_1": "element must be empty",
+    "SCHEMAV_CVC_COMPLEX_TYPE_2_3": "text is not allowed in this element",
+    "SCHEMAV_CVC_COMPLEX_TYPE_2_4": "element content is missing or not expected",
+    "SCHEMAV_CVC_COMPLEX_TYPE_3_2_1": "attribute not allowed",
+    "SCHEMAV_CVC_COMPLEX_TYPE_3_2_2": "attribute not allowed",
+    "SCHEMAV_CVC_COMPLEX_TYPE_4": "required attribute missing",
+    "SCHEMAV_CVC_ELT_4_2": "xsi:type not allowed",
+    "SCHEMAV_CVC_IDC": "a value that must be unique is repeated, or a key is missing",
+    "SCHEMAV_CVC_FACET_VALID": "value does not satisfy a facet of its type",
+    "SCHEMAV_CVC_ATTRIBUTE_3": "attribute value is not valid for its type",
+    "SCHEMAV_CVC_TYPE_3_1_1": "element with simple content may not have attributes",
+    "SCHEMAV_CVC_TYPE_3_1_2": "element with simple content may not have child elements",
+    "SCHEMAV_CVC_ELT_5_2_2_1": "element with fixed value may not have child elements",
+    "SCHEMAV_CVC_ELT_5_2_2_2_1": "value differs from the fixed value",
+    "SCHEMAV_CVC_ELT_5_2_2_2_2": "value differs from the fixed value",
+    "SCHEMAV_CVC_WILDCARD": "element or attribute not allowed by a wildcard",
+}
+
+# libxml2 messages start with "Element 'NAME'" and optionally ", attribute
+# 'NAME'": XML names cannot hold an apostrophe, so these groups are names, never
+# values. Any name is still kept only if the schema declares it.
+_SUBJECT = re.compile(
+    r"\AElement '(?:\{[^}']*\})?([^'{}]*)'(?:, attribute '(?:\{[^}']*\})?([^'{}]*)')?"
 )
+_MISSING_ATTRIBUTE = re.compile(r"The attribute '([^'{}]*)' is required but missing\.\Z")
+_EXPECTED_NAME = re.compile(r"\{[^}\s]*\}([A-Za-z0-9_.-]+)")
 
 
-def sanitize_message(message: str) -> str:
-    """Keep a libxml2 schema error's wording, but only the schema's own words in quotes."""
-    vocabulary = _vocabulary()
+def _name(word: str | None) -> str:
+    """A schema-declared name as is; anything else (chosen by the document) as ``*``."""
+    if word and word in _vocabulary():
+        return word
+    return "*"
 
-    def quoted(match: re.Match[str]) -> str:
-        word = _NS_PREFIX.sub("", match.group(1))
-        keep = (
-            word in vocabulary
-            or word in _FACETS
-            or _BUILTIN_TYPE.fullmatch(word) is not None
-            or (word.isdigit() and message[: match.start()].endswith("length of "))
-        )
-        return f"'{word}'" if keep else "'…'"
 
-    text = _QUOTED.sub(quoted, message.strip())
-    return _NS_PREFIX.sub("", text)
+def _element_path(root: etree._Element, position_path: str) -> str:
+    """``/Request/PersonConcerned/DateOfBirth`` for libxml2's positional path ``/*/*[6]/*[3]``."""
+    try:
+        found = root.xpath(position_path) if position_path.startswith("/") else []
+    except etree.XPathError:
+        found = []
+    if not isinstance(found, list) or not found or not isinstance(found[0], etree._Element):
+        return "*"
+    names = []
+    element: etree._Element | None = found[0]
+    while element is not None:
+        tag = element.tag
+        names.append(_name(etree.QName(tag).localname) if isinstance(tag, str) else "*")
+        element = element.getparent()
+    return "/" + "/".join(reversed(names))
+
+
+def describe_error(root: etree._Element, error: Any) -> str:
+    """A schema error in words built only from its structure, never from libxml2's text.
+
+    The result names the line, the element path, the attribute, the kind of
+    error and (for misplaced elements) the expected element names: names the
+    schema declares, never a value of the document. A name the schema does not
+    declare is shown as ``*``.
+    """
+    message = str(error.message)
+    subject = _SUBJECT.match(message)
+    path = _element_path(root, str(error.path or ""))
+    attribute = subject.group(2) if subject else None
+    kind = _KINDS.get(str(error.type_name), f"schema rule {error.type_name} not met")
+    text = f"line {error.line}: {path}"
+    missing = _MISSING_ATTRIBUTE.search(message)
+    if missing is not None:
+        text += f": {kind}: {_name(missing.group(1))}"
+        return text
+    if attribute is not None:
+        text += f"/@{_name(attribute)}"
+    text += f": {kind}"
+    if error.type_name == "SCHEMAV_ELEMENT_CONTENT" and "Expected is" in message:
+        # Everything after libxml2's fixed "Expected is" comes from the schema.
+        expected = _EXPECTED_NAME.findall(message.split("Expected is", 1)[1])
+        names = sorted({n for n in expected if n in _vocabulary()})
+        if names:
+            text += f" (expected: {', '.join(names)})"
+    return text
 
 
 def document_type(root: etree._Element) -> str:
@@ -206,5 +282,4 @@ def validate(root: etree._Element) -> str:
     errors: Any = schema.error_log  # lxml-stubs do not type the error log's sequence API
     if len(errors) == 0:
         raise SchemaInvalid(f"the {doc_type} document does not validate")
-    first = errors[0]
-    raise SchemaInvalid(f"line {first.line}: {sanitize_message(first.message)}")
+    raise SchemaInvalid(describe_error(root, errors[0]))

@@ -150,7 +150,14 @@ def parse_xml(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> etree._Eleme
     except etree.XMLSyntaxError as exc:
         if "Excessive depth" in (exc.msg or ""):
             raise DocumentTooDeep(f"elements are nested deeper than {limits.max_depth}") from None
-        raise MalformedXML(f"not well-formed XML: {exc.msg}") from None
+        # libxml2's text can quote names and values of the document: report
+        # only where and which rule (its error type), never that text.
+        syntax: Any = exc  # lxml-stubs do not type XMLSyntaxError's code and position
+        line, column = syntax.position
+        raise MalformedXML(
+            f"not well-formed XML at line {line}, column {column} "
+            f"({etree.ErrorTypes._getName(syntax.code)})"
+        ) from None
     tree = root.getroottree()
     docinfo: Any = tree.docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:

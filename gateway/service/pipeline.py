@@ -34,6 +34,8 @@ from twisted.logger import Logger
 
 from gateway.core import lifecycle
 from gateway.core.admission import (
+    REQUESTER_DOCUMENTS,
+    RESPONDER_DOCUMENTS,
     Admitted,
     OutsideReplayWindow,
     admit_envelope,
@@ -42,6 +44,7 @@ from gateway.core.admission import (
 )
 from gateway.core.catalogue import CatalogueRegistry
 from gateway.core.certs import TrustStore
+from gateway.core.directory import PublishedDirectory
 from gateway.core.documents import ExchangeDocument, Request
 from gateway.core.envelopes import ReceiptItem, ReceiptStatus, build_receipt
 from gateway.core.errors import GatewayError, InvalidInput, Unavailable
@@ -52,7 +55,7 @@ from gateway.service.metrics import NodeMetrics
 from gateway.service.trust import NodeTrustStores
 from gateway.storage.db import Database
 from gateway.storage.errors import DuplicateMessage
-from gateway.storage.exchanges import exchange_txn
+from gateway.storage.exchanges import party_exchange_txn
 from gateway.storage.messages import (
     sha256_hex,
     store_inbound_envelope_txn,
@@ -62,12 +65,6 @@ from gateway.storage.model import ExchangeInfo, InboundEnvelope, InboundPayload,
 
 log = Logger()
 T = TypeVar("T")
-
-#: Documents only one side of an exchange ever sends.
-REQUESTER_DOCUMENTS = frozenset({"Request", "AdditionalInformation", "Closure", "Withdrawal"})
-RESPONDER_DOCUMENTS = frozenset(
-    {"Acceptance", "ReplyDateProposal", "InformationRequest", "Answer", "Rejection", "Forward"}
-)
 
 
 class PayloadRefused(InvalidInput):
@@ -103,6 +100,7 @@ class Pipeline:
         on_queued: Callable[[str], None] = lambda peer: None,
         on_delivery: Callable[[str], None] = lambda authority: None,
         on_received: Callable[[ExchangeDocument], None] = lambda document: None,
+        published: Callable[[], PublishedDirectory] | None = None,
     ) -> None:
         self.node_id = node_id
         self._now = now
@@ -119,10 +117,14 @@ class Pipeline:
         self._on_queued = on_queued
         self._on_delivery = on_delivery
         self._on_received = on_received
+        self._published = published
+        self._published_ders: tuple[object, frozenset[bytes]] | None = None
 
     # --- national submissions -------------------------------------------------
 
-    def _admit_submission(self, caller: str, body: bytes, now: datetime) -> tuple[Admitted, bytes]:
+    def _admit_submission(
+        self, caller: str, body: bytes, now: datetime, published: frozenset[bytes]
+    ) -> tuple[Admitted, bytes]:
         admitted = admit_submission(
             body,
             caller=caller,
@@ -132,6 +134,7 @@ class Pipeline:
             now=now,
             window_seconds=self._window,
             catalogues=self._catalogues,
+            published=published,
         )
         receipt = self._sign_receipt(
             caller,
@@ -143,6 +146,17 @@ class Pipeline:
             ],
         )
         return admitted, receipt
+
+    def _published_certificates(self) -> frozenset[bytes]:
+        """The certificates (DER) this node's published directory lists (kept per version)."""
+        if self._published is None:
+            return frozenset()
+        published = self._published()
+        cached = self._published_ders
+        if cached is None or cached[0] is not published:
+            ders = frozenset(der for e in published.entries.values() for der in e.certificates)
+            cached = self._published_ders = (published, ders)
+        return cached[1]
 
     def _sign_receipt(
         self,
@@ -163,7 +177,10 @@ class Pipeline:
             return lifecycle.Role.REQUESTER
         if doc_type in RESPONDER_DOCUMENTS:
             return lifecycle.Role.RESPONDER
-        exchange = yield self._db.run_txn(exchange_txn, admitted.header.exchange_id)
+        header = admitted.header
+        exchange = yield self._db.run_txn(
+            party_exchange_txn, header.exchange_id, header.sender, header.receiver
+        )
         if admitted.header.sender == exchange.requester_authority:
             return lifecycle.Role.REQUESTER
         return lifecycle.Role.RESPONDER
@@ -191,7 +208,11 @@ class Pipeline:
         """Admit, store and acknowledge a national system's document; returns receipt bytes."""
         now = self._now()
         try:
-            admitted, receipt = yield self._cpu(self._admit_submission, caller, body, now)
+            # Read on the reactor thread (a stat of the directory state file).
+            published = self._published_certificates()
+            admitted, receipt = yield self._cpu(
+                self._admit_submission, caller, body, now, published
+            )
             role = yield self._role_of(admitted)
             header = admitted.header
             submission = Submission(

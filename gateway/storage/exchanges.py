@@ -120,6 +120,13 @@ def open_exchange(
         )
         return OpenExchange(info.exchange_id, data_key, state, created=True, tracking=track)
 
+    parties = {row.requester_authority, row.responder_authority}
+    if parties != {info.requester_authority, info.responder_authority}:
+        # Not party to it: answer exactly as if the exchange did not exist (the
+        # lifecycle refuses anything but an opening document into an unknown
+        # exchange), so that its existence and its parties stay hidden.
+        lifecycle.next_state(None, document_type)
+        raise ExchangeMismatch(info.exchange_id, "authorities")
     if row.wrapped_data_key is None:
         raise ExchangeErased(f"exchange {info.exchange_id} has been erased")
     for name in _IDENTITY_FIELDS:
@@ -176,6 +183,19 @@ def exchange_txn(conn: Connection, exchange_id: str) -> Exchange:
     if row is None:
         raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
     return _exchange(row)
+
+
+@read_only
+def party_exchange_txn(conn: Connection, exchange_id: str, *authorities: str) -> Exchange:
+    """The exchange if each of ``authorities`` is party to it.
+
+    Otherwise :class:`ExchangeNotFound`, with exactly the message of an
+    unknown id: whoever is not party to an exchange cannot tell it exists.
+    """
+    exchange = exchange_txn(conn, exchange_id)
+    if not all(exchange.involves(a) for a in authorities):
+        raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
+    return exchange
 
 
 @read_only

@@ -135,7 +135,9 @@ def test_a_question_set_of_another_area_is_refused(world) -> None:
 def test_an_answer_with_an_unknown_option_is_refused(world) -> None:
     answer = doctor_answer(doctor_request("IMI-PT-T-1", "PT-OMD", "NO-HELSEDIR", NOW), NOW)
     bad = replace(answer, replies=(replace(answer.replies[0], options=("MAYBE",)),))
-    header = Header("IMI-PT-T-1", "IMI-PT-T-1-3", "NO-HELSEDIR", "PT-OMD", NOW, "2026.1", "x")
+    header = Header(
+        "PT-OMD:IMI-PT-T-1", "NO-HELSEDIR:IMI-PT-T-1-3", "NO-HELSEDIR", "PT-OMD", NOW, "2026.1", "x"
+    )
     with pytest.raises(CatalogueCodeUnknown):
         _submit(
             world,

@@ -67,9 +67,11 @@ def requester_streams(
     """
     streams = []
     for n in range(exchanges):
-        exchange_id = f"{prefix}-{n:04d}"
         now = datetime.now(UTC)
-        request = doctor_request(exchange_id, system.authority_id, receiver, now, free_text=False)
+        request = doctor_request(
+            f"{prefix}-{n:04d}", system.authority_id, receiver, now, free_text=False
+        )
+        exchange_id = request.header.exchange_id
         request_id = request.header.document_id
         docs: list[Any] = [request]
         for i in (2, 3):

@@ -10,7 +10,7 @@ from twisted.internet import reactor, task
 from gateway.core.docparts import Header
 from gateway.core.documents import Rejection, Withdrawal, to_xml
 from gateway.storage.outbox import dead_letters_txn
-from gateway.testbed import doctor_request
+from gateway.testbed import doctor_request, owned_id
 from tests.nodes import start_node, two_nodes
 
 FAST = {
@@ -44,7 +44,7 @@ async def test_a_withdrawal_crossing_a_rejection_is_dead_lettered_and_later_docu
         rejection = Rejection(
             Header(
                 h.exchange_id,
-                f"{h.exchange_id}-R",
+                owned_id(h.receiver, f"{h.exchange_id}-R"),
                 h.receiver,
                 h.sender,
                 datetime.now(UTC),

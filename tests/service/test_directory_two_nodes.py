@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
 
@@ -61,16 +62,19 @@ async def test_peer_directory_is_synced_searched_and_pins_senders(tmp_path) -> N
             assert b"PT-OMD" in answer.body, word
 
         # PT-OTHER holds a certificate from PT's CA but is not in PT's published directory:
-        # once a directory is known, NO pins exactly the certificates it lists.
+        # once a directory is known, NO pins exactly the certificates it lists, so PT
+        # refuses the document up front instead of acknowledging it (no dead letter).
         other = systems["PT-OTHER"]
         request = doctor_request("IMI-PT-DIR-1", "PT-OTHER", "NO-HELSEDIR", datetime.now(UTC))
-        await other.submit(other.sign(to_xml(request)))  # PT accepts its own authority
+        with pytest.raises(NationalSystemError) as refused:
+            await other.submit(other.sign(to_xml(request)))
+        assert refused.value.remote_code == "AUTHORITY_NOT_PUBLISHED"
         listed = systems["PT-OMD"]
         request2 = doctor_request("IMI-PT-DIR-2", "PT-OMD", "NO-HELSEDIR", datetime.now(UTC))
         signed2 = listed.sign(to_xml(request2))
         await listed.submit(signed2)
         pulled = await no.pull(wait=10)
-        # Only the listed authority's document reaches NO; the other is dead-lettered at PT.
+        # Only the listed authority's document reaches NO.
         assert [d.document for d in pulled.deliveries] == [signed2]
 
 

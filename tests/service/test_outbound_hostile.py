@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import pytest_twisted
@@ -125,7 +126,7 @@ async def test_a_peer_redirecting_tracking_and_directory_reads_is_reported_unava
     tmp_path: Path,
 ) -> None:
     async with hostile_peer(tmp_path, "redirect-302") as bed:
-        exchange_id = "IMI-NO-REDIR-2"
+        exchange_id = "NO-HELSEDIR:IMI-NO-REDIR-2"  # ids are scoped to the requester
         await bed.submit(exchange_id)
 
         record = await bed.node.parts.tracking.record_xml(exchange_id, "NO-HELSEDIR")
@@ -135,7 +136,10 @@ async def test_a_peer_redirecting_tracking_and_directory_reads_is_reported_unava
         assert parse_xml(record).get("peer") == "unavailable"
         assert (outcome.status, outcome.error_code) == ("failed", "PEER_REDIRECTED")
         paths = {path for _, path, _ in bed.hostile.requests}
-        assert {f"/peer/v1/exchanges/{exchange_id}".encode(), b"/peer/v1/directory"} <= paths
+        assert {
+            f"/peer/v1/exchanges/{quote(exchange_id, safe='')}".encode(),
+            b"/peer/v1/directory",
+        } <= paths
         assert bed.target.hits == 0
 
 

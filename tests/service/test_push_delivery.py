@@ -85,7 +85,7 @@ async def test_push_delivery_retries_and_delivers_a_node_signed_delivery(tmp_pat
         assert delivery.document == signed and delivery.recipient == "PT-OMD"
         # The pusher records the delivery once the callback's answer is in: poll (bounded).
         for _ in range(200):
-            _, stages = await no.tracking("IMI-NO-PUSH-1")
+            _, stages = await no.tracking(request.header.exchange_id)
             if ("delivered", "PT") in [(s[0], s[2]) for s in stages]:
                 break
             await task.deferLater(reactor, 0.02, lambda: None)

@@ -87,7 +87,7 @@ async def test_a_revoked_national_system_is_refused_and_disconnected_after_a_rel
         udir = systems["NO-UDIR"]
         await udir.submit(signed_request(udir, "IMI-NO-RELOAD-1"))
         await udir.pull()
-        await udir.tracking("IMI-NO-RELOAD-1")
+        await udir.tracking("NO-UDIR:IMI-NO-RELOAD-1")
         udir_cert = load_pem_certificate(
             no.setup.authorities["NO-UDIR"].certificate_path.read_bytes()
         )
@@ -115,7 +115,7 @@ async def test_a_revoked_national_system_is_refused_and_disconnected_after_a_rel
             "CLIENT_CERTIFICATE_UNKNOWN"
         )
         assert await refused_code(udir.pull()) == "CLIENT_CERTIFICATE_UNKNOWN"
-        assert await refused_code(udir.tracking("IMI-NO-RELOAD-1")) == (
+        assert await refused_code(udir.tracking("NO-UDIR:IMI-NO-RELOAD-1")) == (
             "CLIENT_CERTIFICATE_UNKNOWN"
         )
         # Others are not affected.

@@ -52,8 +52,8 @@ async def test_request_and_answer_travel_end_to_end_with_complete_tracking(tmp_p
         assert read_exchange_document_type(closed.document) == "Closure"
         await pt.pull(after=cursor + 1)  # acknowledge the closure
 
-        state_no, stages_no = await no.tracking("IMI-NO-2026-1")
-        state_pt, stages_pt = await pt.tracking("IMI-NO-2026-1")
+        state_no, stages_no = await no.tracking(request.header.exchange_id)
+        state_pt, stages_pt = await pt.tracking(request.header.exchange_id)
         assert state_no == state_pt == "closed"
         for stages in (stages_no, stages_pt):
             codes = [s[0] for s in stages]

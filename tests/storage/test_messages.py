@@ -178,7 +178,8 @@ def test_group_commit_reports_each_submission_separately(db, kek) -> None:
         "ExchangeMismatch",
     ]
     assert results[4].receipt == submission("A").receipt
-    assert results[5].field == "responder_authority"
+    # C names another responder: not party to EX-1, so refused without naming a field.
+    assert results[5].field == "authorities"
     assert counts(db)["messages"] == 3  # OLD, A, B
     assert counts(db)["outbox"] == 3
 

@@ -34,11 +34,12 @@ from twisted.web.resource import Resource
 from gateway.adapters.translation import build_translation_service
 from gateway.config import NodeConfig, load_config
 from gateway.core.catalogue import CatalogueRegistry, load_catalogues
-from gateway.core.errors import NotFound, Unavailable
+from gateway.core.errors import ConfigurationError, NotFound, Unavailable
 from gateway.core.retry import Backoff
 from gateway.core.signing import Signer
 from gateway.directory_store import DirectoryStore, LiveSearch
 from gateway.keystore import load_data_kek, load_node_keys
+from gateway.node_ports import PortsFile
 from gateway.service.deliveries import Deliveries, Pusher
 from gateway.service.directory_sync import DirectorySyncService
 from gateway.service.localization import Localizer
@@ -97,10 +98,13 @@ class Listener(Service):
     def startService(self) -> None:
         super().startService()
         self._port = self._listen()
+        bound = self._port.getHost()
         log.info(
             "{name} listening on {address} (at most {limit} connections)",
             name=self.name,
             address=self.address,
+            host=str(bound.host),
+            port=int(bound.port),
             limit=self._site.max_connections,
         )
 
@@ -388,9 +392,22 @@ def build_node(
         getattr(translation.translator, "callback_resource", None),
     )
 
+    def reload_peer_urls() -> None:
+        """Re-read the known peers' URLs (a peer moved, or was started on port 0)."""
+        try:
+            urls = {p.id: p.url for p in load_config(node_dir).peers if p.id in peer_urls}
+        except ConfigurationError:
+            log.failure("Peer URLs not reloaded; the node keeps its current ones")
+            return
+        for peer, url in urls.items():
+            if peer_urls[peer] != url:
+                peer_urls[peer] = url
+                senders[peer].set_url(url)
+
     def reload_trust() -> TrustChanges:
         """The one trust reload: stores, listener contexts, outbound pins, open connections."""
         changes = trust.reload()
+        reload_peer_urls()
         peer_tls.set_client_cas(peer_cas())
         policy.set_peers(pinned_servers())
         closed = api_guard.close_untrusted(api_site.channels)
@@ -455,6 +472,7 @@ def build_node(
     )
     for listener in (api, peer_listener, health_listener):
         listener.setServiceParent(top)
+    PortsFile(node_dir, api, peer_listener, health_listener).setServiceParent(top)
 
     class _Closer(Service):
         name = "https-client"

@@ -392,24 +392,27 @@ def build_node(
         getattr(translation.translator, "callback_resource", None),
     )
 
-    def reload_peer_urls() -> None:
-        """Re-read the known peers' URLs (a peer moved, or was started on port 0)."""
+    def reload_peer_urls() -> list[str]:
+        """Re-read the known peers' URLs (a peer moved, or was started on port 0); moved ones."""
         try:
             urls = {p.id: p.url for p in load_config(node_dir).peers if p.id in peer_urls}
         except ConfigurationError:
             log.failure("Peer URLs not reloaded; the node keeps its current ones")
-            return
-        for peer, url in urls.items():
-            if peer_urls[peer] != url:
-                peer_urls[peer] = url
-                senders[peer].set_url(url)
+            return []
+        moved = [peer for peer, url in urls.items() if peer_urls[peer] != url]
+        for peer in moved:
+            peer_urls[peer] = urls[peer]
+            senders[peer].set_url(urls[peer])
+        return moved
 
     def reload_trust() -> TrustChanges:
         """The one trust reload: stores, listener contexts, outbound pins, open connections."""
         changes = trust.reload()
-        reload_peer_urls()
+        moved = reload_peer_urls()
         peer_tls.set_client_cas(peer_cas())
         policy.set_peers(pinned_servers())
+        for peer in moved:
+            sync.sync_peer_soon(peer)
         closed = api_guard.close_untrusted(api_site.channels)
         closed += peer_guard.close_untrusted(peer_site.channels)
         log.info(

@@ -34,7 +34,6 @@ from twisted.internet import reactor
 from gateway.core.certs import load_pem_certificate
 from gateway.core.documents import to_xml
 from gateway.directory_store import DirectoryStore
-from gateway.node_ports import read_ports_file
 from gateway.keystore import (
     export_node_bundle,
     import_peer,
@@ -42,6 +41,7 @@ from gateway.keystore import (
     load_node_keys,
     revoke,
 )
+from gateway.node_ports import read_ports_file
 from gateway.testbed import (
     NationalCredentials,
     NationalSystem,

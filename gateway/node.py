@@ -34,10 +34,11 @@ from twisted.web.resource import Resource
 from gateway.adapters.translation import build_translation_service
 from gateway.config import NodeConfig, load_config
 from gateway.core.catalogue import CatalogueRegistry, load_catalogues
-from gateway.core.errors import NotFound, Unavailable
+from gateway.core.errors import ConfigurationError, NotFound, Unavailable
 from gateway.core.retry import Backoff
 from gateway.core.signing import Signer
 from gateway.keystore import load_data_kek, load_node_keys
+from gateway.node_ports import PortsFile
 from gateway.service.deliveries import Deliveries, Pusher
 from gateway.service.directory_search import LiveSearch
 from gateway.service.directory_sync import DirectorySyncService
@@ -98,10 +99,13 @@ class Listener(Service):
     def startService(self) -> None:
         super().startService()
         self._port = self._listen()
+        bound = self._port.getHost()
         log.info(
             "{name} listening on {address} (at most {limit} connections)",
             name=self.name,
             address=self.address,
+            host=str(bound.host),
+            port=int(bound.port),
             limit=self._site.max_connections,
         )
 
@@ -390,11 +394,27 @@ def build_node(
         getattr(translation.translator, "callback_resource", None),
     )
 
+    def reload_peer_urls() -> list[str]:
+        """Re-read the known peers' URLs (a peer moved, or was started on port 0); moved ones."""
+        try:
+            urls = {p.id: p.url for p in load_config(node_dir).peers if p.id in peer_urls}
+        except ConfigurationError:
+            log.failure("Peer URLs not reloaded; the node keeps its current ones")
+            return []
+        moved = [peer for peer, url in urls.items() if peer_urls[peer] != url]
+        for peer in moved:
+            peer_urls[peer] = urls[peer]
+            senders[peer].set_url(urls[peer])
+        return moved
+
     def reload_trust() -> TrustChanges:
         """The one trust reload: stores, listener contexts, outbound pins, open connections."""
         changes = trust.reload()
+        moved = reload_peer_urls()
         peer_tls.set_client_cas(peer_cas())
         policy.set_peers(pinned_servers())
+        for peer in moved:
+            sync.sync_peer_soon(peer)
         closed = api_guard.close_untrusted(api_site.channels)
         closed += peer_guard.close_untrusted(peer_site.channels)
         log.info(
@@ -457,6 +477,7 @@ def build_node(
     )
     for listener in (api, peer_listener, health_listener):
         listener.setServiceParent(top)
+    PortsFile(node_dir, api, peer_listener, health_listener).setServiceParent(top)
 
     class _Closer(Service):
         name = "https-client"

@@ -10,8 +10,8 @@ from pathlib import Path
 from twisted.internet import reactor
 
 from gateway.core.catalogue import load_catalogues
-from gateway.node import NodeParts, build_node
-from gateway.testbed import NationalSystem, NodeSetup, setup_nodes
+from gateway.node import NodeParts
+from gateway.testbed import NationalSystem, NodeSetup, node_stopped, setup_nodes, start_in_process
 
 AUTHORITIES = {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}
 
@@ -23,12 +23,13 @@ class RunningNode:
     parts: NodeParts
 
     async def stop(self) -> None:
+        node_stopped(self.setup)
         await self.service.stopService()  # type: ignore[attr-defined]
 
 
 def start_node(setup: NodeSetup) -> RunningNode:
-    service, parts = build_node(setup.node_dir, reactor, catalogues=load_catalogues())
-    service.startService()
+    """Start ``setup``'s node on free ports; the bed's other nodes learn its peer URL."""
+    service, parts = start_in_process(setup, reactor, catalogues=load_catalogues())
     return RunningNode(setup, service, parts)
 
 

@@ -208,7 +208,7 @@ def test_wrong_type_in_node_languages_is_explained() -> None:
         ('[node]\nid = "no"\n', "node.id"),
         ('[node]\nid = "NO"\nlanguages = ["xx"]\n', "node.languages"),
         ('[node]\nid = "NO"\nlanguages = ["nn", "nn"]\n', "node.languages"),
-        (MINIMAL + "[api]\nport = 0\n", "api.port: must be at least 1"),
+        (MINIMAL + "[api]\nport = -1\n", "api.port: must be at least 0"),
         (MINIMAL + "[peer]\nport = 70000\n", "peer.port: must be at most 65535"),
         (MINIMAL + '[peer]\npublic_url = "http://x.example"\n', "peer.public_url"),
         (MINIMAL + "[retention]\nmonths_after_closure = 7\n", "must be at most 6"),
@@ -252,6 +252,11 @@ def test_listeners_on_different_addresses_may_share_a_port() -> None:
         with_node('[api]\nhost = "10.0.0.1"\nport = 443\n[peer]\nhost = "192.0.2.1"\nport = 443\n')
     )
     assert config.api.port == config.peer.port == 443
+
+
+def test_port_0_on_every_listener_is_accepted_each_binding_its_own_free_port() -> None:
+    config = parse(with_node("[api]\nport = 0\n[peer]\nport = 0\n[metrics]\nport = 0\n"))
+    assert (config.api.port, config.peer.port, config.metrics.port) == (0, 0, 0)
 
 
 @pytest.mark.parametrize(

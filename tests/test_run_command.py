@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.request
 
+from gateway.node_ports import read_ports_file
 from gateway.testbed import setup_nodes
 
 
@@ -28,10 +29,20 @@ def test_node_runs_logs_json_answers_health_and_stops_cleanly_on_sigterm(tmp_pat
                 break
         else:
             raise AssertionError(f"the node exited early: {proc.stderr.read()}")
-        health = urllib.request.urlopen(f"http://127.0.0.1:{setup.metrics_port}/health", timeout=10)
+        # Every listener on port 0: the node reports the ports it bound, in its log and file.
+        ports = read_ports_file(setup.node_dir)
+        assert ports is not None and ports.pid == proc.pid
+        bound = {e["name"]: e["port"] for e in events if "listening on" in e.get("log_format", "")}
+        assert bound == {
+            "national-system API": ports.api,
+            "peer API": ports.peer,
+            "health and metrics": ports.metrics,
+        }
+        assert 0 not in bound.values()
+        health = urllib.request.urlopen(f"http://127.0.0.1:{ports.metrics}/health", timeout=10)
         assert health.status == 200 and health.read() == b"ok\n"
         metrics = urllib.request.urlopen(
-            f"http://127.0.0.1:{setup.metrics_port}/metrics", timeout=10
+            f"http://127.0.0.1:{ports.metrics}/metrics", timeout=10
         ).read()
         assert b"imi_documents_accepted_total" in metrics
         proc.send_signal(signal.SIGTERM)
@@ -40,6 +51,7 @@ def test_node_runs_logs_json_answers_health_and_stops_cleanly_on_sigterm(tmp_pat
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
+    assert read_ports_file(setup.node_dir) is None  # removed at the clean stop
     for line in rest.splitlines():
         events.append(json.loads(line))
     assert any("Main loop terminated" in e.get("log_format", "") for e in events)

@@ -81,7 +81,6 @@ async def _play(base: Path, out: _Out) -> None:
 
     from gateway.core.catalogue import load_catalogues
     from gateway.core.localize import free_texts, renderings_for
-    from gateway.node import build_node
     from gateway.testbed import (
         NationalSystem,
         doctor_acceptance,
@@ -89,6 +88,7 @@ async def _play(base: Path, out: _Out) -> None:
         doctor_closure,
         doctor_request,
         setup_nodes,
+        start_in_process,
     )
 
     out("Setting up two nodes as their operators would (init, issue-national, peer bundles)…")
@@ -96,8 +96,8 @@ async def _play(base: Path, out: _Out) -> None:
     catalogues = load_catalogues()
     running = []
     for country, setup in setups.items():
-        service, parts = build_node(setup.node_dir, reactor, catalogues=catalogues)
-        service.startService()
+        # Every listener on port 0: each node binds free ports; the other learns its peer URL.
+        service, parts = start_in_process(setup, reactor, catalogues=catalogues)
         running.append(service)
         out(
             f"  node {country}: national API :{parts.api.port}, peer API :{parts.peer.port}, "

@@ -223,7 +223,7 @@ class ApiConfig:
     """``[api]``: the HTTPS API for national systems (client certificates of the node CA)."""
 
     host: str = "0.0.0.0"  # noqa: S104 - a gateway listens for its national systems
-    port: int = setting(8443, minimum=1, maximum=65535)
+    port: int = setting(8443, minimum=0, maximum=65535)  # 0: any free port
     max_connections: int = setting(1000, minimum=1, maximum=100_000)
 
     def __post_init__(self) -> None:
@@ -235,7 +235,7 @@ class PeerListenerConfig:
     """``[peer]``: the mutual-TLS API that peer nodes call."""
 
     host: str = "0.0.0.0"  # noqa: S104 - peers reach the node from outside
-    port: int = setting(9443, minimum=1, maximum=65535)
+    port: int = setting(9443, minimum=0, maximum=65535)  # 0: any free port
     public_url: str | None = None
     max_connections: int = setting(1000, minimum=1, maximum=100_000)
 
@@ -250,7 +250,7 @@ class MetricsConfig:
     """``[metrics]``: health and Prometheus metrics over plain HTTP (keep it on loopback)."""
 
     host: str = "127.0.0.1"
-    port: int = setting(9100, minimum=1, maximum=65535)
+    port: int = setting(9100, minimum=0, maximum=65535)  # 0: any free port
     max_connections: int = setting(64, minimum=1, maximum=100_000)
 
     def __post_init__(self) -> None:
@@ -436,7 +436,7 @@ class NodeConfig:
         for i, (name_a, host_a, port_a) in enumerate(listeners):
             for name_b, host_b, port_b in listeners[i + 1 :]:
                 overlap = host_a == host_b or {host_a, host_b} & _WILDCARD_HOSTS
-                if port_a == port_b and overlap:
+                if port_a == port_b != 0 and overlap:  # 0: each gets its own
                     raise ConfigValueInvalid(
                         f"{name_a}.port and {name_b}.port: both listen on port {port_a}"
                     )

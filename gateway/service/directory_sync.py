@@ -91,6 +91,7 @@ class DirectorySyncService(Service):
         self._now = now or (lambda: datetime.fromtimestamp(clock.seconds(), UTC))
         self._on_update = on_update
         self._running: set[str] = set()
+        self._again: set[str] = set()
         self._loop: LoopingCall | None = None
 
     def _peer_ids(self) -> list[str]:
@@ -136,9 +137,19 @@ class DirectorySyncService(Service):
 
         def finished(outcome: SyncOutcome) -> SyncOutcome:
             self._running.discard(peer_id)
+            if peer_id in self._again:
+                self._again.discard(peer_id)
+                self.sync_peer(peer_id)
             return outcome
 
         return d.addBoth(finished)
+
+    def sync_peer_soon(self, peer_id: str) -> None:
+        """Synchronise one peer now, or right after its running sync (its URL changed)."""
+        if peer_id in self._running:
+            self._again.add(peer_id)
+        else:
+            self.sync_peer(peer_id)
 
     async def _skipped(self, peer_id: str) -> SyncOutcome:
         return SyncOutcome(peer_id, "skipped")

@@ -159,6 +159,10 @@ class PeerSender(Service):
         self._timer = None
         return self._running_cycle  # an envelope in flight finishes (or fails) first
 
+    def set_url(self, url: str) -> None:
+        """Send the next envelopes to ``url`` (the peer's URL was re-read at a reload)."""
+        self._url = url.rstrip("/") + ENVELOPE_PATH
+
     def wake(self) -> None:
         """Look at the queue now (called when a document is queued for this peer)."""
         if not self.running or self._backing_off():

@@ -64,7 +64,7 @@ async def test_a_non_party_gets_exactly_the_answer_for_an_unknown_exchange(tmp_p
             return [
                 _answer(await other.submit_raw(acceptance)),
                 _answer(await other.submit_raw(reminder)),
-                _answer(await other.client.get(other._base + path)),
+                _answer(await other.client.get(other.url(path))),
             ]
 
         unknown = await probe()

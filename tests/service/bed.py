@@ -113,7 +113,7 @@ def requester_streams(
 
 async def submit(system: NationalSystem, signed: bytes) -> bytes:
     """Submit ``signed``; the node's signed receipt (checked to name these bytes), raw."""
-    answer = await system.client.post(system._base + "/api/v1/documents", signed)
+    answer = await system.client.post(system.url("/api/v1/documents"), signed)
     if answer.status != 200:
         system._raise_for(answer)
     system.check_receipt(answer.body, signed)

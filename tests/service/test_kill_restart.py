@@ -32,7 +32,16 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 
-from gateway.testbed import NationalSystem, NodeSetup, setup_nodes
+from gateway.node_ports import read_ports_file
+from gateway.testbed import (
+    NationalSystem,
+    NodeSetup,
+    before_start,
+    node_started,
+    node_stopped,
+    setup_nodes,
+    signal_reload,
+)
 from tests.nodes import AUTHORITIES, start_node
 from tests.service.bed import (
     message_id_of,
@@ -67,6 +76,7 @@ class NodeProcess(protocol.ProcessProtocol):
     def start(self, cwd: Path) -> defer.Deferred[None]:
         argv = [sys.executable, "-m", "gateway", "run", str(self.setup.node_dir)]
         argv += ["--log-format", "json"]
+        before_start(self.setup)
         reactor.spawnProcess(self, sys.executable, argv, env=dict(os.environ), path=str(cwd))
         return self.running.addTimeout(STARTUP_TIMEOUT, reactor)
 
@@ -82,12 +92,23 @@ class NodeProcess(protocol.ProcessProtocol):
                 continue
             self.events.append(event)
             if "running" in event.get("log_format", "") and not self.running.called:
-                self.running.callback(None)
+                self._started()
+
+    def _started(self) -> None:
+        """Running: its ports file is written (before the event); the bed learns its ports."""
+        pid = self.transport.pid
+        ports = read_ports_file(self.setup.node_dir)
+        if ports is None or ports.pid != pid:
+            self.running.errback(AssertionError(f"node process {pid} reported no ports"))
+            return
+        node_started(self.setup, ports, signal_reload(pid))
+        self.running.callback(None)
 
     def errReceived(self, data: bytes) -> None:
         self.stderr += data
 
     def processEnded(self, reason: Any) -> None:
+        node_stopped(self.setup)
         if not self.running.called:
             self.running.errback(
                 AssertionError(f"the node exited before running: {self.stderr.decode()[-2000:]}")
@@ -139,8 +160,8 @@ async def test_a_node_killed_mid_stream_loses_nothing_and_delivers_nothing_twice
         acknowledged_before_kill = dict(receipts)
         assert KILL_AFTER_RECEIPTS <= len(acknowledged_before_kill) < len(everything)
 
-        # Restart from the same directory and ports; a fresh client (the old
-        # connections died with the process).
+        # Restart from the same directory (on new ports: the bed learns them); a
+        # fresh client (the old connections died with the process).
         await second.start(tmp_path)
         no = NationalSystem(reactor, setups["NO"], "NO-HELSEDIR")
         systems.append(no)

@@ -29,7 +29,13 @@ from gateway.core.documents import to_xml
 from gateway.core.ns import DOC_NS
 from gateway.core.xmlparse import parse_xml
 from gateway.keystore import load_node_keys
-from gateway.testbed import NationalSystem, NodeSetup, doctor_request, setup_nodes
+from gateway.testbed import (
+    NationalSystem,
+    NodeSetup,
+    doctor_request,
+    set_peer_url,
+    setup_nodes,
+)
 from gateway.transport.client import ResponseTooLarge
 from gateway.transport.tls import server_options
 from tests.nodes import RunningNode, start_node
@@ -80,13 +86,7 @@ async def hostile_peer(tmp_path: Path, mode: str) -> AsyncIterator[HostilePeerBe
     hostile = Hostile(f"http://127.0.0.1:{target_port.getHost().port}/steal", mode)
     options = server_options(pt_keys.tls.key, pt_keys.tls.certificate, [no_keys.ca.certificate])
     hostile_port = listen_tls(hostile, options)
-    config = setups["NO"].node_dir / "gateway.toml"
-    config.write_text(
-        config.read_text().replace(
-            f'url = "https://127.0.0.1:{setups["PT"].peer_port}"',
-            f'url = "https://127.0.0.1:{hostile_port.getHost().port}"',
-        )
-    )
+    set_peer_url(setups["NO"].node_dir, "PT", f"https://127.0.0.1:{hostile_port.getHost().port}")
     node = start_node(setups["NO"])
     system = NationalSystem(reactor, setups["NO"], "NO-HELSEDIR")
     try:

@@ -14,7 +14,7 @@ from gateway.core.documents import to_xml
 from gateway.core.envelopes import read_delivery
 from gateway.core.signing import verify
 from gateway.keystore import load_node_keys
-from gateway.testbed import doctor_request, free_ports, setup_nodes
+from gateway.testbed import doctor_request, setup_nodes
 from gateway.transport.tls import server_options
 from tests.nodes import start_node
 
@@ -43,18 +43,10 @@ class Callback(Resource):
 
 @pytest_twisted.ensureDeferred
 async def test_push_delivery_retries_and_delivers_a_node_signed_delivery(tmp_path) -> None:
-    (callback_port,) = free_ports(1)
     setups = setup_nodes(
         tmp_path,
         {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]},
         extra_config={"PT": "[outbound]\ninitial_backoff_seconds = 0.05"},
-    )
-    pt_config = setups["PT"].node_dir / "gateway.toml"
-    pt_config.write_text(
-        pt_config.read_text().replace(
-            'id = "PT-OMD"\n',
-            f'id = "PT-OMD"\npush_url = "https://127.0.0.1:{callback_port}/imi/deliveries"\n',
-        )
     )
     creds = setups["PT"].authorities["PT-OMD"]
     pt_keys = load_node_keys(setups["PT"].node_dir)
@@ -65,7 +57,15 @@ async def test_push_delivery_retries_and_delivers_a_node_signed_delivery(tmp_pat
         load_pem_certificate(creds.certificate_path.read_bytes()),
         [pt_keys.ca.certificate],
     )
-    port = reactor.listenSSL(callback_port, Site(callback), tls, interface="127.0.0.1")
+    port = reactor.listenSSL(0, Site(callback), tls, interface="127.0.0.1")
+    callback_port = port.getHost().port
+    pt_config = setups["PT"].node_dir / "gateway.toml"
+    pt_config.write_text(
+        pt_config.read_text().replace(
+            'id = "PT-OMD"\n',
+            f'id = "PT-OMD"\npush_url = "https://127.0.0.1:{callback_port}/imi/deliveries"\n',
+        )
+    )
     nodes = {c: start_node(s) for c, s in setups.items()}
     from gateway.testbed import NationalSystem
 

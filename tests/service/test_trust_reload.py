@@ -40,6 +40,7 @@ from gateway.keystore import (
     load_node_keys,
     revoke,
 )
+from gateway.node_ports import read_ports_file
 from gateway.storage.directory_files import DirectoryStore
 from gateway.testbed import (
     NationalCredentials,
@@ -196,7 +197,6 @@ def test_keys_revoke_reaches_the_running_node_through_its_pid_file_and_sighup(tm
     setup = setup_nodes(tmp_path, {"NO": ["NO-HELSEDIR", "NO-UDIR"]})["NO"]
     creds = setup.authorities["NO-UDIR"]
     context = _ssl_context(setup.node_dir, creds.key_path, creds.certificate_path)
-    url = f"https://127.0.0.1:{setup.api_port}/api/v1/deliveries"
     gateway = [sys.executable, "-m", "gateway"]
     proc = subprocess.Popen(
         [*gateway, "run", str(setup.node_dir), "--log-format", "json"],
@@ -212,6 +212,9 @@ def test_keys_revoke_reaches_the_running_node_through_its_pid_file_and_sighup(tm
         else:
             raise AssertionError("the node exited early")
         assert (setup.node_dir / "gateway.pid").read_text().strip() == str(proc.pid)
+        ports = read_ports_file(setup.node_dir)
+        assert ports is not None and ports.pid == proc.pid
+        url = f"https://127.0.0.1:{ports.api}/api/v1/deliveries"
         assert _status(url, context) == 200
 
         done = subprocess.run(

@@ -43,8 +43,13 @@ from gateway.core.envelopes import Payload, build_envelope, read_error, read_rec
 from gateway.core.signing import Signer, verify
 from gateway.core.xmlparse import parse_xml
 from gateway.keystore import NodeKeys, load_node_keys
-from gateway.node import build_node
-from gateway.testbed import NationalSystem, NodeSetup, doctor_request, setup_nodes
+from gateway.testbed import (
+    NationalSystem,
+    NodeSetup,
+    doctor_request,
+    setup_nodes,
+    start_in_process,
+)
 from gateway.transport.client import HTTPAnswer, HTTPSClient, PeerUnreachable
 from tests.nodes import RunningNode, start_node
 from tests.service.bed import raw_client, row_counts, submit
@@ -105,13 +110,12 @@ async def running(tmp_path: Path) -> AsyncIterator[Bed]:
     setups = setup_nodes(tmp_path, AUTHORITIES)
     keys = {c: load_node_keys(s.node_dir) for c, s in setups.items()}
     skew = [timedelta(0)]
-    service, parts = build_node(
-        setups["NO"].node_dir,
+    service, parts = start_in_process(
+        setups["NO"],
         reactor,
         now=lambda: datetime.now(UTC) + skew[0],
         catalogues=load_catalogues(),
     )
-    service.startService()
     nodes = {"NO": RunningNode(setups["NO"], service, parts), "PT": start_node(setups["PT"])}
     helsedir = NationalSystem(reactor, setups["NO"], "NO-HELSEDIR")
     bed = Bed(setups, nodes, keys, helsedir, [], skew)

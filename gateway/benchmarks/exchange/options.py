@@ -1,0 +1,152 @@
+"""The options of ``imi-gateway bench exchange``, and what one exchange is."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.core.errors import GatewayError
+
+NO_AUTHORITY = "NO-HELSEDIR"
+PT_AUTHORITY = "PT-OMD"
+AUTHORITIES = {"NO": [NO_AUTHORITY], "PT": [PT_AUTHORITY]}
+#: Documents of one exchange, in the order they are sent.
+DOCUMENT_KINDS = ("Request", "Acceptance", "Answer")
+DOCS_PER_EXCHANGE = len(DOCUMENT_KINDS)
+#: Document id suffix (see gateway.testbed) -> kind.
+_KIND_OF_SUFFIX = {"1": "Request", "2": "Acceptance", "3": "Answer"}
+
+
+class BenchFailed(GatewayError):
+    """The benchmark could not run (bad options, a node did not start)."""
+
+    code = "BENCH_FAILED"
+
+
+# --- options ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExchangeOptions:
+    """What to run. ``rate`` None with mode "both" means half the measured maximum."""
+
+    mode: str = "both"  # "both", "max" or "rate"
+    duration: float = 30.0
+    warmup: float = 3.0
+    concurrency: int = 48
+    rate: float | None = None
+    ceiling: float = 350.0
+    poll_wait: int = 5
+    pull_limit: int = 500
+    verify: bool = False
+    node_log_level: str = "info"
+    work_dir: Path | None = None
+    keep: bool = False
+    profile_dir: Path | None = None
+    floor_repeat: int = 300
+    drain_seconds: float = 30.0
+
+    def presign_count(self, phase: str, rate: float | None) -> int:
+        """Exchanges to pre-sign for a phase (the closed loop stops if it runs out)."""
+        if phase == "rate":
+            assert rate is not None
+            return math.ceil(rate * self.duration) + 1
+        return math.ceil(self.ceiling * self.duration) + self.concurrency
+
+
+QUICK = {"duration": 3.0, "warmup": 1.0, "concurrency": 16, "ceiling": 150.0, "floor_repeat": 30}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``imi-gateway bench exchange``."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--max",
+        action="store_true",
+        help="run only the closed-loop phase (sustained exchanges per second)",
+    )
+    mode.add_argument(
+        "--rate",
+        type=float,
+        metavar="R",
+        help="run only the open-loop phase at R exchanges per second "
+        "(default: both phases, the open loop at half the measured maximum)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help="seconds per phase, warm-up included (default 30; --quick: 3)",
+    )
+    parser.add_argument(
+        "--warmup", type=float, metavar="S", help="seconds not counted (default 3; --quick: 1)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="closed-loop submitters, each one exchange at a time (default 48; --quick: 16)",
+    )
+    parser.add_argument(
+        "--ceiling",
+        type=float,
+        metavar="R",
+        help="exchanges per second pre-signed for the closed loop (default 350); "
+        "the phase stops early, and says so, if the nodes go faster",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a ~15 s smoke run (3 s phases, fewer repeats)"
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="the simulated national systems verify every receipt and delivery signature "
+        "(costs CPU on the same machine; by default they check status and digests only)",
+    )
+    parser.add_argument(
+        "--node-log-level",
+        default="info",
+        choices=("debug", "info", "warn", "error", "critical"),
+        help="log level of the node processes (default info, as an operator runs them)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample both nodes with py-spy during each counted window; "
+        "write collapsed stacks and a summary per node and phase into DIR",
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, metavar="DIR", help="where to create the node directories"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the node directories and logs afterwards"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def options_from(args: argparse.Namespace) -> ExchangeOptions:
+    defaults: dict[str, Any] = dict(QUICK) if args.quick else {}
+    for name in ("duration", "warmup", "concurrency", "ceiling"):
+        value = getattr(args, name)
+        if value is not None:
+            defaults[name] = value
+    mode = "max" if args.max else "rate" if args.rate is not None else "both"
+    options = ExchangeOptions(
+        mode=mode,
+        rate=args.rate,
+        verify=args.verify,
+        node_log_level=args.node_log_level,
+        work_dir=args.work_dir,
+        keep=args.keep,
+        profile_dir=args.profile,
+        **defaults,
+    )
+    if options.duration <= options.warmup:
+        raise BenchFailed("--duration must be longer than --warmup")
+    if options.concurrency < 1 or (options.rate is not None and options.rate <= 0):
+        raise BenchFailed("--concurrency and --rate must be positive")
+    return options

@@ -98,6 +98,11 @@ class DirectorySyncService(Service):
         self._running: set[str] = set()
         self._loop: LoopingCall | None = None
 
+    @property
+    def busy(self) -> bool:
+        """Whether a synchronisation (fetch, verify, cache, ``on_update``) is running."""
+        return bool(self._running)
+
     def _peer_ids(self) -> list[str]:
         peers = self._peers() if callable(self._peers) else self._peers
         return sorted(set(peers))

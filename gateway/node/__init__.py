@@ -34,6 +34,7 @@ from twisted.web.resource import Resource
 from gateway.adapters.translation import build_translation_service
 from gateway.config import NodeConfig, load_config
 from gateway.core.catalogue import CatalogueRegistry, load_catalogues
+from gateway.core.clock import Clock
 from gateway.core.dataprotect import Sealer
 from gateway.core.signing import Signer
 from gateway.directory_store import DirectoryStore, LiveSearch
@@ -95,11 +96,16 @@ def build_node(
     node_dir: str | Path,
     reactor: Any,
     *,
+    clock: Clock | None = None,
     catalogues: CatalogueRegistry | None = None,
     api_resources: dict[bytes, Resource] | None = None,
     peer_resources: dict[bytes, Resource] | None = None,
 ) -> tuple[MultiService, NodeParts]:
-    """Build the service tree of the node in ``node_dir`` (not started)."""
+    """Build the service tree of the node in ``node_dir`` (not started).
+
+    ``clock`` is the one clock of every service (default: the reactor's time
+    and the wall clock from it).
+    """
     config = load_config(node_dir)
     keys = load_node_keys(node_dir)
     directory = DirectoryStore(node_dir)
@@ -113,7 +119,7 @@ def build_node(
     cpu.setServiceParent(top)
     runtime = Runtime(
         node_id=config.node_id,
-        clock=ReactorClock(reactor),
+        clock=clock or ReactorClock(reactor),
         db=db,
         cpu=cpu.run,
         signer=Signer(keys.signing.key, keys.signing.certificate),

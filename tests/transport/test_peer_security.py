@@ -43,6 +43,7 @@ from gateway.core.signing import Signer, verify
 from gateway.core.xmlparse import parse_xml
 from gateway.keystore import NodeKeys, load_node_keys
 from gateway.node import build_node
+from gateway.service.runtime import ReactorClock
 from gateway.testbed import NationalSystem, NodeSetup, doctor_request, setup_nodes
 from gateway.transport.client import HTTPAnswer, HTTPSClient, PeerUnreachable
 from tests.nodes import RunningNode, start_node
@@ -104,11 +105,15 @@ async def running(tmp_path: Path) -> AsyncIterator[Bed]:
     setups = setup_nodes(tmp_path, AUTHORITIES)
     keys = {c: load_node_keys(s.node_dir) for c, s in setups.items()}
     skew = [timedelta(0)]
+
+    class SkewedClock(ReactorClock):
+        """The reactor's clock with the wall clock moved by ``skew``."""
+
+        def now(self) -> datetime:
+            return super().now() + skew[0]
+
     service, parts = build_node(
-        setups["NO"].node_dir,
-        reactor,
-        now=lambda: datetime.now(UTC) + skew[0],
-        catalogues=load_catalogues(),
+        setups["NO"].node_dir, reactor, clock=SkewedClock(reactor), catalogues=load_catalogues()
     )
     service.startService()
     nodes = {"NO": RunningNode(setups["NO"], service, parts), "PT": start_node(setups["PT"])}

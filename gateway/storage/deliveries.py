@@ -182,7 +182,9 @@ def mark_push_failed_txn(
     next_attempt_at: datetime,
 ) -> int:
     """Put claimed pushes back to ``pending`` until ``next_attempt_at`` (see :func:`mark_failed_txn`)."""
-    return mark_failed_txn(conn, PUSH, items, error_code=error_code, next_attempt_at=next_attempt_at)
+    return mark_failed_txn(
+        conn, PUSH, items, error_code=error_code, next_attempt_at=next_attempt_at
+    )
 
 
 def mark_push_dead_txn(conn: Connection, items: Sequence[PushItem], *, reason: str) -> int:

@@ -146,7 +146,11 @@ def test_reused_message_id_with_different_bytes_is_refused(db, sealer) -> None:
 
 def test_submitting_an_id_received_from_a_peer_is_refused(db, sealer) -> None:
     db.run_txn_sync(
-        store_inbound_envelope_txn, envelope("ENV-1", payload("IN-1")), sealer=sealer, now=T0, node=NODE
+        store_inbound_envelope_txn,
+        envelope("ENV-1", payload("IN-1")),
+        sealer=sealer,
+        now=T0,
+        node=NODE,
     )
     with pytest.raises(MessageIdReused):
         submit(db, sealer, submission("IN-1", body=payload("IN-1").body))
@@ -193,7 +197,11 @@ def test_a_crash_between_statements_leaves_nothing_half_written(db, sealer, monk
         submit(db, sealer, submission("MSG-1"))
     with pytest.raises(RuntimeError):
         db.run_txn_sync(
-            store_inbound_envelope_txn, envelope("ENV-1", payload()), sealer=sealer, now=T0, node=NODE
+            store_inbound_envelope_txn,
+            envelope("ENV-1", payload()),
+            sealer=sealer,
+            now=T0,
+            node=NODE,
         )
     monkeypatch.undo()
 
@@ -305,7 +313,9 @@ def test_bodies_do_not_open_under_another_kek_or_in_another_row(db, sealer) -> N
     db.run_txn_sync(swap_bodies)
     with pytest.raises(dataprotect.SealedDataInvalid):
         db.run_txn_sync(load_message_txn, "MSG-1", sealer=sealer)
-    assert db.run_txn_sync(load_message_txn, "MSG-2", sealer=sealer).body == submission("MSG-2").body
+    assert (
+        db.run_txn_sync(load_message_txn, "MSG-2", sealer=sealer).body == submission("MSG-2").body
+    )
 
 
 def test_erasing_the_exchange_destroys_key_and_bodies(db, sealer) -> None:
@@ -361,7 +371,9 @@ def test_erasing_the_exchange_destroys_key_and_bodies(db, sealer) -> None:
     assert [c.message_id for c in claimed] == ["OTHER"]
     dead = db.run_txn_sync(dead_letters_txn)
     assert [(d.message_id, d.dead_reason) for d in dead] == [("MSG-1", "EXCHANGE_ERASED")]
-    assert db.run_txn_sync(load_message_txn, "OTHER", sealer=sealer).body == submission("OTHER").body
+    assert (
+        db.run_txn_sync(load_message_txn, "OTHER", sealer=sealer).body == submission("OTHER").body
+    )
     stages = [e.stage for e in db.run_txn_sync(tracking_events_txn, "EX-1")]
     assert stages[-1] == Stage.PERSONAL_DATA_ERASED
     db.compact_sync()  # SQLite: WAL checkpointed and truncated; PostgreSQL: VACUUM

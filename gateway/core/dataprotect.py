@@ -136,3 +136,29 @@ def open_sealed(data_key: bytes, sealed: bytes, aad: bytes) -> bytes:
         return AESGCM(data_key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
     except InvalidTag:
         raise SealedDataInvalid() from None
+
+
+class Sealer:
+    """The node's key-encryption key, bound once: wraps and unwraps the exchanges' data keys.
+
+    The one object that holds the KEK; everything that seals or unseals
+    personal data at rest is given a Sealer, never the key bytes. Its
+    ``repr`` never shows the key.
+    """
+
+    __slots__ = ("_kek",)
+
+    def __init__(self, kek: bytes) -> None:
+        _check_key(kek, "key-encryption key")
+        self._kek = bytes(kek)
+
+    def __repr__(self) -> str:
+        return "Sealer(<key-encryption key>)"
+
+    def wrap_key(self, data_key: bytes, exchange_id: str) -> bytes:
+        """``data_key`` encrypted under the KEK, bound to ``exchange_id`` (see :func:`wrap_key`)."""
+        return wrap_key(self._kek, data_key, exchange_id)
+
+    def unwrap_key(self, wrapped: bytes, exchange_id: str) -> bytes:
+        """The data key of ``exchange_id`` (see :func:`unwrap_key`)."""
+        return unwrap_key(self._kek, wrapped, exchange_id)

@@ -29,18 +29,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from gateway.core.envelopes import Rendering, build_delivery
 from gateway.core.errors import GatewayError, Unavailable
 from gateway.core.retry import Backoff
-from gateway.core.signing import Signer
-from gateway.service.metrics import NodeMetrics
+from gateway.service.leased_queue import LeasedQueueWorker
+from gateway.service.runtime import Runtime
 from gateway.service.waiters import Waiters
-from gateway.storage.db import Database
 from gateway.storage.deliveries import (
     ack_deliveries_txn,
     claim_push_deliveries_txn,
@@ -48,6 +45,7 @@ from gateway.storage.deliveries import (
     mark_push_failed_txn,
     pending_deliveries_txn,
 )
+from gateway.storage.leases import IDLE_POLL_SECONDS
 from gateway.storage.messages import load_bodies_txn
 from gateway.storage.model import Delivery as DeliveryRow
 from gateway.storage.model import PushItem
@@ -75,33 +73,15 @@ class HandedOut:
 
 
 class Deliveries:
-    def __init__(
-        self,
-        *,
-        node_id: str,
-        now: Callable[[], datetime],
-        db: Database,
-        cpu: Callable[..., Deferred[Any]],
-        signer: Signer,
-        kek: bytes,
-        waiters: Waiters,
-        render: Renderer,
-        metrics: NodeMetrics,
-    ) -> None:
-        self._node_id = node_id
-        self._now = now
-        self._db = db
-        self._cpu = cpu
-        self._signer = signer
-        self._kek = kek
+    def __init__(self, runtime: Runtime, *, waiters: Waiters, render: Renderer) -> None:
+        self._rt = runtime
         self._waiters = waiters
         self._render = render
-        self._metrics = metrics
 
     def sign_delivery(self, row: DeliveryRow, body: bytes, now: datetime) -> bytes:
         root = build_delivery(
             f"dlv-{uuid.uuid4()}",
-            self._node_id,
+            self._rt.node_id,
             row.authority_id,
             now,
             row.exchange_id,
@@ -109,7 +89,7 @@ class Deliveries:
             body,
             self._render(body),
         )
-        return self._signer.sign(root)
+        return self._rt.signer.sign(root)
 
     def _sign_all(
         self, rows: Sequence[DeliveryRow], bodies: dict[str, bytes | None], now: datetime
@@ -126,107 +106,69 @@ class Deliveries:
     def pull(self, authority: str, *, after: int, wait: float, limit: int) -> Any:
         """Acknowledge up to ``after``; return (deliveries after it, the last cursor)."""
         if after > 0:
-            yield self._db.run_txn(
-                ack_deliveries_txn, authority, after, now=self._now(), node=self._node_id
+            yield self._rt.db.run_txn(
+                ack_deliveries_txn,
+                authority,
+                after,
+                now=self._rt.clock.now(),
+                node=self._rt.node_id,
             )
-        rows = yield self._db.run_txn(pending_deliveries_txn, authority, after=after, limit=limit)
+        rows = yield self._rt.db.run_txn(
+            pending_deliveries_txn, authority, after=after, limit=limit
+        )
         if not rows and wait > 0:
             yield self._waiters.wait(authority, wait)
-            rows = yield self._db.run_txn(
+            rows = yield self._rt.db.run_txn(
                 pending_deliveries_txn, authority, after=after, limit=limit
             )
         if not rows:
             return [], after
-        bodies = yield self._db.run_txn(
-            load_bodies_txn, [r.message_id for r in rows], kek=self._kek
+        bodies = yield self._rt.db.run_txn(
+            load_bodies_txn, [r.message_id for r in rows], sealer=self._rt.sealer
         )
-        handed = yield self._cpu(self._sign_all, rows, bodies, self._now())
-        self._metrics.deliveries.labels("pull").inc(len(handed))
+        handed = yield self._rt.cpu(self._sign_all, rows, bodies, self._rt.clock.now())
+        self._rt.metrics.deliveries.labels("pull").inc(len(handed))
         return handed, rows[-1].seq
 
 
-class Pusher(Service):
+class Pusher(LeasedQueueWorker):
     """Pushes deliveries to the callback URLs of authorities configured for push."""
-
-    name = "push-deliveries"
-    LEASE = timedelta(seconds=120)
-    IDLE_POLL_SECONDS = 5.0
 
     def __init__(
         self,
+        runtime: Runtime,
         *,
         urls: dict[str, str],
         deliveries: Deliveries,
-        clock: IReactorTime,
-        now: Callable[[], datetime],
-        db: Database,
-        kek: bytes,
         client: HTTPSClient,
         backoff: Backoff,
-        metrics: NodeMetrics,
-        node_id: str,
     ) -> None:
+        super().__init__(
+            "push-deliveries",
+            runtime.clock,
+            self._push_some,
+            failure_delay=lambda: IDLE_POLL_SECONDS,
+        )
+        self._rt = runtime
         self._urls = urls
         self._deliveries = deliveries
-        self._clock = clock
-        self._now = now
-        self._db = db
-        self._kek = kek
         self._client = client
         self._backoff = backoff
-        self._metrics = metrics
-        self._node_id = node_id
-        self._timer: IDelayedCall | None = None
-        self._busy: Deferred[Any] | None = None
-        self._again = False
         self._rng = random.Random()  # noqa: S311 (retry jitter)
 
-    def startService(self) -> None:
-        super().startService()
-        self.wake()
-
-    def stopService(self) -> Deferred[Any] | None:
-        super().stopService()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        return self._busy
-
     def wake(self, authority: str | None = None) -> None:
-        if not self.running or (authority is not None and authority not in self._urls):
+        """Push now (``authority``: something was delivered to it; ignored unless it has push)."""
+        if authority is not None and authority not in self._urls:
             return
-        if self._busy is not None:
-            self._again = True  # the running cycle is followed by another at once
-            return
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = self._clock.callLater(0, self._cycle)
-
-    def _cycle(self) -> None:
-        self._timer = None
-        self._busy = self._push_some()
-
-        def done(next_delay: float) -> None:
-            self._busy = None
-            if self._again:
-                self._again, next_delay = False, 0
-            if self.running:
-                self._timer = self._clock.callLater(next_delay, self._cycle)
-
-        def failed(failure: Any) -> None:
-            log.failure("Push delivery cycle failed", failure)
-            done(self.IDLE_POLL_SECONDS)
-
-        self._busy.addCallbacks(done, failed)
+        super().wake()
 
     @inlineCallbacks
     def _push_some(self) -> Any:
         """Push what is due; returns the seconds until the next cycle."""
-        now = self._now()
-        items = yield self._db.run_txn(
-            claim_push_deliveries_txn, None, now=now, lease=self.LEASE, limit=20
-        )
+        now = self._rt.clock.now()
+        items = yield self._rt.db.run_txn(claim_push_deliveries_txn, None, now=now, limit=20)
         if not items:
-            return self.IDLE_POLL_SECONDS
+            return IDLE_POLL_SECONDS
         done: set[int] = set()
         try:
             next_delay = yield self._push_claimed(items, now, done)
@@ -235,7 +177,7 @@ class Pusher(Service):
             log.failure("Unexpected error in a push cycle; will retry")
             rest = [i for i in items if i.seq not in done]
             yield self._retry_later(rest, PushCycleFailed.code, now)
-            return self.IDLE_POLL_SECONDS
+            return IDLE_POLL_SECONDS
         return next_delay
 
     @inlineCallbacks
@@ -244,20 +186,20 @@ class Pusher(Service):
         next_delay = 0.0
         rows = {}
         for item in items:
-            pending = yield self._db.run_txn(
+            pending = yield self._rt.db.run_txn(
                 pending_deliveries_txn, item.authority_id, after=item.seq - 1, limit=1
             )
             if pending:
                 rows[item.seq] = pending[0]
-        bodies = yield self._db.run_txn(
-            load_bodies_txn, [i.message_id for i in items], kek=self._kek
+        bodies = yield self._rt.db.run_txn(
+            load_bodies_txn, [i.message_id for i in items], sealer=self._rt.sealer
         )
         for item in items:
             url = self._urls.get(item.authority_id)
             body = bodies.get(item.message_id)
             row = rows.get(item.seq)
             if url is None or body is None or row is None:
-                yield self._db.run_txn(
+                yield self._rt.db.run_txn(
                     mark_push_failed_txn,
                     [item],
                     error_code="PUSH_NOT_CONFIGURED",
@@ -265,7 +207,7 @@ class Pusher(Service):
                 )
                 done.add(item.seq)
                 continue
-            signed = self._deliveries.sign_delivery(row, body, now)
+            signed = yield self._rt.cpu(self._deliveries.sign_delivery, row, body, now)
             try:
                 answer = yield self._client.post(url, signed)
                 ok = 200 <= answer.status < 300
@@ -273,10 +215,10 @@ class Pusher(Service):
             except GatewayError as error:  # unreachable, redirected, encoded, too large
                 ok, code = False, error.code
             if ok:
-                yield self._db.run_txn(
-                    mark_push_delivered_txn, [item], now=self._now(), node=self._node_id
+                yield self._rt.db.run_txn(
+                    mark_push_delivered_txn, [item], now=self._rt.clock.now(), node=self._rt.node_id
                 )
-                self._metrics.deliveries.labels("push").inc()
+                self._rt.metrics.deliveries.labels("push").inc()
             else:
                 log.info(
                     "Push to {authority} failed ({code}); will retry",
@@ -284,7 +226,7 @@ class Pusher(Service):
                     code=code,
                 )
                 delay = yield self._retry_later([item], code, now)
-                next_delay = max(next_delay, min(delay, self.IDLE_POLL_SECONDS))
+                next_delay = max(next_delay, min(delay, IDLE_POLL_SECONDS))
             done.add(item.seq)
         return next_delay
 
@@ -295,7 +237,7 @@ class Pusher(Service):
         for item in items:
             delay = self._backoff.delay(item.attempts, self._rng)
             longest = max(longest, delay)
-            yield self._db.run_txn(
+            yield self._rt.db.run_txn(
                 mark_push_failed_txn,
                 [item],
                 error_code=code,

@@ -7,7 +7,10 @@ authority directory since the version cached here, through an injected
 provides the HTTPS client for ``GET /peer/v1/directory?since=N``; ``since``
 is None when nothing is cached). The answer is verified and applied by
 :meth:`gateway.storage.directory_files.DirectoryStore.apply_peer_document` and cached
-on disk, so it survives a restart.
+on disk, so it survives a restart. Reading the cache, verifying the signature
+and writing (fsync) the cache are blocking: they run through the injected
+``run_io`` (the node's thread pool; see :mod:`gateway.service.runtime`), never
+on the reactor thread.
 
 Contract of ``fetch``: fire with the signed document's bytes; with ``None``
 or ``b""`` when the peer answered 304 Not Modified (nothing changed since
@@ -25,17 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from gateway.core.clock import Clock
 from gateway.core.directory import DirectoryBaseMismatch
 from gateway.core.errors import GatewayError
+from gateway.service.runtime import RunInThread, inline
 from gateway.storage.directory_files import DirectoryStore, PeerUpdate
 
 __all__ = ["DirectorySyncService", "FetchDirectory", "SyncOutcome"]
@@ -63,9 +66,11 @@ class DirectorySyncService(Service):
     """Fetches, verifies and caches the peers' authority directories periodically.
 
     ``peers``: the peer ids, or a callable returning them (read at each tick,
-    so a peer added to the configuration is picked up). ``now`` defaults to
-    the clock's time as an aware UTC datetime. ``on_update`` is called with
-    every applied change (e.g. to drop caches of pinned certificates).
+    so a peer added to the configuration is picked up). ``clock`` gives both
+    the tick timer and the verification time. ``run_io`` runs the store's
+    blocking work (default: inline, for tests on a deterministic clock).
+    ``on_update`` is called with every applied change (e.g. to drop caches of
+    pinned certificates).
     """
 
     name = "directory-sync"
@@ -76,9 +81,9 @@ class DirectorySyncService(Service):
         peers: Iterable[str] | Callable[[], Iterable[str]],
         fetch: FetchDirectory,
         *,
-        clock: IReactorTime,
+        clock: Clock,
         interval: float = 300.0,
-        now: Callable[[], datetime] | None = None,
+        run_io: RunInThread = inline,
         on_update: Callable[[PeerUpdate], object] | None = None,
     ) -> None:
         if interval <= 0:
@@ -88,11 +93,16 @@ class DirectorySyncService(Service):
         self._fetch = fetch
         self._clock = clock
         self._interval = interval
-        self._now = now or (lambda: datetime.fromtimestamp(clock.seconds(), UTC))
+        self._run_io = run_io
         self._on_update = on_update
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._loop: LoopingCall | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a synchronisation (fetch, verify, cache, ``on_update``) is running."""
+        return bool(self._running)
 
     def _peer_ids(self) -> list[str]:
         peers = self._peers() if callable(self._peers) else self._peers
@@ -103,7 +113,7 @@ class DirectorySyncService(Service):
     def startService(self) -> None:
         super().startService()
         loop = LoopingCall(self.sync_all)
-        loop.clock = self._clock
+        loop.clock = self._clock  # type: ignore[assignment]  # seconds() and callLater suffice
         self._loop = loop
         loop.start(self._interval, now=True)
 
@@ -166,10 +176,18 @@ class DirectorySyncService(Service):
             return None
         return cached.version if cached is not None else None
 
+    def _apply(self, peer_id: str, data: bytes) -> Deferred[PeerUpdate]:
+        """Verify and cache ``data`` off the reactor thread, verified at the clock's now."""
+        now = self._clock.now()
+        d: Deferred[PeerUpdate] = self._run_io(
+            self._store.apply_peer_document, peer_id, data, now=now
+        )
+        return d
+
     async def _sync(self, peer_id: str) -> SyncOutcome:
         since: int | None = None
         try:
-            since = self._since(peer_id)
+            since = await self._run_io(self._since, peer_id)
             data = await self._fetch(peer_id, since)
             if not data:
                 log.debug(
@@ -179,7 +197,7 @@ class DirectorySyncService(Service):
                 )
                 return SyncOutcome(peer_id, "up-to-date", since)
             try:
-                update = self._store.apply_peer_document(peer_id, data, now=self._now())
+                update = await self._apply(peer_id, data)
             except DirectoryBaseMismatch:
                 log.info(
                     "Directory update of {peer} does not apply to version {version}; "
@@ -192,7 +210,7 @@ class DirectorySyncService(Service):
                     raise DirectoryBaseMismatch(
                         f"peer {peer_id} answered 'not modified' to a full directory request"
                     ) from None
-                update = self._store.apply_peer_document(peer_id, data, now=self._now())
+                update = await self._apply(peer_id, data)
         except GatewayError as exc:
             log.warn(
                 "Directory sync with {peer} refused: {code}: {reason}",

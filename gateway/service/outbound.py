@@ -38,20 +38,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from gateway.core.certs import TrustStore
 from gateway.core.envelopes import Payload, build_envelope, read_error, read_receipt
 from gateway.core.errors import GatewayError, InvalidInput, Unavailable
 from gateway.core.retry import Backoff
-from gateway.core.signing import Signer, verify
+from gateway.core.signing import verify
 from gateway.core.xmlparse import parse_xml
-from gateway.service.metrics import NodeMetrics
-from gateway.storage.db import Database
-from gateway.storage.messages import load_bodies_txn
+from gateway.service.leased_queue import LeasedQueueWorker
+from gateway.service.runtime import Runtime
+from gateway.storage.leases import IDLE_POLL_SECONDS, LEASE
+from gateway.storage.messages import load_bodies_txn, sha256_hex
 from gateway.storage.model import OutboxItem
 from gateway.storage.outbox import (
     claim_outbox_txn,
@@ -66,10 +65,6 @@ from gateway.transport.client import HTTPAnswer, HTTPSClient
 log = Logger()
 
 ENVELOPE_PATH = "/peer/v1/envelopes"
-#: Longest a claimed row stays leased to this process (a crash releases it after this).
-LEASE = timedelta(seconds=120)
-#: How often an idle sender looks at the queue anyway (another process may have added rows).
-IDLE_POLL_SECONDS = 5.0
 
 
 class ReceiptMismatch(InvalidInput):
@@ -84,60 +79,46 @@ class OutboundCycleFailed(Unavailable):
     code = "OUTBOUND_CYCLE_FAILED"
 
 
-class PeerSender(Service):
+class PeerSender(LeasedQueueWorker):
+    """The outbox of one peer, worked by the leased-queue worker."""
+
     def __init__(
         self,
         peer_id: str,
         url: str,
         *,
-        node_id: str,
-        clock: IReactorTime,
-        now: Callable[[], datetime],
-        db: Database,
-        cpu: Callable[..., Deferred[Any]],
+        runtime: Runtime,
         client: HTTPSClient,
-        signer: Signer,
         receipt_trust: Callable[[], TrustStore],
-        kek: bytes,
         backoff: Backoff,
         batch_size: int,
         dead_letter_after: timedelta,
         max_attempts: int | None,
-        metrics: NodeMetrics,
         rng: random.Random | None = None,
     ) -> None:
-        self.name = f"outbound-{peer_id}"
+        super().__init__(
+            f"outbound-{peer_id}",
+            runtime.clock,
+            self._cycle,
+            failure_delay=lambda: self._backoff.delay(1, self._rng),
+            on_start=self._release_leases if runtime.db.dialect_name == "sqlite" else None,
+        )
         self.peer_id = peer_id
         self._url = url.rstrip("/") + ENVELOPE_PATH
-        self._node_id = node_id
-        self._clock = clock
-        self._now = now
-        self._db = db
-        self._cpu = cpu
+        self._rt = runtime
         self._client = client
-        self._signer = signer
         self._receipt_trust = receipt_trust
-        self._kek = kek
         self._backoff = backoff
         self._batch = batch_size
         self._dead_after = dead_letter_after
         self._max_attempts = max_attempts
-        self._metrics = metrics
         self._rng = rng or random.Random()  # noqa: S311 (retry jitter)
-        self._timer: IDelayedCall | None = None
-        self._running_cycle: Deferred[Any] | None = None
-        self._again = False
-        #: Reactor time before which no attempt is made (the peer's backoff), if any.
-        self._resume_at: float | None = None
 
     # --- scheduling ----------------------------------------------------------
 
-    def startService(self) -> None:
-        super().startService()
-        if self._db.dialect_name != "sqlite":
-            self.wake()
-            return
-        d = self._db.run_txn(release_leases_txn, self.peer_id, now=self._now())
+    def _release_leases(self) -> Deferred[Any]:
+        """At start on SQLite: the in-flight rows a killed predecessor left are due at once."""
+        d = self._rt.db.run_txn(release_leases_txn, self.peer_id, now=self._rt.clock.now())
 
         def released(count: int) -> None:
             if count:
@@ -147,80 +128,27 @@ class PeerSender(Service):
                     peer=self.peer_id,
                 )
 
-        d.addCallbacks(
-            released, lambda f: log.failure("Releasing leases to {peer}", f, peer=self.peer_id)
-        )
-        d.addBoth(lambda _: self.wake())
-
-    def stopService(self) -> Deferred[Any] | None:
-        super().stopService()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        return self._running_cycle  # an envelope in flight finishes (or fails) first
+        return d.addCallback(released)
 
     def set_url(self, url: str) -> None:
         """Send the next envelopes to ``url`` (the peer's URL was re-read at a reload)."""
         self._url = url.rstrip("/") + ENVELOPE_PATH
 
-    def wake(self) -> None:
-        """Look at the queue now (called when a document is queued for this peer)."""
-        if not self.running or self._backing_off():
-            return
-        if self._running_cycle is not None:
-            self._again = True
-            return
-        self._schedule(0)
-
-    def _backing_off(self) -> bool:
-        return self._resume_at is not None and self._clock.seconds() < self._resume_at
-
-    def _schedule(self, delay: float) -> None:
-        if not self.running:
-            return
-        if self._timer is not None and self._timer.active():
-            if self._timer.getTime() <= self._clock.seconds() + delay:
-                return
-            self._timer.cancel()
-        self._timer = self._clock.callLater(max(delay, 0), self._cycle)
-
-    def _cycle(self) -> None:
-        self._timer = None
-        if self._running_cycle is not None:
-            # Never two envelopes in flight: the running cycle is followed by another.
-            self._again = True
-            return
-        self._again = False
-        d = self._send_batch()
-        self._running_cycle = d
-
-        def done(sent_any: object) -> None:
-            self._running_cycle = None
-            if self._backing_off():
-                assert self._resume_at is not None
-                self._schedule(self._resume_at - self._clock.seconds())
-            elif sent_any or self._again:
-                self._schedule(0)
-            else:
-                self._schedule_next_due()
-
-        def failed(failure: Any) -> None:
-            self._running_cycle = None
-            log.failure("Outbound cycle to {peer} failed", failure, peer=self.peer_id)
-            self._schedule(self._backoff.delay(1, self._rng))
-
-        d.addCallbacks(done, failed)
-
-    def _schedule_next_due(self) -> None:
-        d = self._db.run_txn(outbox_next_due_txn, self.peer_id)
-
-        def got(due: datetime | None) -> None:
-            delay = IDLE_POLL_SECONDS
-            if due is not None:
-                delay = min(delay, (due - self._now()).total_seconds())
-            self._schedule(delay)
-
-        d.addCallbacks(got, lambda f: self._schedule(IDLE_POLL_SECONDS))
+    @inlineCallbacks
+    def _cycle(self) -> Any:
+        """One envelope; fires with the seconds until the next cycle."""
+        sent_any = yield self._send_batch()
+        if sent_any or self.backing_off():
+            return 0.0
+        try:
+            due = yield self._rt.db.run_txn(outbox_next_due_txn, self.peer_id)
+        except Exception:
+            log.failure("Reading the next due time to {peer}", peer=self.peer_id)
+            return IDLE_POLL_SECONDS
+        delay = IDLE_POLL_SECONDS
+        if due is not None:
+            delay = min(delay, (due - self._rt.clock.now()).total_seconds())
+        return delay
 
     # --- one envelope ----------------------------------------------------------
 
@@ -228,8 +156,8 @@ class PeerSender(Service):
         self, items: list[OutboxItem], bodies: dict[str, bytes | None], now: datetime
     ) -> bytes:
         payloads = [Payload(i.message_id, bodies[i.message_id]) for i in items]  # type: ignore[arg-type]
-        root = build_envelope(self._node_id, self.peer_id, f"env-{uuid.uuid4()}", now, payloads)
-        return self._signer.sign(root)
+        root = build_envelope(self._rt.node_id, self.peer_id, f"env-{uuid.uuid4()}", now, payloads)
+        return self._rt.signer.sign(root)
 
     def _check_receipt(self, answer: HTTPAnswer, sent: dict[str, str], now: datetime) -> str:
         verified = verify(answer.body, self._receipt_trust(), now=now)
@@ -241,8 +169,8 @@ class PeerSender(Service):
 
     @inlineCallbacks
     def _send_batch(self) -> Any:
-        now = self._now()
-        items = yield self._db.run_txn(
+        now = self._rt.clock.now()
+        items = yield self._rt.db.run_txn(
             claim_outbox_txn, self.peer_id, now=now, lease=LEASE, limit=self._batch
         )
         if not items:
@@ -262,38 +190,40 @@ class PeerSender(Service):
     @inlineCallbacks
     def _send_claimed(self, items: list[OutboxItem], now: datetime) -> Any:
         """Send claimed rows; any exception is turned into a retry by the caller."""
-        bodies = yield self._db.run_txn(
-            load_bodies_txn, [i.message_id for i in items], kek=self._kek
+        bodies = yield self._rt.db.run_txn(
+            load_bodies_txn, [i.message_id for i in items], sealer=self._rt.sealer
         )
         erased = [i for i in items if bodies.get(i.message_id) is None]
         if erased:
-            yield self._db.run_txn(
+            yield self._rt.db.run_txn(
                 mark_outbox_dead_txn,
                 erased,
                 reason="EXCHANGE_ERASED",
                 now=now,
-                node=self._node_id,
+                node=self._rt.node_id,
             )
             items = [i for i in items if i not in erased]
             if not items:
                 return True
-        envelope = yield self._cpu(self._build, items, bodies, now)
-        sent = {i.message_id: _sha256(bodies[i.message_id]) for i in items}
-        started = self._clock.seconds()
+        envelope = yield self._rt.cpu(self._build, items, bodies, now)
+        sent = {i.message_id: sha256_hex(bodies[i.message_id] or b"") for i in items}
+        started = self._rt.clock.seconds()
         answer = yield self._client.post(self._url, envelope)
         if answer.status == 200:
-            receipt_sha = yield self._cpu(self._check_receipt, answer, sent, self._now())
-            self._resume_at = None
-            yield self._db.run_txn(
+            receipt_sha = yield self._rt.cpu(
+                self._check_receipt, answer, sent, self._rt.clock.now()
+            )
+            self.hold_until(None)
+            yield self._rt.db.run_txn(
                 mark_outbox_sent_txn,
                 [i.id for i in items],
                 peer_receipt_sha256=receipt_sha,
-                now=self._now(),
-                node=self._node_id,
+                now=self._rt.clock.now(),
+                node=self._rt.node_id,
             )
-            self._metrics.sent.labels(self.peer_id).inc(len(items))
-            self._metrics.envelope_seconds.labels(self.peer_id).observe(
-                self._clock.seconds() - started
+            self._rt.metrics.sent.labels(self.peer_id).inc(len(items))
+            self._rt.metrics.envelope_seconds.labels(self.peer_id).observe(
+                self._rt.clock.seconds() - started
             )
             return True
         code, refused_id = _error_of(answer)
@@ -306,19 +236,19 @@ class PeerSender(Service):
                 message_id=refused_id,
                 code=code,
             )
-            yield self._db.run_txn(
-                mark_outbox_dead_txn, refused, reason=code, now=now, node=self._node_id
+            yield self._rt.db.run_txn(
+                mark_outbox_dead_txn, refused, reason=code, now=now, node=self._rt.node_id
             )
-            self._metrics.dead_letters.labels(self.peer_id).inc(len(refused))
+            self._rt.metrics.dead_letters.labels(self.peer_id).inc(len(refused))
             if rest:
-                yield self._db.run_txn(requeue_in_place_txn, rest, error_code=code, now=now)
+                yield self._rt.db.run_txn(requeue_in_place_txn, rest, error_code=code, now=now)
             return True
         yield self._failed(items, code, now)
         return False
 
     @inlineCallbacks
     def _failed(self, items: list[OutboxItem], code: str, now: datetime) -> Any:
-        self._metrics.send_failures.labels(self.peer_id, code).inc()
+        self._rt.metrics.send_failures.labels(self.peer_id, code).inc()
 
         def give_up(item: OutboxItem) -> bool:
             if self._max_attempts is not None and item.attempts >= self._max_attempts:
@@ -328,17 +258,17 @@ class PeerSender(Service):
         dead = [i for i in items if give_up(i)]
         retry = [i for i in items if not give_up(i)]
         if dead:
-            yield self._db.run_txn(
-                mark_outbox_dead_txn, dead, reason=code, now=now, node=self._node_id
+            yield self._rt.db.run_txn(
+                mark_outbox_dead_txn, dead, reason=code, now=now, node=self._rt.node_id
             )
-            self._metrics.dead_letters.labels(self.peer_id).inc(len(dead))
+            self._rt.metrics.dead_letters.labels(self.peer_id).inc(len(dead))
         if retry:
             # The head of the queue failed ``attempts`` times in a row: the whole
             # queue waits, and the rows keep their place in it.
             attempts = max(i.attempts for i in retry)
             delay = self._backoff.delay(attempts, self._rng)
-            self._resume_at = self._clock.seconds() + delay
-            yield self._db.run_txn(requeue_in_place_txn, retry, error_code=code, now=now)
+            self.hold_until(self._rt.clock.seconds() + delay)
+            yield self._rt.db.run_txn(requeue_in_place_txn, retry, error_code=code, now=now)
         log.info(
             "Sending to {peer} failed ({code}); {retry} to retry, {dead} dead-lettered",
             peer=self.peer_id,
@@ -346,12 +276,6 @@ class PeerSender(Service):
             retry=len(retry),
             dead=len(dead),
         )
-
-
-def _sha256(data: bytes | None) -> str:
-    import hashlib
-
-    return hashlib.sha256(data or b"").hexdigest()
 
 
 def _error_of(answer: HTTPAnswer) -> tuple[str, str | None]:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from gateway.core import lifecycle
@@ -49,11 +49,9 @@ from gateway.core.documents import ExchangeDocument, Request
 from gateway.core.envelopes import ReceiptItem, ReceiptStatus, build_receipt
 from gateway.core.errors import GatewayError, InvalidInput, Unavailable
 from gateway.core.ns import DOC_NS
-from gateway.core.signing import Signer
 from gateway.core.xmlparse import parse_xml
-from gateway.service.metrics import NodeMetrics
+from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores
-from gateway.storage.db import Database
 from gateway.storage.errors import DuplicateMessage
 from gateway.storage.exchanges import party_exchange_txn
 from gateway.storage.messages import (
@@ -78,41 +76,31 @@ class PayloadRefused(InvalidInput):
         self.cause = cause
 
 
-Clock = Callable[[], datetime]
-RunInThread = Callable[..., Deferred[Any]]
-
-
 class Pipeline:
     def __init__(
         self,
+        runtime: Runtime,
         *,
-        node_id: str,
-        now: Clock,
-        db: Database,
-        cpu: RunInThread,
-        signer: Signer,
-        kek: bytes,
         trust: NodeTrustStores,
         replay_window_seconds: float,
         catalogues: CatalogueRegistry | None,
-        metrics: NodeMetrics,
         push_authorities: frozenset[str] = frozenset(),
         on_queued: Callable[[str], None] = lambda peer: None,
         on_delivery: Callable[[str], None] = lambda authority: None,
         on_received: Callable[[ExchangeDocument], None] = lambda document: None,
         published: Callable[[], PublishedDirectory] | None = None,
     ) -> None:
-        self.node_id = node_id
-        self._now = now
-        self._db = db
-        self._cpu = cpu
-        self._signer = signer
-        self._kek = kek
+        self.node_id = runtime.node_id
+        self._now = runtime.clock.now
+        self._db = runtime.db
+        self._cpu = runtime.cpu
+        self._signer = runtime.signer
+        self._sealer = runtime.sealer
         self._trust = trust
         self._all_peers: tuple[object, TrustStore] | None = None
         self._window = replay_window_seconds
         self._catalogues = catalogues
-        self._metrics = metrics
+        self._metrics = runtime.metrics
         self._push = push_authorities
         self._on_queued = on_queued
         self._on_delivery = on_delivery
@@ -229,7 +217,7 @@ class Pipeline:
             yield self._db.run_txn(
                 submit_message_txn,
                 submission,
-                kek=self._kek,
+                sealer=self._sealer,
                 now=now,
                 node=self.node_id,
                 lifecycle=lifecycle.ExchangeLifecycle(role),
@@ -357,7 +345,7 @@ class Pipeline:
             result = yield self._db.run_txn(
                 store_inbound_envelope_txn,
                 inbound,
-                kek=self._kek,
+                sealer=self._sealer,
                 now=now,
                 node=self.node_id,
                 lifecycle=_InboundLifecycle(),

@@ -34,7 +34,7 @@ from gateway.core.envelopes import Rendering
 from gateway.core.errors import GatewayError
 from gateway.core.ns import DOC_NS
 from gateway.core.xmlparse import parse_xml
-from gateway.storage.db import Database
+from gateway.service.runtime import Runtime
 from gateway.storage.errors import ExchangeNotFound
 from gateway.storage.exchanges import exchange_txn
 from gateway.storage.messages import exchange_messages_txn, load_bodies_txn
@@ -109,39 +109,48 @@ def peer_stages(body: bytes, peer: str) -> list[etree._Element]:
 
 
 class TrackingQueries:
+    """Tracking records of exchanges; parsing, rendering and XML building run on the CPU pool."""
+
     def __init__(
         self,
-        db: Database,
-        node_id: str,
+        runtime: Runtime,
         fetch_peer: FetchPeer | None = None,
         *,
-        kek: bytes | None = None,
         render: Render | None = None,
     ) -> None:
-        self._db = db
-        self._node_id = node_id
+        self._rt = runtime
+        self._db = runtime.db
+        self._node_id = runtime.node_id
         self._fetch_peer = fetch_peer
-        self._kek = kek
         self._render = render
 
-    async def _rendered_documents(
-        self, exchange_id: str
+    def _render_all(
+        self, metas: Sequence[MessageMeta], bodies: dict[str, bytes | None]
     ) -> list[tuple[MessageMeta, Sequence[Rendering]]]:
-        if self._render is None or self._kek is None:
-            return []
-        metas = await self._db.run_txn(exchange_messages_txn, exchange_id)
-        metas = [m for m in metas if m.document_type in RENDERED_TYPES and not m.erased]
-        if not metas:
-            return []
-        bodies = await self._db.run_txn(
-            load_bodies_txn, [m.message_id for m in metas], kek=self._kek
-        )
+        assert self._render is not None
         out = []
         for meta in metas:
             body = bodies.get(meta.message_id)
             if body is not None:
                 out.append((meta, self._render(body)))
         return out
+
+    async def _rendered_documents(
+        self, exchange_id: str
+    ) -> list[tuple[MessageMeta, Sequence[Rendering]]]:
+        if self._render is None:
+            return []
+        metas = await self._db.run_txn(exchange_messages_txn, exchange_id)
+        metas = [m for m in metas if m.document_type in RENDERED_TYPES and not m.erased]
+        if not metas:
+            return []
+        bodies = await self._db.run_txn(
+            load_bodies_txn, [m.message_id for m in metas], sealer=self._rt.sealer
+        )
+        rendered: list[tuple[MessageMeta, Sequence[Rendering]]] = await self._rt.cpu(
+            self._render_all, metas, bodies
+        )
+        return rendered
 
     async def record(
         self, exchange_id: str, authority: str
@@ -167,7 +176,7 @@ class TrackingQueries:
         if peer is not None and self._fetch_peer is not None:
             try:
                 body = await self._fetch_peer(peer, exchange_id)
-                stages += peer_stages(body, peer) if body else []
+                stages += await self._rt.cpu(peer_stages, body, peer) if body else []
                 status = "included"
             except GatewayError as error:  # unreachable, redirected, refused, unreadable
                 log.info(
@@ -185,7 +194,8 @@ class TrackingQueries:
                 )
                 status = "unavailable"
         documents = await self._rendered_documents(exchange_id)
-        return tracking_xml(exchange, stages, status, documents)
+        xml: bytes = await self._rt.cpu(tracking_xml, exchange, stages, status, documents)
+        return xml
 
     async def peer_record_xml(self, exchange_id: str, peer: str) -> bytes:
         """This node's own stages of an exchange between this node and ``peer``."""
@@ -197,4 +207,5 @@ class TrackingQueries:
             raise ExchangeNotFound(f"no exchange {exchange_id!r} involves node {peer}")
         events = await self._db.run_txn(tracking_events_txn, exchange_id)
         own = [e for e in events if e.node == self._node_id]
-        return tracking_xml(exchange, _stage_elements(own))
+        xml: bytes = await self._rt.cpu(tracking_xml, exchange, _stage_elements(own))
+        return xml

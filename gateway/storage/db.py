@@ -50,7 +50,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -156,7 +156,11 @@ class Database(Service):
         busy_timeout_ms: int = 30_000,
         sqlite_synchronous: str = "FULL",
         engine: Engine | None = None,
+        inline: bool = False,
     ) -> None:
+        """``inline``: :meth:`run_txn` runs each transaction at once on the calling
+        thread (unit tests on ``twisted.internet.task.Clock``: no thread pool, no
+        real reactor)."""
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.engine = engine or create_engine_for(
@@ -175,6 +179,7 @@ class Database(Service):
         #: Group commit of the write transactions run with :meth:`run_txn` (SQLite only).
         self._group = _GroupCommit(self) if self._write_lock is not None else None
         self._reactor = reactor
+        self._inline = inline
         self._threads = threads
         self._retries = retries
         self._pool: ThreadPool | None = None
@@ -224,6 +229,8 @@ class Database(Service):
         **kwargs: P.kwargs,
     ) -> Deferred[T]:
         """Run ``func(conn, *args, **kwargs)`` in one transaction on the database thread pool."""
+        if self._inline:
+            return maybeDeferred(self.run_txn_sync, func, *args, **kwargs)
         if self._pool is None:
             return fail(DatabaseUnavailable("the database thread pool is not running"))
         if self._group is not None and not _is_read_only(func):

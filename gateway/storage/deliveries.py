@@ -8,8 +8,8 @@ that was committed late.
 
 * Pull: :func:`pending_deliveries_txn` lists unacknowledged rows after a
   cursor; :func:`ack_deliveries_txn` acknowledges everything up to a cursor.
-* Push (``push_state`` not NULL): claimed with a lease like the outbox
-  (:func:`claim_push_deliveries_txn`), then marked delivered, failed (the
+* Push (``push_state`` not NULL): a leased queue like the outbox
+  (:mod:`gateway.storage.leases`; :func:`claim_push_deliveries_txn`), then marked delivered, failed (the
   caller's back-off) or dead. A dead push stays available to pull.
 """
 
@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select, update
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.engine import Connection
 
 from gateway.storage.db import read_only
+from gateway.storage.leases import LEASE, LeasedTable, claim_txn, mark_dead_txn, mark_failed_txn
 from gateway.storage.messages import exchange_ids_of
 from gateway.storage.model import Delivery, DeliveryBacklog, PushItem, Stage
 from gateway.storage.tables import deliveries, messages
@@ -115,45 +116,31 @@ def ack_deliveries_txn(
     return len(updated)
 
 
+PUSH = LeasedTable(deliveries, key="seq", state="push_state", dead_reason="last_error")
+
+
 def claim_push_deliveries_txn(
     conn: Connection,
     authority_id: str | None = None,
     *,
     now: datetime,
-    lease: timedelta,
+    lease: timedelta = LEASE,
     limit: int = 50,
 ) -> list[PushItem]:
     """Claim due push deliveries (of one authority, or any), leased until ``now + lease``."""
-    due = or_(
-        and_(deliveries.c.push_state == "pending", deliveries.c.next_attempt_at <= now),
-        and_(deliveries.c.push_state == "inflight", deliveries.c.lease_until <= now),
-    )
-    query = (
-        select(deliveries.c.seq)
-        .where(due, deliveries.c.delivered_at.is_(None))
-        .order_by(deliveries.c.seq)
-        .limit(limit)
-    )
+    where = [deliveries.c.delivered_at.is_(None)]
     if authority_id is not None:
-        query = query.where(deliveries.c.authority_id == authority_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    seqs = list(conn.execute(query).scalars())
-    if not seqs:
-        return []
-    lease_until = now + lease
-    rows = conn.execute(
-        update(deliveries)
-        .where(deliveries.c.seq.in_(seqs))
-        .values(push_state="inflight", lease_until=lease_until, attempts=deliveries.c.attempts + 1)
-        .returning(
-            deliveries.c.seq,
-            deliveries.c.authority_id,
-            deliveries.c.message_id,
-            deliveries.c.attempts,
-        )
+        where.append(deliveries.c.authority_id == authority_id)
+    seqs, claimed, lease_until = claim_txn(
+        conn,
+        PUSH,
+        *where,
+        order_by=(deliveries.c.seq,),
+        now=now,
+        lease=lease,
+        limit=limit,
+        returning=(deliveries.c.authority_id, deliveries.c.message_id),
     )
-    claimed = {r.seq: r for r in rows}
     return [
         PushItem(
             seq=seq,
@@ -194,40 +181,15 @@ def mark_push_failed_txn(
     error_code: str,
     next_attempt_at: datetime,
 ) -> int:
-    """Put claimed pushes back to ``pending`` until ``next_attempt_at`` (fenced by attempts)."""
-    changed = 0
-    for item in items:
-        changed += conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.seq == item.seq,
-                deliveries.c.push_state == "inflight",
-                deliveries.c.attempts == item.attempts,
-            )
-            .values(
-                push_state="pending",
-                lease_until=None,
-                next_attempt_at=next_attempt_at,
-                last_error=error_code,
-            )
-        ).rowcount
-    return changed
+    """Put claimed pushes back to ``pending`` until ``next_attempt_at`` (see :func:`mark_failed_txn`)."""
+    return mark_failed_txn(
+        conn, PUSH, items, error_code=error_code, next_attempt_at=next_attempt_at
+    )
 
 
 def mark_push_dead_txn(conn: Connection, items: Sequence[PushItem], *, reason: str) -> int:
     """Stop pushing claimed deliveries (fenced by attempts); they stay available to pull."""
-    changed = 0
-    for item in items:
-        changed += conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.seq == item.seq,
-                deliveries.c.push_state == "inflight",
-                deliveries.c.attempts == item.attempts,
-            )
-            .values(push_state="dead", lease_until=None, last_error=reason)
-        ).rowcount
-    return changed
+    return len(mark_dead_txn(conn, PUSH, items, reason=reason))
 
 
 @read_only

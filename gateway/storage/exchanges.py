@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core import dataprotect
+from gateway.core.dataprotect import Sealer
 from gateway.storage.db import read_only
 from gateway.storage.errors import (
     ExchangeErased,
@@ -74,7 +75,7 @@ def open_exchange(
     info: ExchangeInfo,
     *,
     document_type: str,
-    kek: bytes,
+    sealer: Sealer,
     now: datetime,
     node: str,
     lifecycle: Lifecycle,
@@ -108,7 +109,7 @@ def open_exchange(
             "created_at": now,
             "updated_at": now,
             "closed_at": now if lifecycle.is_closed(state) else None,
-            "wrapped_data_key": dataprotect.wrap_key(kek, data_key, info.exchange_id),
+            "wrapped_data_key": sealer.wrap_key(data_key, info.exchange_id),
             "erased_at": None,
         }
         try:
@@ -133,7 +134,7 @@ def open_exchange(
         if getattr(row, name) != getattr(info, name):
             raise ExchangeMismatch(info.exchange_id, name)
     state = lifecycle.next_state(row.state, document_type)
-    data_key = dataprotect.unwrap_key(kek, row.wrapped_data_key, info.exchange_id)
+    data_key = sealer.unwrap_key(row.wrapped_data_key, info.exchange_id)
     if state != row.state:
         _write_state(conn, info.exchange_id, state, lifecycle.is_closed(state), row, now)
     track = _stage_rows(
@@ -264,7 +265,7 @@ def set_exchange_state_txn(
     return exchange_txn(conn, exchange_id)
 
 
-def exchange_data_key_txn(conn: Connection, exchange_id: str, *, kek: bytes) -> bytes:
+def exchange_data_key_txn(conn: Connection, exchange_id: str, *, sealer: Sealer) -> bytes:
     """The exchange's unwrapped data key, for stores that seal further personal data.
 
     Raises :class:`ExchangeNotFound` or :class:`ExchangeErased`. Never log the result.
@@ -276,7 +277,7 @@ def exchange_data_key_txn(conn: Connection, exchange_id: str, *, kek: bytes) -> 
         raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
     if row.wrapped_data_key is None:
         raise ExchangeErased(f"exchange {exchange_id} has been erased")
-    return dataprotect.unwrap_key(kek, row.wrapped_data_key, exchange_id)
+    return sealer.unwrap_key(row.wrapped_data_key, exchange_id)
 
 
 @read_only

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core import dataprotect
+from gateway.core.dataprotect import Sealer
 from gateway.core.docxml import sha256_hex
 from gateway.core.errors import GatewayError, Unavailable
 from gateway.storage.db import read_only
@@ -103,7 +104,7 @@ def submit_messages_txn(
     conn: Connection,
     submissions: Sequence[Submission],
     *,
-    kek: bytes,
+    sealer: Sealer,
     now: datetime,
     node: str,
     lifecycle: Lifecycle = KEEP_STATE,
@@ -133,7 +134,7 @@ def submit_messages_txn(
                 conn,
                 sub.exchange,
                 document_type=sub.document_type,
-                kek=kek,
+                sealer=sealer,
                 now=now,
                 node=node,
                 lifecycle=lifecycle,
@@ -216,14 +217,14 @@ def submit_message_txn(
     conn: Connection,
     submission: Submission,
     *,
-    kek: bytes,
+    sealer: Sealer,
     now: datetime,
     node: str,
     lifecycle: Lifecycle = KEEP_STATE,
 ) -> Accepted:
     """Store one submitted document; raises the refusal (e.g. :class:`DuplicateMessage`)."""
     (result,) = submit_messages_txn(
-        conn, [submission], kek=kek, now=now, node=node, lifecycle=lifecycle
+        conn, [submission], sealer=sealer, now=now, node=node, lifecycle=lifecycle
     )
     if isinstance(result, GatewayError):
         raise result
@@ -257,7 +258,7 @@ def store_inbound_envelope_txn(
     conn: Connection,
     envelope: InboundEnvelope,
     *,
-    kek: bytes,
+    sealer: Sealer,
     now: datetime,
     node: str,
     lifecycle: Lifecycle = KEEP_STATE,
@@ -314,7 +315,7 @@ def store_inbound_envelope_txn(
                 conn,
                 payload.exchange,
                 document_type=payload.document_type,
-                kek=kek,
+                sealer=sealer,
                 now=now,
                 node=node,
                 lifecycle=lifecycle,
@@ -433,7 +434,7 @@ def exchange_messages_txn(conn: Connection, exchange_id: str) -> list[MessageMet
 
 
 @read_only
-def load_message_txn(conn: Connection, message_id: str, *, kek: bytes) -> StoredMessage:
+def load_message_txn(conn: Connection, message_id: str, *, sealer: Sealer) -> StoredMessage:
     """A message with its unsealed signed bytes.
 
     Raises :class:`MessageNotFound`, or :class:`ExchangeErased` once its
@@ -449,14 +450,14 @@ def load_message_txn(conn: Connection, message_id: str, *, kek: bytes) -> Stored
         raise MessageNotFound(f"message {message_id} is not known here")
     if row.body is None or row.wrapped_data_key is None:
         raise ExchangeErased(f"the exchange of message {message_id} has been erased")
-    data_key = dataprotect.unwrap_key(kek, row.wrapped_data_key, row.exchange_id)
+    data_key = sealer.unwrap_key(row.wrapped_data_key, row.exchange_id)
     body = dataprotect.open_sealed(data_key, row.body, body_aad(message_id))
     return StoredMessage(meta=_meta(row), body=body)
 
 
 @read_only
 def load_bodies_txn(
-    conn: Connection, message_ids: Sequence[str], *, kek: bytes
+    conn: Connection, message_ids: Sequence[str], *, sealer: Sealer
 ) -> dict[str, bytes | None]:
     """Unsealed bodies of ``message_ids`` (for a sender batch): None for erased, absent if unknown."""
     ids = sorted(set(message_ids))
@@ -480,7 +481,7 @@ def load_bodies_txn(
             continue
         key = keys.get(row.exchange_id)
         if key is None:
-            key = dataprotect.unwrap_key(kek, row.wrapped_data_key, row.exchange_id)
+            key = sealer.unwrap_key(row.wrapped_data_key, row.exchange_id)
             keys[row.exchange_id] = key
         out[row.message_id] = dataprotect.open_sealed(key, row.body, body_aad(row.message_id))
     return out

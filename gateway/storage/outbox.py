@@ -6,11 +6,10 @@ back to ``pending`` (failed; the caller computes the back-off) or ``dead``
 (gave up; an operator may retry it). A lease that expires (the worker died)
 makes the row claimable again.
 
-``attempts`` is incremented by each claim and doubles as a fencing token:
-:func:`mark_outbox_failed_txn` and :func:`mark_outbox_dead_txn` only change a
-row still held by the same claim. Claims use ``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL (concurrent senders in several processes get disjoint rows) and
-the ``BEGIN IMMEDIATE`` write lock on SQLite.
+Claiming, putting back and dead-lettering (fenced by ``attempts``) are the
+leased-queue functions of :mod:`gateway.storage.leases`, shared with push
+deliveries; this module adds what is the outbox's own (tracking rows, the
+in-place requeue, dead-letter listing and retry, queue depth).
 """
 
 from __future__ import annotations
@@ -19,10 +18,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from gateway.storage.db import read_only
+from gateway.storage.leases import LEASE, LeasedTable, claim_txn, mark_dead_txn, mark_failed_txn
 from gateway.storage.messages import exchange_ids_of
 from gateway.storage.model import DeadLetter, OutboxItem, QueueDepth, Stage
 from gateway.storage.tables import messages, outbox
@@ -31,12 +31,15 @@ from gateway.storage.tracking import insert_tracking, tracking_row
 _OPEN_STATES = ("pending", "inflight")
 
 
+OUTBOX = LeasedTable(outbox, key="id", state="state", dead_reason="dead_reason")
+
+
 def claim_outbox_txn(
     conn: Connection,
     peer_node: str,
     *,
     now: datetime,
-    lease: timedelta,
+    lease: timedelta = LEASE,
     limit: int = 50,
 ) -> list[OutboxItem]:
     """Claim up to ``limit`` due rows for ``peer_node``, oldest due first, leased until ``now + lease``.
@@ -44,29 +47,16 @@ def claim_outbox_txn(
     Due: ``pending`` with ``next_attempt_at <= now``, or ``inflight`` whose
     lease has expired.
     """
-    due = or_(
-        and_(outbox.c.state == "pending", outbox.c.next_attempt_at <= now),
-        and_(outbox.c.state == "inflight", outbox.c.lease_until <= now),
+    ids, claimed, lease_until = claim_txn(
+        conn,
+        OUTBOX,
+        outbox.c.peer_node == peer_node,
+        order_by=(outbox.c.next_attempt_at, outbox.c.id),
+        now=now,
+        lease=lease,
+        limit=limit,
+        returning=(outbox.c.message_id, outbox.c.created_at),
     )
-    query = (
-        select(outbox.c.id)
-        .where(outbox.c.peer_node == peer_node, due)
-        .order_by(outbox.c.next_attempt_at, outbox.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(conn.execute(query).scalars())
-    if not ids:
-        return []
-    lease_until = now + lease
-    rows = conn.execute(
-        update(outbox)
-        .where(outbox.c.id.in_(ids))
-        .values(state="inflight", lease_until=lease_until, attempts=outbox.c.attempts + 1)
-        .returning(outbox.c.id, outbox.c.message_id, outbox.c.attempts, outbox.c.created_at)
-    )
-    claimed = {r.id: r for r in rows}
     return [
         OutboxItem(
             id=row_id,
@@ -147,30 +137,10 @@ def mark_outbox_failed_txn(
     error_code: str,
     next_attempt_at: datetime,
 ) -> int:
-    """Put claimed rows back to ``pending`` until ``next_attempt_at`` (the caller's back-off).
-
-    ``error_code`` is a stable code, never a message. Rows whose claim was
-    superseded (lease expired and re-claimed) are left alone. Returns the
-    number of rows changed.
-    """
-    changed = 0
-    for item in items:
-        result = conn.execute(
-            update(outbox)
-            .where(
-                outbox.c.id == item.id,
-                outbox.c.state == "inflight",
-                outbox.c.attempts == item.attempts,
-            )
-            .values(
-                state="pending",
-                lease_until=None,
-                next_attempt_at=next_attempt_at,
-                last_error=error_code,
-            )
-        )
-        changed += result.rowcount
-    return changed
+    """Put claimed rows back to ``pending`` until ``next_attempt_at`` (see :func:`mark_failed_txn`)."""
+    return mark_failed_txn(
+        conn, OUTBOX, items, error_code=error_code, next_attempt_at=next_attempt_at
+    )
 
 
 def requeue_in_place_txn(
@@ -217,20 +187,9 @@ def mark_outbox_dead_txn(
     node: str,
 ) -> int:
     """Give up on claimed rows: state ``dead`` with ``reason`` (a code), plus tracking rows."""
-    updated: list[Any] = []
-    for item in items:
-        row = conn.execute(
-            update(outbox)
-            .where(
-                outbox.c.id == item.id,
-                outbox.c.state == "inflight",
-                outbox.c.attempts == item.attempts,
-            )
-            .values(state="dead", lease_until=None, dead_reason=reason)
-            .returning(outbox.c.message_id, outbox.c.peer_node)
-        ).first()
-        if row is not None:
-            updated.append(row)
+    updated = mark_dead_txn(
+        conn, OUTBOX, items, reason=reason, returning=(outbox.c.message_id, outbox.c.peer_node)
+    )
     _track(conn, updated, Stage.DEAD_LETTER, now=now, node=node, detail=reason)
     return len(updated)
 

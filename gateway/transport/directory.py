@@ -13,6 +13,12 @@
   see docs/directory.md) by default; JSON when the ``Accept`` header prefers
   ``application/json``.
 
+Neither renders on the reactor thread: reading the directory files,
+searching, signing and serialising run through the injected ``run`` (the
+node's thread pool), one request at a time per resource (the search index
+and the publisher are used from one thread at a time); the reactor only
+writes the answer. Without ``run`` (tests) the work runs inline.
+
 Both are leaves; the composition root mounts them under the listeners'
 guards (``gateway.transport.api.ListenerGuard``), which authenticate the
 caller before either is reached: a peer node's pinned TLS certificate for
@@ -27,16 +33,19 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
+from gateway.core.clock import Clock
 from gateway.core.directory.document import write_entry_parts
 from gateway.core.docxml import XML_LANG
 from gateway.core.errors import GatewayError, InvalidInput
@@ -70,6 +79,64 @@ class DirectoryQueryInvalid(InvalidInput):
     code = "DIRECTORY_QUERY_INVALID"
 
 
+#: ``run(func, *args) -> Deferred``: blocking work off the reactor thread.
+RunInThread = Callable[..., "Deferred[Any]"]
+
+
+@dataclass
+class _Answer:
+    """An answer computed off the reactor thread, written on it."""
+
+    body: bytes
+    status: int = 200
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+
+
+class _OffReactor:
+    """Runs a resource's work through ``run``, one call at a time, and writes the answer."""
+
+    def __init__(self, run: RunInThread | None) -> None:
+        self._run: RunInThread = run or maybeDeferred
+        self._lock = threading.Lock()
+
+    def _locked(self, work: Callable[[], _Answer]) -> _Answer:
+        with self._lock:
+            return work()
+
+    def render(
+        self,
+        request: Request,
+        work: Callable[[], _Answer],
+        refused: Callable[[GatewayError], bytes],
+    ) -> int:
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+        def write(answer: _Answer) -> None:
+            if gone:
+                return
+            request.setResponseCode(answer.status)
+            for name, value in answer.headers.items():
+                request.setHeader(name, value)
+            if answer.body:
+                request.write(answer.body)
+            request.finish()
+
+        def failed(failure: Failure) -> None:
+            if gone:
+                return
+            if failure.check(GatewayError):
+                body = refused(failure.value)  # type: ignore[arg-type]
+            else:
+                log.failure("Directory request failed", failure)
+                body = write_error(request, GatewayError("the request could not be answered"))
+            request.write(body)
+            request.finish()
+
+        self._run(self._locked, work).addCallbacks(write, failed)
+        return NOT_DONE_YET
+
+
 def _arg(request: Request, name: bytes) -> bytes | None:
     values = (request.args or {}).get(name)
     if not values:
@@ -80,8 +147,8 @@ def _arg(request: Request, name: bytes) -> bytes | None:
 class DirectoryResource(Resource):
     """``GET /peer/v1/directory?since=N``: the node-signed directory for a peer.
 
-    ``sign(root) -> bytes`` signs with the node's signing key; ``clock`` is
-    the reactor (its time is the publication time and the refresh clock).
+    ``sign(root) -> bytes`` signs with the node's signing key; ``clock``
+    gives the publication time; ``run`` runs the work off the reactor.
     """
 
     isLeaf = True
@@ -91,19 +158,23 @@ class DirectoryResource(Resource):
         store: DirectoryStore,
         sign: Callable[[etree._Element], bytes],
         *,
-        clock: IReactorTime,
+        clock: Clock,
         refresh_interval: float = 60.0,
+        run: RunInThread | None = None,
     ) -> None:
         super().__init__()
         self._publisher = DirectoryPublisher(
-            store,
-            sign,
-            now=lambda: datetime.fromtimestamp(clock.seconds(), UTC),
-            refresh_interval=refresh_interval,
+            store, sign, now=clock.now, refresh_interval=refresh_interval
         )
+        self._off = _OffReactor(run)
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes | int:
         request.setHeader(b"Cache-Control", b"no-store")
+
+        def refused(exc: GatewayError) -> bytes:
+            log.warn("Directory request refused: {code}", code=exc.code)
+            return write_error(request, exc)
+
         try:
             raw = _arg(request, b"since")
             since: int | None = None
@@ -111,17 +182,17 @@ class DirectoryResource(Resource):
                 if not _DIGITS.match(raw) or int(raw) > _MAX_VERSION:
                     raise DirectoryQueryInvalid("since must be a directory version number")
                 since = int(raw)
-            data = self._publisher.document(since)
-            version = self._publisher.current().version
         except GatewayError as exc:
-            log.warn("Directory request refused: {code}", code=exc.code)
-            return write_error(request, exc)
-        request.setHeader(b"X-Directory-Version", str(version).encode("ascii"))
-        if data is None:
-            request.setResponseCode(304)
-            return b""
-        request.setHeader(b"Content-Type", XML_CONTENT_TYPE)
-        return data
+            return refused(exc)
+
+        def work() -> _Answer:
+            data = self._publisher.document(since)
+            headers = {b"X-Directory-Version": str(self._publisher.current().version).encode()}
+            if data is None:
+                return _Answer(b"", 304, headers)
+            return _Answer(data, 200, headers | {b"Content-Type": XML_CONTENT_TYPE})
+
+        return self._off.render(request, work, refused)
 
 
 # --- search ---------------------------------------------------------------------------
@@ -199,30 +270,40 @@ class AuthoritySearchResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, search: LiveSearch) -> None:
+    def __init__(self, search: LiveSearch, *, run: RunInThread | None = None) -> None:
         super().__init__()
         self._search = search
+        self._off = _OffReactor(run)
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes | int:
         as_json = _prefers_json(request.getHeader(b"accept"))
         request.setHeader(b"Cache-Control", b"no-store")
         request.setHeader(b"Vary", b"Accept")
-        try:
-            query = self._query(request)
-            result = self._search.search(query)
-        except GatewayError as exc:
+
+        def refused(exc: GatewayError) -> bytes:
             if as_json:
                 request.setResponseCode(exc.http_status)
                 request.setHeader(b"Content-Type", JSON_CONTENT_TYPE)
                 body = {"error": {"code": exc.code, "message": str(exc)}}
                 return json.dumps(body).encode("utf-8")
             return write_error(request, exc)
-        if as_json:
-            request.setHeader(b"Content-Type", JSON_CONTENT_TYPE)
-            document = search_result_json(result, self._search)
-            return json.dumps(document, ensure_ascii=False).encode("utf-8")
-        request.setHeader(b"Content-Type", XML_CONTENT_TYPE)
-        return search_result_xml(result, self._search)
+
+        try:
+            query = self._query(request)
+        except GatewayError as exc:
+            return refused(exc)
+
+        def work() -> _Answer:
+            # The index follows the files (a stat each, a re-read of what changed).
+            result = self._search.search(query)
+            if as_json:
+                document = search_result_json(result, self._search)
+                body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+                return _Answer(body, headers={b"Content-Type": JSON_CONTENT_TYPE})
+            body = search_result_xml(result, self._search)
+            return _Answer(body, headers={b"Content-Type": XML_CONTENT_TYPE})
+
+        return self._off.render(request, work, refused)
 
     @staticmethod
     def _query(request: Request) -> SearchQuery:

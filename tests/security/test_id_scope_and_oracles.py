@@ -23,8 +23,9 @@ from gateway.core.documents import Reminder, to_xml
 from gateway.core.envelopes import Payload
 from gateway.testbed import CATALOGUE_VERSION, doctor_acceptance, doctor_request
 from tests.nodes import two_nodes
-from tests.service.bed import row_counts
+from tests.service.bed import row_counts, table_rows
 from tests.transport.test_peer_security import PEER_PATH, refusal, running, url
+from tests.waiting import until
 
 AUTHORITIES = {"NO": ["NO-HELSEDIR", "NO-UDIR"], "PT": ["PT-OMD", "PT-OTHER"]}
 
@@ -121,6 +122,12 @@ async def test_another_authoritys_document_id_is_refused_exactly_like_a_fresh_on
         now = datetime.now(UTC)
         used = doctor_request("2026-1", "NO-HELSEDIR", "PT-OMD", now)
         await helsedir.submit(helsedir.sign(to_xml(used)))
+
+        async def sent() -> bool:  # the envelope's receipt (and its tracking row) is in
+            rows = await table_rows(nodes["NO"].parts.db, "outbox", "state")
+            return [row.state for row in rows] == ["sent"]
+
+        await until(sent)
         before = await row_counts(nodes["NO"].parts.db)
 
         answers = []

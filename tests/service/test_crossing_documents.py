@@ -5,26 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest_twisted
-from twisted.internet import reactor, task
 
 from gateway.core.docparts import Header
 from gateway.core.documents import Rejection, Withdrawal, to_xml
 from gateway.storage.outbox import dead_letters_txn
 from gateway.testbed import doctor_request, owned_id
 from tests.nodes import start_node, two_nodes
+from tests.waiting import until
 
 FAST = {
     c: "[outbound]\ninitial_backoff_seconds = 0.05\nmax_backoff_seconds = 0.2" for c in ("NO", "PT")
 }
 
 
-async def _dead_letters(node, rounds=400):
-    for _ in range(rounds):
-        letters = await node.parts.db.run_txn(dead_letters_txn)
-        if letters:
-            return letters
-        await task.deferLater(reactor, 0.025, lambda: None)
-    raise AssertionError("no dead letter appeared")
+async def _dead_letters(node):
+    return await until(lambda: node.parts.db.run_txn(dead_letters_txn))
 
 
 @pytest_twisted.ensureDeferred

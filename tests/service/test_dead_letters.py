@@ -5,24 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest_twisted
-from twisted.internet import reactor, task
 
 from gateway.cli import main as cli
 from gateway.core.documents import to_xml
 from gateway.storage.outbox import dead_letters_txn
 from gateway.testbed import doctor_request
 from tests.nodes import start_node, two_nodes
+from tests.waiting import until
 
 FAST_GIVE_UP = {"NO": "[outbound]\ninitial_backoff_seconds = 0.05\nmax_attempts = 1"}
-
-
-async def _until(predicate, *, rounds: int = 400) -> None:
-    """Turn the reactor until ``predicate()`` (a Deferred of bool) is true; bounded."""
-    for _ in range(rounds):
-        if await predicate():
-            return
-        await task.deferLater(reactor, 0.025, lambda: None)
-    raise AssertionError("condition not reached")
 
 
 @pytest_twisted.ensureDeferred
@@ -39,7 +30,7 @@ async def test_unreachable_peer_dead_letters_and_operator_retry_delivers(tmp_pat
         async def dead() -> bool:
             return bool(await db.run_txn(dead_letters_txn))
 
-        await _until(dead)
+        await until(dead)
         (letter,) = await db.run_txn(dead_letters_txn)
         assert letter.message_id == request.header.document_id
         assert letter.dead_reason == "PEER_UNREACHABLE"

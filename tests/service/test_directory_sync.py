@@ -19,11 +19,13 @@ from lxml import etree
 from twisted.internet import task
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import globalLogPublisher
+from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
 from gateway.core.search import SearchQuery
 from gateway.service.directory_search import LiveSearch
 from gateway.service.directory_sync import DirectorySyncService, SyncOutcome
+from gateway.service.runtime import ReactorClock
 from gateway.storage.directory_files import DirectoryStore, authority_certificates
 from gateway.transport.directory import (
     SEARCH_NS,
@@ -44,6 +46,9 @@ def get(
     if accept is not None:
         request.requestHeaders.addRawHeader(b"accept", accept)
     body = resource.render(request)
+    if body == NOT_DONE_YET:  # rendered off the reactor (here: inline): the answer was written
+        assert request.finished
+        body = b"".join(request.written)
     return request, body
 
 
@@ -72,7 +77,7 @@ def nodes(tmp_path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
 @pytest.fixture
 def endpoint(nodes: tuple[pathlib.Path, pathlib.Path], clock: task.Clock) -> DirectoryResource:
     no, _ = nodes
-    return DirectoryResource(DirectoryStore(no), signer(no).sign, clock=clock)
+    return DirectoryResource(DirectoryStore(no), signer(no).sign, clock=ReactorClock(clock))
 
 
 @pytest.fixture
@@ -150,7 +155,12 @@ def test_the_endpoint_refuses_a_malformed_since(endpoint: DirectoryResource, sin
 
 def service(pt: pathlib.Path, peer: Peer, clock: task.Clock, **kwargs: Any) -> DirectorySyncService:
     return DirectorySyncService(
-        DirectoryStore(pt), ["NO"], peer.fetch, clock=clock, interval=INTERVAL, **kwargs
+        DirectoryStore(pt),
+        ["NO"],
+        peer.fetch,
+        clock=ReactorClock(clock),
+        interval=INTERVAL,
+        **kwargs,
     )
 
 
@@ -296,7 +306,7 @@ def test_peers_are_read_at_each_tick(
         return succeed(None)
 
     sync = DirectorySyncService(
-        DirectoryStore(pt), lambda: wanted, fetch, clock=clock, interval=INTERVAL
+        DirectoryStore(pt), lambda: wanted, fetch, clock=ReactorClock(clock), interval=INTERVAL
     )
     sync.startService()
     wanted.append("NO")

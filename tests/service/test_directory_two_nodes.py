@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
 
 from gateway.cli import main as cli
 from gateway.core.documents import to_xml
 from gateway.testbed import NationalSystemError, doctor_request
 from tests.nodes import two_nodes
+from tests.waiting import until
 
 AUTHORITIES = {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD", "PT-OTHER"]}
 
@@ -45,11 +45,9 @@ async def test_peer_directory_is_synced_searched_and_pins_senders(tmp_path) -> N
         )
         # NO's sync service fetches PT's signed directory over the peer API.
         sync = next(s for s in nodes["NO"].service if type(s).__name__ == "DirectorySyncService")
-        for _ in range(200):  # the start-up sync may still be running: then this one is skipped
-            outcome = await sync.sync_peer("PT")
-            if outcome.status != "skipped":
-                break
-            await task.deferLater(reactor, 0.02, lambda: None)
+        # The start-up sync may still be running: then this one is skipped.
+        await until(lambda: not sync.busy)
+        outcome = await sync.sync_peer("PT")
         assert outcome.status in ("updated", "up-to-date"), outcome
         assert outcome.version == 1
 

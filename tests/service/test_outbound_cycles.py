@@ -1,34 +1,30 @@
-"""A peer sender never has two envelopes in flight, whatever wakes it meanwhile."""
+"""A leased-queue worker (peer senders, push) never has two cycles in flight, whatever wakes it."""
 
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from gateway.service.outbound import PeerSender
+from gateway.service.leased_queue import LeasedQueueWorker
+from gateway.service.runtime import ReactorClock
 
 
-class _Sender(PeerSender):
-    """A PeerSender whose send cycle is a Deferred the test completes by hand."""
+class _Sender(LeasedQueueWorker):
+    """A worker whose send cycle is a Deferred the test completes by hand.
+
+    A cycle that sent something asks for the next at once; one that sent
+    nothing asks again after 5 s (the peer sender's idle poll).
+    """
 
     def __init__(self, clock: Clock) -> None:
-        self.name = "outbound-PT"
-        self.peer_id = "PT"
-        self._clock = clock
-        self._timer = None
-        self._running_cycle = None
-        self._again = False
-        self._resume_at = None
+        super().__init__("outbound-PT", ReactorClock(clock), self._cycle, failure_delay=lambda: 1)
         self.cycles: list[Deferred] = []
         self.running = True
 
-    def _send_batch(self) -> Deferred:
+    def _cycle(self) -> Deferred:
         d: Deferred = Deferred()
         self.cycles.append(d)
-        return d
-
-    def _schedule_next_due(self) -> None:
-        self._schedule(5)
+        return d.addCallback(lambda sent_any: 0.0 if sent_any else 5.0)
 
 
 def test_a_timer_firing_during_a_running_cycle_does_not_start_a_second_one() -> None:
@@ -38,7 +34,7 @@ def test_a_timer_firing_during_a_running_cycle_does_not_start_a_second_one() -> 
     clock.advance(0)
     assert len(sender.cycles) == 1
     # A timer set by a late "next due" answer fires while the first cycle runs.
-    sender._schedule(0)
+    sender.schedule(0)
     clock.advance(0)
     assert len(sender.cycles) == 1  # still one envelope in flight
     sender.cycles[0].callback(True)

@@ -12,7 +12,7 @@ in flight.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 from twisted.internet.defer import fail
 
 from gateway.core.certs import load_pem_certificate, load_pem_private_key
@@ -41,20 +41,12 @@ from gateway.transport.tls import server_options
 from tests.nodes import RunningNode, start_node
 from tests.service.bed import table_rows
 from tests.transport.hostile import Hostile, Target, listen_plain, listen_tls
+from tests.waiting import until
 
 AUTHORITIES = {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}
 #: Retry fast, and give up after two attempts.
 FAST = "[outbound]\ninitial_backoff_seconds = 0.05\nmax_attempts = 2"
 TRACKING = f'<Tracking xmlns="{DOC_NS}"/>'.encode()
-
-
-async def until(condition: Callable[[], Awaitable[bool]], *, rounds: int = 400) -> None:
-    """Let the reactor run until ``await condition()`` holds; bounded (about 10 s)."""
-    for _ in range(rounds):
-        if await condition():
-            return
-        await task.deferLater(reactor, 0.025, lambda: None)
-    raise AssertionError("condition not reached")
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest_twisted
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -17,6 +17,7 @@ from gateway.keystore import load_node_keys
 from gateway.testbed import doctor_request, setup_nodes
 from gateway.transport.tls import server_options
 from tests.nodes import start_node
+from tests.waiting import until
 
 
 class Callback(Resource):
@@ -83,13 +84,13 @@ async def test_push_delivery_retries_and_delivers_a_node_signed_delivery(tmp_pat
         )
         delivery = read_delivery(verified.root)
         assert delivery.document == signed and delivery.recipient == "PT-OMD"
+
         # The pusher records the delivery once the callback's answer is in: poll (bounded).
-        for _ in range(200):
+        async def delivered() -> bool:
             _, stages = await no.tracking(request.header.exchange_id)
-            if ("delivered", "PT") in [(s[0], s[2]) for s in stages]:
-                break
-            await task.deferLater(reactor, 0.02, lambda: None)
-        assert ("delivered", "PT") in [(s[0], s[2]) for s in stages]
+            return ("delivered", "PT") in [(s[0], s[2]) for s in stages]
+
+        assert await until(delivered)
     finally:
         await no.close()
         for node in nodes.values():

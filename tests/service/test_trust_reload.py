@@ -67,7 +67,9 @@ def signed_request(system: NationalSystem, exchange_id: str) -> bytes:
 async def start_up_sync_done(node: RunningNode) -> None:
     """Wait for the start-up directory synchronisation (which also reloads trust)."""
     store = DirectoryStore(node.setup.node_dir)
-    await until(lambda: "PT" in store.cached_peers())
+    sync = next(s for s in node.service if type(s).__name__ == "DirectorySyncService")
+    # The cache is written off the reactor; the reload follows on it when the sync is over.
+    await until(lambda: "PT" in store.cached_peers() and not sync.busy)
 
 
 async def refused_code(call: object) -> str:

@@ -71,8 +71,8 @@ def db(make_database) -> Database:
 
 
 @pytest.fixture
-def kek() -> bytes:
-    return dataprotect.new_kek()
+def sealer() -> dataprotect.Sealer:
+    return dataprotect.Sealer(dataprotect.new_kek())
 
 
 def exchange_info(exchange_id: str = "EX-1", **kw) -> ExchangeInfo:

@@ -152,13 +152,13 @@ def test_other_operational_errors_become_database_unavailable_without_sql(db) ->
         assert isinstance(caught.value, ProgrammingError)
 
 
-def test_gateway_errors_from_a_transaction_pass_through_unretried(db, kek) -> None:
-    db.run_txn_sync(submit_message_txn, submission(), kek=kek, now=T0, node=NODE)
+def test_gateway_errors_from_a_transaction_pass_through_unretried(db, sealer) -> None:
+    db.run_txn_sync(submit_message_txn, submission(), sealer=sealer, now=T0, node=NODE)
     calls: list[int] = []
 
     def again(conn):
         calls.append(1)
-        return submit_message_txn(conn, submission(), kek=kek, now=T0, node=NODE)
+        return submit_message_txn(conn, submission(), sealer=sealer, now=T0, node=NODE)
 
     with pytest.raises(DuplicateMessage):
         db.run_txn_sync(again)
@@ -251,12 +251,12 @@ def test_run_txn_before_start_fails_with_unavailable(db) -> None:
 
 
 @pytest_twisted.inlineCallbacks
-def test_run_txn_runs_on_the_dedicated_pool_and_answers_in_the_reactor_thread(db, kek):
+def test_run_txn_runs_on_the_dedicated_pool_and_answers_in_the_reactor_thread(db, sealer):
     db.start()
     caller = threading.current_thread()
 
-    accepted = yield db.run_txn(submit_message_txn, submission(), kek=kek, now=T0, node=NODE)
-    stored = yield db.run_txn(load_message_txn, "MSG-1", kek=kek)
+    accepted = yield db.run_txn(submit_message_txn, submission(), sealer=sealer, now=T0, node=NODE)
+    stored = yield db.run_txn(load_message_txn, "MSG-1", sealer=sealer)
     worker = yield db.run_txn(lambda conn: threading.current_thread().name)
 
     assert accepted.message_id == "MSG-1"
@@ -264,7 +264,7 @@ def test_run_txn_runs_on_the_dedicated_pool_and_answers_in_the_reactor_thread(db
     assert "imi-gateway-db" in worker
     assert threading.current_thread() is caller
     with pytest.raises(DuplicateMessage):
-        yield db.run_txn(submit_message_txn, submission(), kek=kek, now=T0, node=NODE)
+        yield db.run_txn(submit_message_txn, submission(), sealer=sealer, now=T0, node=NODE)
     db.stop()
     db.stop()  # idempotent
 

@@ -28,9 +28,9 @@ AUTH = "NO-HELSEDIR"
 LEASE = timedelta(seconds=60)
 
 
-def receive(db, kek, env_id: str, *payloads, now=T0) -> None:
+def receive(db, sealer, env_id: str, *payloads, now=T0) -> None:
     db.run_txn_sync(
-        store_inbound_envelope_txn, envelope(env_id, *payloads), kek=kek, now=now, node=NODE
+        store_inbound_envelope_txn, envelope(env_id, *payloads), sealer=sealer, now=now, node=NODE
     )
 
 
@@ -38,10 +38,10 @@ def pending(db, authority=AUTH, **kw) -> list[tuple[int, str]]:
     return [(d.seq, d.message_id) for d in db.run_txn_sync(pending_deliveries_txn, authority, **kw)]
 
 
-def test_pull_cursor_pages_in_seq_order_and_ack_moves_it(db, kek) -> None:
-    receive(db, kek, "E1", payload("A", exchange_id="X1"), payload("B", exchange_id="X2"))
-    receive(db, kek, "E2", payload("OTHER", exchange_id="X3", receiver="NO-UDIR"))
-    receive(db, kek, "E3", payload("C", exchange_id="X4"), payload("D", exchange_id="X5"))
+def test_pull_cursor_pages_in_seq_order_and_ack_moves_it(db, sealer) -> None:
+    receive(db, sealer, "E1", payload("A", exchange_id="X1"), payload("B", exchange_id="X2"))
+    receive(db, sealer, "E2", payload("OTHER", exchange_id="X3", receiver="NO-UDIR"))
+    receive(db, sealer, "E3", payload("C", exchange_id="X4"), payload("D", exchange_id="X5"))
 
     page = pending(db, limit=2)
     assert [m for _, m in page] == ["A", "B"]
@@ -72,8 +72,8 @@ def test_pull_cursor_pages_in_seq_order_and_ack_moves_it(db, kek) -> None:
     )
 
 
-def test_deliveries_carry_message_metadata(db, kek) -> None:
-    receive(db, kek, "E1", payload("A", exchange_id="X1"))
+def test_deliveries_carry_message_metadata(db, sealer) -> None:
+    receive(db, sealer, "E1", payload("A", exchange_id="X1"))
     (delivery,) = db.run_txn_sync(pending_deliveries_txn, AUTH)
     assert (
         delivery.exchange_id,
@@ -87,15 +87,15 @@ def test_deliveries_carry_message_metadata(db, kek) -> None:
     assert len(delivery.sha256) == 64
 
 
-def test_push_deliveries_are_claimed_with_a_lease_and_fenced(db, kek) -> None:
+def test_push_deliveries_are_claimed_with_a_lease_and_fenced(db, sealer) -> None:
     receive(
         db,
-        kek,
+        sealer,
         "E1",
         payload("P1", exchange_id="X1", push=True),
         payload("P2", exchange_id="X2", push=True),
     )
-    receive(db, kek, "E2", payload("PULL", exchange_id="X3"))
+    receive(db, sealer, "E2", payload("PULL", exchange_id="X3"))
 
     first = db.run_txn_sync(claim_push_deliveries_txn, AUTH, now=T0, lease=LEASE)
     assert [(i.message_id, i.attempts) for i in first] == [("P1", 1), ("P2", 1)]
@@ -133,8 +133,8 @@ def test_push_deliveries_are_claimed_with_a_lease_and_fenced(db, kek) -> None:
     assert (events[-1].stage, events[-1].at) == (Stage.DELIVERED, done_at)
 
 
-def test_acknowledging_by_pull_stops_the_push(db, kek) -> None:
-    receive(db, kek, "E1", payload("P1", exchange_id="X1", push=True))
+def test_acknowledging_by_pull_stops_the_push(db, sealer) -> None:
+    receive(db, sealer, "E1", payload("P1", exchange_id="X1", push=True))
     ((seq, _),) = pending(db)
     assert db.run_txn_sync(ack_deliveries_txn, AUTH, seq, now=T0, node=NODE) == 1
     assert (
@@ -144,11 +144,11 @@ def test_acknowledging_by_pull_stops_the_push(db, kek) -> None:
     assert db.run_txn_sync(mark_push_delivered_txn, [seq], now=T0, node=NODE) == 0
 
 
-def test_backlog_per_authority(db, kek) -> None:
-    receive(db, kek, "E1", payload("A", exchange_id="X1"), now=T0 - timedelta(hours=1))
+def test_backlog_per_authority(db, sealer) -> None:
+    receive(db, sealer, "E1", payload("A", exchange_id="X1"), now=T0 - timedelta(hours=1))
     receive(
         db,
-        kek,
+        sealer,
         "E2",
         payload("B", exchange_id="X2"),
         payload("C", exchange_id="X3", receiver="NO-UDIR"),
@@ -159,8 +159,8 @@ def test_backlog_per_authority(db, kek) -> None:
     ]
 
 
-def test_erasure_stops_pending_pushes_and_marks_deliveries_erased(db, kek) -> None:
-    receive(db, kek, "E1", payload("P1", exchange_id="X1", push=True))
+def test_erasure_stops_pending_pushes_and_marks_deliveries_erased(db, sealer) -> None:
+    receive(db, sealer, "E1", payload("P1", exchange_id="X1", push=True))
     db.run_txn_sync(erase_exchange_txn, "X1", now=T0, node=NODE)
     assert db.run_txn_sync(claim_push_deliveries_txn, AUTH, now=T0, lease=LEASE) == []
     (delivery,) = db.run_txn_sync(pending_deliveries_txn, AUTH)
@@ -168,7 +168,7 @@ def test_erasure_stops_pending_pushes_and_marks_deliveries_erased(db, kek) -> No
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_postgresql_delivery_stream_lock_is_held_until_commit(db, make_database, kek) -> None:
+def test_postgresql_delivery_stream_lock_is_held_until_commit(db, make_database, sealer) -> None:
     """Seqs of one authority become visible in order: inserts wait for the previous commit."""
     other = make_database(threads=1)
     inserted = threading.Event()
@@ -177,7 +177,7 @@ def test_postgresql_delivery_stream_lock_is_held_until_commit(db, make_database,
 
     def receive_and_hold(conn):
         store_inbound_envelope_txn(
-            conn, envelope("E1", payload("A", exchange_id="X1")), kek=kek, now=T0, node=NODE
+            conn, envelope("E1", payload("A", exchange_id="X1")), sealer=sealer, now=T0, node=NODE
         )
         inserted.set()
         checked.wait(timeout=30)

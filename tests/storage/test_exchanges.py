@@ -30,18 +30,18 @@ from .conftest import NODE, PEER, T0, envelope, payload, submission
 DAY = timedelta(days=1)
 
 
-def submit(db, kek, message_id, exchange_id, now=T0, **kw):
+def submit(db, sealer, message_id, exchange_id, now=T0, **kw):
     return db.run_txn_sync(
         submit_message_txn,
         submission(message_id, exchange_id=exchange_id, **kw),
-        kek=kek,
+        sealer=sealer,
         now=now,
         node=NODE,
     )
 
 
-def test_exchange_metadata_has_no_key_and_knows_its_authorities(db, kek) -> None:
-    submit(db, kek, "M1", "EX-1")
+def test_exchange_metadata_has_no_key_and_knows_its_authorities(db, sealer) -> None:
+    submit(db, sealer, "M1", "EX-1")
     info = db.run_txn_sync(exchange_txn, "EX-1")
     assert (
         info.requester_authority,
@@ -59,8 +59,8 @@ def test_exchange_metadata_has_no_key_and_knows_its_authorities(db, kek) -> None
     assert not hasattr(info, "wrapped_data_key")
 
 
-def test_state_changes_are_tracked_and_can_require_the_current_state(db, kek) -> None:
-    submit(db, kek, "M1", "EX-1")
+def test_state_changes_are_tracked_and_can_require_the_current_state(db, sealer) -> None:
+    submit(db, sealer, "M1", "EX-1")
     closed_at = T0 + DAY
 
     info = db.run_txn_sync(
@@ -93,13 +93,13 @@ def test_state_changes_are_tracked_and_can_require_the_current_state(db, kek) ->
         db.run_txn_sync(set_exchange_state_txn, "NOPE", "x", now=T0, node=NODE)
 
 
-def test_list_exchanges_filters_by_authority_state_and_age(db, kek) -> None:
-    submit(db, kek, "M1", "EX-1", now=T0)
-    submit(db, kek, "M2", "EX-2", now=T0 + DAY)
+def test_list_exchanges_filters_by_authority_state_and_age(db, sealer) -> None:
+    submit(db, sealer, "M1", "EX-1", now=T0)
+    submit(db, sealer, "M2", "EX-2", now=T0 + DAY)
     db.run_txn_sync(
         store_inbound_envelope_txn,
         envelope("E", payload("I1", exchange_id="EX-3")),
-        kek=kek,
+        sealer=sealer,
         now=T0 + 2 * DAY,
         node=NODE,
     )
@@ -115,11 +115,11 @@ def test_list_exchanges_filters_by_authority_state_and_age(db, kek) -> None:
     assert ids(authority_id="LV-NOBODY") == []
 
 
-def test_exchanges_due_for_erasure_after_closing_or_when_never_closed(db, kek) -> None:
-    submit(db, kek, "M1", "CLOSED-OLD", now=T0)
-    submit(db, kek, "M2", "CLOSED-NEW", now=T0)
-    submit(db, kek, "M3", "OPEN-OLD", now=T0 - 400 * DAY)
-    submit(db, kek, "M4", "OPEN-NEW", now=T0)
+def test_exchanges_due_for_erasure_after_closing_or_when_never_closed(db, sealer) -> None:
+    submit(db, sealer, "M1", "CLOSED-OLD", now=T0)
+    submit(db, sealer, "M2", "CLOSED-NEW", now=T0)
+    submit(db, sealer, "M3", "OPEN-OLD", now=T0 - 400 * DAY)
+    submit(db, sealer, "M4", "OPEN-NEW", now=T0)
     db.run_txn_sync(
         set_exchange_state_txn, "CLOSED-OLD", "closed", now=T0 + DAY, node=NODE, closed=True
     )
@@ -156,15 +156,15 @@ def test_exchanges_due_for_erasure_after_closing_or_when_never_closed(db, kek) -
         db.run_txn_sync(erase_exchange_txn, "NOPE", now=now, node=NODE)
 
 
-def test_data_key_helper_lets_other_stores_seal_for_the_exchange(db, kek) -> None:
-    submit(db, kek, "M1", "EX-1")
-    key = db.run_txn_sync(exchange_data_key_txn, "EX-1", kek=kek)
+def test_data_key_helper_lets_other_stores_seal_for_the_exchange(db, sealer) -> None:
+    submit(db, sealer, "M1", "EX-1")
+    key = db.run_txn_sync(exchange_data_key_txn, "EX-1", sealer=sealer)
     rendering = dataprotect.seal(
         key, b"<Rendering lang='nn'/>", dataprotect.aad_for("rendering", "M1")
     )
     assert (
         dataprotect.open_sealed(
-            db.run_txn_sync(exchange_data_key_txn, "EX-1", kek=kek),
+            db.run_txn_sync(exchange_data_key_txn, "EX-1", sealer=sealer),
             rendering,
             dataprotect.aad_for("rendering", "M1"),
         )
@@ -173,14 +173,14 @@ def test_data_key_helper_lets_other_stores_seal_for_the_exchange(db, kek) -> Non
 
     db.run_txn_sync(erase_exchange_txn, "EX-1", now=T0, node=NODE)
     with pytest.raises(ExchangeErased):
-        db.run_txn_sync(exchange_data_key_txn, "EX-1", kek=kek)
+        db.run_txn_sync(exchange_data_key_txn, "EX-1", sealer=sealer)
     with pytest.raises(ExchangeNotFound):
-        db.run_txn_sync(exchange_data_key_txn, "NOPE", kek=kek)
+        db.run_txn_sync(exchange_data_key_txn, "NOPE", sealer=sealer)
 
 
-def test_messages_of_an_exchange_in_order(db, kek) -> None:
-    submit(db, kek, "M1", "EX-1", now=T0)
-    submit(db, kek, "M2", "EX-1", now=T0 + DAY, body=b"<Reminder/>")
+def test_messages_of_an_exchange_in_order(db, sealer) -> None:
+    submit(db, sealer, "M1", "EX-1", now=T0)
+    submit(db, sealer, "M2", "EX-1", now=T0 + DAY, body=b"<Reminder/>")
     metas = db.run_txn_sync(exchange_messages_txn, "EX-1")
     assert [(m.message_id, m.direction, m.stored_at, m.erased) for m in metas] == [
         ("M1", "out", T0, False),
@@ -188,18 +188,18 @@ def test_messages_of_an_exchange_in_order(db, kek) -> None:
     ]
 
 
-def test_old_envelope_receipts_can_be_purged(db, kek) -> None:
+def test_old_envelope_receipts_can_be_purged(db, sealer) -> None:
     db.run_txn_sync(
         store_inbound_envelope_txn,
         envelope("OLD", payload("I1", exchange_id="X1")),
-        kek=kek,
+        sealer=sealer,
         now=T0,
         node=NODE,
     )
     db.run_txn_sync(
         store_inbound_envelope_txn,
         envelope("NEW", payload("I2", exchange_id="X2")),
-        kek=kek,
+        sealer=sealer,
         now=T0 + 40 * DAY,
         node=NODE,
     )
@@ -207,7 +207,7 @@ def test_old_envelope_receipts_can_be_purged(db, kek) -> None:
     replay = db.run_txn_sync(
         store_inbound_envelope_txn,
         envelope("NEW", payload("I2", exchange_id="X2")),
-        kek=kek,
+        sealer=sealer,
         now=T0 + 41 * DAY,
         node=NODE,
     )

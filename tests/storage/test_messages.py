@@ -56,8 +56,8 @@ def counts(db) -> dict[str, int]:
     return db.run_txn_sync(txn)
 
 
-def submit(db, kek, sub, **kw):
-    return db.run_txn_sync(submit_message_txn, sub, kek=kek, now=T0, node=NODE, **kw)
+def submit(db, sealer, sub, **kw):
+    return db.run_txn_sync(submit_message_txn, sub, sealer=sealer, now=T0, node=NODE, **kw)
 
 
 class Lifecycle:
@@ -74,8 +74,8 @@ class Lifecycle:
         return state == "answered"
 
 
-def test_submission_stores_exchange_message_outbox_and_tracking_together(db, kek) -> None:
-    accepted = submit(db, kek, submission("MSG-1"))
+def test_submission_stores_exchange_message_outbox_and_tracking_together(db, sealer) -> None:
+    accepted = submit(db, sealer, submission("MSG-1"))
 
     assert accepted == Accepted(
         message_id="MSG-1",
@@ -101,59 +101,63 @@ def test_submission_stores_exchange_message_outbox_and_tracking_together(db, kek
     assert all(e.at == T0 for e in events)
     info = db.run_txn_sync(exchange_txn, "EX-1")
     assert (info.state, info.created_at, info.closed_at, info.erased) == ("open", T0, None, False)
-    stored = db.run_txn_sync(load_message_txn, "MSG-1", kek=kek)
+    stored = db.run_txn_sync(load_message_txn, "MSG-1", sealer=sealer)
     assert stored.body == submission("MSG-1").body
     assert (stored.meta.direction, stored.meta.peer_node) == ("out", PEER)
     assert stored.meta.document_created_at == T0 - timedelta(seconds=5)
 
 
-def test_second_message_reuses_the_exchange_and_its_data_key(db, kek) -> None:
-    submit(db, kek, submission("MSG-1"))
-    second = submit(db, kek, submission("MSG-2", body=b"<Reminder/>"))
+def test_second_message_reuses_the_exchange_and_its_data_key(db, sealer) -> None:
+    submit(db, sealer, submission("MSG-1"))
+    second = submit(db, sealer, submission("MSG-2", body=b"<Reminder/>"))
 
     assert second.exchange_created is False
     assert counts(db)["exchanges"] == 1
-    assert db.run_txn_sync(load_message_txn, "MSG-2", kek=kek).body == b"<Reminder/>"
-    assert db.run_txn_sync(load_bodies_txn, ["MSG-1", "MSG-2", "NOPE"], kek=kek) == {
+    assert db.run_txn_sync(load_message_txn, "MSG-2", sealer=sealer).body == b"<Reminder/>"
+    assert db.run_txn_sync(load_bodies_txn, ["MSG-1", "MSG-2", "NOPE"], sealer=sealer) == {
         "MSG-1": submission("MSG-1").body,
         "MSG-2": b"<Reminder/>",
     }
 
 
-def test_duplicate_submission_returns_the_stored_receipt_and_stores_nothing(db, kek) -> None:
-    submit(db, kek, submission("MSG-1"))
+def test_duplicate_submission_returns_the_stored_receipt_and_stores_nothing(db, sealer) -> None:
+    submit(db, sealer, submission("MSG-1"))
     before = counts(db)
 
     with pytest.raises(DuplicateMessage) as caught:
-        submit(db, kek, submission("MSG-1", receipt=b"<a-new-receipt/>"))
+        submit(db, sealer, submission("MSG-1", receipt=b"<a-new-receipt/>"))
 
     assert caught.value.receipt == submission("MSG-1").receipt
     assert caught.value.code == "MESSAGE_DUPLICATE"
     assert counts(db) == before
 
 
-def test_reused_message_id_with_different_bytes_is_refused(db, kek) -> None:
-    submit(db, kek, submission("MSG-1"))
+def test_reused_message_id_with_different_bytes_is_refused(db, sealer) -> None:
+    submit(db, sealer, submission("MSG-1"))
     before = counts(db)
 
     with pytest.raises(MessageIdReused) as caught:
-        submit(db, kek, submission("MSG-1", body=b"<Request>other bytes</Request>"))
+        submit(db, sealer, submission("MSG-1", body=b"<Request>other bytes</Request>"))
 
     assert isinstance(caught.value, Conflict)
     assert caught.value.code == "MESSAGE_ID_REUSED"
     assert counts(db) == before
 
 
-def test_submitting_an_id_received_from_a_peer_is_refused(db, kek) -> None:
+def test_submitting_an_id_received_from_a_peer_is_refused(db, sealer) -> None:
     db.run_txn_sync(
-        store_inbound_envelope_txn, envelope("ENV-1", payload("IN-1")), kek=kek, now=T0, node=NODE
+        store_inbound_envelope_txn,
+        envelope("ENV-1", payload("IN-1")),
+        sealer=sealer,
+        now=T0,
+        node=NODE,
     )
     with pytest.raises(MessageIdReused):
-        submit(db, kek, submission("IN-1", body=payload("IN-1").body))
+        submit(db, sealer, submission("IN-1", body=payload("IN-1").body))
 
 
-def test_group_commit_reports_each_submission_separately(db, kek) -> None:
-    submit(db, kek, submission("OLD"))
+def test_group_commit_reports_each_submission_separately(db, sealer) -> None:
+    submit(db, sealer, submission("OLD"))
     batch = [
         submission("A"),
         submission("OLD"),  # duplicate of an earlier commit
@@ -167,7 +171,7 @@ def test_group_commit_reports_each_submission_separately(db, kek) -> None:
             ),
         ),
     ]
-    results = db.run_txn_sync(submit_messages_txn, batch, kek=kek, now=T0, node=NODE)
+    results = db.run_txn_sync(submit_messages_txn, batch, sealer=sealer, now=T0, node=NODE)
 
     assert [type(r).__name__ for r in results] == [
         "Accepted",
@@ -184,31 +188,35 @@ def test_group_commit_reports_each_submission_separately(db, kek) -> None:
     assert counts(db)["outbox"] == 3
 
 
-def test_a_crash_between_statements_leaves_nothing_half_written(db, kek, monkeypatch) -> None:
+def test_a_crash_between_statements_leaves_nothing_half_written(db, sealer, monkeypatch) -> None:
     # The tracking insert comes after the exchange, message and outbox rows.
     def crash(conn, rows):
         raise RuntimeError("power cut")
 
     monkeypatch.setattr(msg_store, "insert_tracking", crash)
     with pytest.raises(RuntimeError):
-        submit(db, kek, submission("MSG-1"))
+        submit(db, sealer, submission("MSG-1"))
     with pytest.raises(RuntimeError):
         db.run_txn_sync(
-            store_inbound_envelope_txn, envelope("ENV-1", payload()), kek=kek, now=T0, node=NODE
+            store_inbound_envelope_txn,
+            envelope("ENV-1", payload()),
+            sealer=sealer,
+            now=T0,
+            node=NODE,
         )
     monkeypatch.undo()
 
     assert counts(db) == dict.fromkeys((t.name for t in TABLES), 0)
     # ... and the same ids are accepted afterwards.
-    submit(db, kek, submission("MSG-1"))
+    submit(db, sealer, submission("MSG-1"))
     db.run_txn_sync(
-        store_inbound_envelope_txn, envelope("ENV-1", payload()), kek=kek, now=T0, node=NODE
+        store_inbound_envelope_txn, envelope("ENV-1", payload()), sealer=sealer, now=T0, node=NODE
     )
 
 
-def test_a_failure_after_a_store_function_rolls_all_of_it_back(db, kek) -> None:
+def test_a_failure_after_a_store_function_rolls_all_of_it_back(db, sealer) -> None:
     def submit_then_fail(conn):
-        submit_message_txn(conn, submission("MSG-1"), kek=kek, now=T0, node=NODE)
+        submit_message_txn(conn, submission("MSG-1"), sealer=sealer, now=T0, node=NODE)
         raise RuntimeError("crash before commit")
 
     with pytest.raises(RuntimeError):
@@ -216,26 +224,26 @@ def test_a_failure_after_a_store_function_rolls_all_of_it_back(db, kek) -> None:
     assert counts(db) == dict.fromkeys((t.name for t in TABLES), 0)
 
 
-def test_later_document_naming_other_authorities_is_refused(db, kek) -> None:
-    submit(db, kek, submission("MSG-1"))
+def test_later_document_naming_other_authorities_is_refused(db, sealer) -> None:
+    submit(db, sealer, submission("MSG-1"))
     other = submission("MSG-2").exchange.__class__(
         **{**submission().exchange.__dict__, "requester_authority": "NO-INTRUDER"}
     )
     with pytest.raises(ExchangeMismatch) as caught:
-        submit(db, kek, submission("MSG-2", exchange=other))
+        submit(db, sealer, submission("MSG-2", exchange=other))
     assert caught.value.code == "EXCHANGE_MISMATCH"
 
 
-def test_lifecycle_sets_state_and_closing_time_in_the_same_transaction(db, kek) -> None:
+def test_lifecycle_sets_state_and_closing_time_in_the_same_transaction(db, sealer) -> None:
     life = Lifecycle()
-    submit(db, kek, submission("REQ"), lifecycle=life)
+    submit(db, sealer, submission("REQ"), lifecycle=life)
     with pytest.raises(Conflict):
-        submit(db, kek, submission("REQ-2"), lifecycle=life)  # a second request: refused
+        submit(db, sealer, submission("REQ-2"), lifecycle=life)  # a second request: refused
     later = T0 + timedelta(hours=1)
     accepted = db.run_txn_sync(
         submit_message_txn,
         submission("ANS", document_type="Answer"),
-        kek=kek,
+        sealer=sealer,
         now=later,
         node=NODE,
         lifecycle=life,
@@ -261,13 +269,13 @@ def test_lifecycle_sets_state_and_closing_time_in_the_same_transaction(db, kek) 
     ]
 
 
-def test_sealed_bodies_are_not_plaintext_in_the_database_and_unseal_correctly(db, kek) -> None:
+def test_sealed_bodies_are_not_plaintext_in_the_database_and_unseal_correctly(db, sealer) -> None:
     secret = b"Personnummer 01017012345 Kari Nordmann"
-    submit(db, kek, submission("MSG-1", body=b"<Request>" + secret + b"</Request>"))
+    submit(db, sealer, submission("MSG-1", body=b"<Request>" + secret + b"</Request>"))
     db.run_txn_sync(
         store_inbound_envelope_txn,
         envelope("ENV-1", payload(body=b"<Request>" + secret + b" in</Request>")),
-        kek=kek,
+        sealer=sealer,
         now=T0,
         node=NODE,
     )
@@ -285,15 +293,15 @@ def test_sealed_bodies_are_not_plaintext_in_the_database_and_unseal_correctly(db
         assert len(on_disk) > 0
         assert secret not in on_disk
         assert b"Nordmann" not in on_disk
-    assert db.run_txn_sync(load_message_txn, "MSG-1", kek=kek).body.find(secret) > 0
-    assert db.run_txn_sync(load_message_txn, "IN-1", kek=kek).body.find(secret) > 0
+    assert db.run_txn_sync(load_message_txn, "MSG-1", sealer=sealer).body.find(secret) > 0
+    assert db.run_txn_sync(load_message_txn, "IN-1", sealer=sealer).body.find(secret) > 0
 
 
-def test_bodies_do_not_open_under_another_kek_or_in_another_row(db, kek) -> None:
-    submit(db, kek, submission("MSG-1"))
-    submit(db, kek, submission("MSG-2"))
+def test_bodies_do_not_open_under_another_kek_or_in_another_row(db, sealer) -> None:
+    submit(db, sealer, submission("MSG-1"))
+    submit(db, sealer, submission("MSG-2"))
     with pytest.raises(dataprotect.KeyUnwrapFailed) as caught:
-        db.run_txn_sync(load_message_txn, "MSG-1", kek=dataprotect.new_kek())
+        db.run_txn_sync(load_message_txn, "MSG-1", sealer=dataprotect.Sealer(dataprotect.new_kek()))
     assert caught.value.code == "DATA_KEY_UNWRAP_FAILED"
 
     def swap_bodies(conn):
@@ -305,13 +313,15 @@ def test_bodies_do_not_open_under_another_kek_or_in_another_row(db, kek) -> None
 
     db.run_txn_sync(swap_bodies)
     with pytest.raises(dataprotect.SealedDataInvalid):
-        db.run_txn_sync(load_message_txn, "MSG-1", kek=kek)
-    assert db.run_txn_sync(load_message_txn, "MSG-2", kek=kek).body == submission("MSG-2").body
+        db.run_txn_sync(load_message_txn, "MSG-1", sealer=sealer)
+    assert (
+        db.run_txn_sync(load_message_txn, "MSG-2", sealer=sealer).body == submission("MSG-2").body
+    )
 
 
-def test_erasing_the_exchange_destroys_key_and_bodies(db, kek) -> None:
-    submit(db, kek, submission("MSG-1"))
-    submit(db, kek, submission("OTHER", exchange_id="EX-2"))
+def test_erasing_the_exchange_destroys_key_and_bodies(db, sealer) -> None:
+    submit(db, sealer, submission("MSG-1"))
+    submit(db, sealer, submission("OTHER", exchange_id="EX-2"))
     sealed_before = db.run_txn_sync(
         lambda c: c.execute(
             select(messages.c.body).where(messages.c.message_id == "MSG-1")
@@ -328,9 +338,9 @@ def test_erasing_the_exchange_destroys_key_and_bodies(db, kek) -> None:
     assert db.run_txn_sync(erase_exchange_txn, "EX-1", now=later, node=NODE) is False
 
     with pytest.raises(ExchangeErased) as caught:
-        db.run_txn_sync(load_message_txn, "MSG-1", kek=kek)
+        db.run_txn_sync(load_message_txn, "MSG-1", sealer=sealer)
     assert caught.value.http_status == 410
-    assert db.run_txn_sync(load_bodies_txn, ["MSG-1"], kek=kek) == {"MSG-1": None}
+    assert db.run_txn_sync(load_bodies_txn, ["MSG-1"], sealer=sealer) == {"MSG-1": None}
     # Even a copy of the sealed body (a backup) is useless without the wrapped key,
     # and the key cannot come from another exchange's row.
     other_wrapped = db.run_txn_sync(
@@ -339,9 +349,9 @@ def test_erasing_the_exchange_destroys_key_and_bodies(db, kek) -> None:
         ).scalar_one()
     )
     with pytest.raises(dataprotect.KeyUnwrapFailed):
-        dataprotect.unwrap_key(kek, other_wrapped, "EX-1")
+        sealer.unwrap_key(other_wrapped, "EX-1")
     # Only the erased wrapped key ever opened it.
-    key = dataprotect.unwrap_key(kek, wrapped_before, "EX-1")
+    key = sealer.unwrap_key(wrapped_before, "EX-1")
     assert (
         dataprotect.open_sealed(key, sealed_before, msg_store.body_aad("MSG-1"))
         == submission("MSG-1").body
@@ -352,17 +362,19 @@ def test_erasing_the_exchange_destroys_key_and_bodies(db, kek) -> None:
     meta = db.run_txn_sync(msg_store.message_meta_txn, "MSG-1")
     assert meta.erased is True  # metadata stays
     with pytest.raises(DuplicateMessage):  # the id remains used forever
-        submit(db, kek, submission("MSG-1", exchange_id="EX-3"))
+        submit(db, sealer, submission("MSG-1", exchange_id="EX-3"))
     with pytest.raises(MessageIdReused):
-        submit(db, kek, submission("MSG-1", exchange_id="EX-3", body=b"<new/>"))
+        submit(db, sealer, submission("MSG-1", exchange_id="EX-3", body=b"<new/>"))
     with pytest.raises(ExchangeErased):
-        submit(db, kek, submission("MSG-9"))
+        submit(db, sealer, submission("MSG-9"))
     # The unsent outbox row became a dead letter; the other exchange is untouched.
     claimed = db.run_txn_sync(claim_outbox_txn, PEER, now=later, lease=timedelta(minutes=1))
     assert [c.message_id for c in claimed] == ["OTHER"]
     dead = db.run_txn_sync(dead_letters_txn)
     assert [(d.message_id, d.dead_reason) for d in dead] == [("MSG-1", "EXCHANGE_ERASED")]
-    assert db.run_txn_sync(load_message_txn, "OTHER", kek=kek).body == submission("OTHER").body
+    assert (
+        db.run_txn_sync(load_message_txn, "OTHER", sealer=sealer).body == submission("OTHER").body
+    )
     stages = [e.stage for e in db.run_txn_sync(tracking_events_txn, "EX-1")]
     assert stages[-1] == Stage.PERSONAL_DATA_ERASED
     db.compact_sync()  # SQLite: WAL checkpointed and truncated; PostgreSQL: VACUUM
@@ -373,9 +385,9 @@ def test_erasing_the_exchange_destroys_key_and_bodies(db, kek) -> None:
         assert wrapped_before not in path.read_bytes()  # secure_delete zeroed the old page
 
 
-def test_unknown_message_and_exchange(db, kek) -> None:
+def test_unknown_message_and_exchange(db, sealer) -> None:
     with pytest.raises(MessageNotFound):
-        db.run_txn_sync(load_message_txn, "NOPE", kek=kek)
+        db.run_txn_sync(load_message_txn, "NOPE", sealer=sealer)
     with pytest.raises(ex_store.ExchangeNotFound):
         db.run_txn_sync(exchange_txn, "NOPE")
 
@@ -383,15 +395,15 @@ def test_unknown_message_and_exchange(db, kek) -> None:
 # --- the receiving side ------------------------------------------------------
 
 
-def store_env(db, kek, env, **kw):
-    return db.run_txn_sync(store_inbound_envelope_txn, env, kek=kek, now=T0, node=NODE, **kw)
+def store_env(db, sealer, env, **kw):
+    return db.run_txn_sync(store_inbound_envelope_txn, env, sealer=sealer, now=T0, node=NODE, **kw)
 
 
-def test_envelope_stores_messages_deliveries_tracking_and_receipt_together(db, kek) -> None:
+def test_envelope_stores_messages_deliveries_tracking_and_receipt_together(db, sealer) -> None:
     env = envelope(
         "ENV-1", payload("IN-1"), payload("IN-2", exchange_id="EX-8", receiver="NO-UDIR")
     )
-    result = store_env(db, kek, env)
+    result = store_env(db, sealer, env)
 
     assert (result.receipt, result.replayed, result.stored, result.duplicates) == (
         env.receipt,
@@ -411,7 +423,7 @@ def test_envelope_stores_messages_deliveries_tracking_and_receipt_together(db, k
         "IN-1"
     ]
     assert [d.message_id for d in db.run_txn_sync(pending_deliveries_txn, "NO-UDIR")] == ["IN-2"]
-    stored = db.run_txn_sync(load_message_txn, "IN-2", kek=kek)
+    stored = db.run_txn_sync(load_message_txn, "IN-2", sealer=sealer)
     assert (stored.meta.direction, stored.meta.peer_node, stored.body) == (
         "in",
         PEER,
@@ -423,59 +435,59 @@ def test_envelope_stores_messages_deliveries_tracking_and_receipt_together(db, k
     ]
 
 
-def test_replayed_envelope_returns_the_stored_receipt_and_creates_nothing(db, kek) -> None:
+def test_replayed_envelope_returns_the_stored_receipt_and_creates_nothing(db, sealer) -> None:
     env = envelope("ENV-1", payload("IN-1"))
-    store_env(db, kek, env)
+    store_env(db, sealer, env)
     before = counts(db)
 
     replay = envelope("ENV-1", payload("IN-1"))
     replay = replay.__class__(**{**replay.__dict__, "receipt": b"<fresh-receipt/>"})
-    result = store_env(db, kek, replay)
+    result = store_env(db, sealer, replay)
 
     assert (result.receipt, result.replayed, result.stored) == (env.receipt, True, ())
     assert counts(db) == before
 
 
-def test_envelope_id_reused_for_other_bytes_is_refused(db, kek) -> None:
-    store_env(db, kek, envelope("ENV-1", payload("IN-1")))
+def test_envelope_id_reused_for_other_bytes_is_refused(db, sealer) -> None:
+    store_env(db, sealer, envelope("ENV-1", payload("IN-1")))
     with pytest.raises(EnvelopeIdReused) as caught:
-        store_env(db, kek, envelope("ENV-1", payload("IN-1"), sha256="ab" * 32))
+        store_env(db, sealer, envelope("ENV-1", payload("IN-1"), sha256="ab" * 32))
     assert caught.value.code == "ENVELOPE_ID_REUSED"
 
 
-def test_message_seen_in_an_earlier_envelope_is_stored_and_delivered_once(db, kek) -> None:
-    store_env(db, kek, envelope("ENV-1", payload("IN-1")))
-    result = store_env(db, kek, envelope("ENV-2", payload("IN-1"), payload("IN-2")))
+def test_message_seen_in_an_earlier_envelope_is_stored_and_delivered_once(db, sealer) -> None:
+    store_env(db, sealer, envelope("ENV-1", payload("IN-1")))
+    result = store_env(db, sealer, envelope("ENV-2", payload("IN-1"), payload("IN-2")))
 
     assert (result.stored, result.duplicates) == (("IN-2",), ("IN-1",))
     assert counts(db)["deliveries"] == 2
     assert counts(db)["envelopes_in"] == 2
 
 
-def test_envelope_reusing_a_message_id_for_other_bytes_is_refused_whole(db, kek) -> None:
-    store_env(db, kek, envelope("ENV-1", payload("IN-1")))
+def test_envelope_reusing_a_message_id_for_other_bytes_is_refused_whole(db, sealer) -> None:
+    store_env(db, sealer, envelope("ENV-1", payload("IN-1")))
     before = counts(db)
     with pytest.raises(MessageIdReused):
-        store_env(db, kek, envelope("ENV-2", payload("IN-2"), payload("IN-1", body=b"<evil/>")))
+        store_env(db, sealer, envelope("ENV-2", payload("IN-2"), payload("IN-1", body=b"<evil/>")))
     assert counts(db) == before
     with pytest.raises(MessageIdReused):
-        store_env(db, kek, envelope("ENV-3", payload("IN-3"), payload("IN-3", body=b"<other/>")))
+        store_env(db, sealer, envelope("ENV-3", payload("IN-3"), payload("IN-3", body=b"<other/>")))
     assert counts(db) == before
 
 
-def test_envelope_cannot_extend_an_exchange_of_other_authorities(db, kek) -> None:
-    submit(db, kek, submission("MSG-1", exchange_id="EX-1"))
+def test_envelope_cannot_extend_an_exchange_of_other_authorities(db, sealer) -> None:
+    submit(db, sealer, submission("MSG-1", exchange_id="EX-1"))
     # A peer document naming EX-1 with other parties.
     with pytest.raises(ExchangeMismatch):
         store_env(
-            db, kek, envelope("ENV-1", payload("IN-1", exchange_id="EX-1", receiver="NO-UDIR"))
+            db, sealer, envelope("ENV-1", payload("IN-1", exchange_id="EX-1", receiver="NO-UDIR"))
         )
     assert counts(db)["envelopes_in"] == 0
 
 
-def test_peer_answer_joins_the_exchange_submitted_here(db, kek) -> None:
+def test_peer_answer_joins_the_exchange_submitted_here(db, sealer) -> None:
     life = Lifecycle()
-    submit(db, kek, submission("REQ", exchange_id="EX-1"), lifecycle=life)
+    submit(db, sealer, submission("REQ", exchange_id="EX-1"), lifecycle=life)
     answer = payload("ANS", exchange_id="EX-1", document_type="Answer")
     answer = answer.__class__(
         **{
@@ -485,15 +497,15 @@ def test_peer_answer_joins_the_exchange_submitted_here(db, kek) -> None:
             "receiver_authority": "NO-HELSEDIR",
         }
     )
-    store_env(db, kek, envelope("ENV-1", answer), lifecycle=life)
+    store_env(db, sealer, envelope("ENV-1", answer), lifecycle=life)
 
     info = db.run_txn_sync(exchange_txn, "EX-1")
     assert (info.state, info.closed_at) == ("answered", T0)
-    assert db.run_txn_sync(load_message_txn, "ANS", kek=kek).body == answer.body
+    assert db.run_txn_sync(load_message_txn, "ANS", sealer=sealer).body == answer.body
 
 
-def test_record_tracking_of_a_peer_report(db, kek) -> None:
-    submit(db, kek, submission("MSG-1"))
+def test_record_tracking_of_a_peer_report(db, sealer) -> None:
+    submit(db, sealer, submission("MSG-1"))
     event_id = db.run_txn_sync(
         tracking_store.record_tracking_txn,
         "EX-1",
@@ -515,12 +527,12 @@ def test_record_tracking_of_a_peer_report(db, kek) -> None:
     ]
 
 
-def test_core_lifecycle_drives_state_stages_and_closing_on_both_sides(db, kek) -> None:
+def test_core_lifecycle_drives_state_stages_and_closing_on_both_sides(db, sealer) -> None:
     """gateway.core.lifecycle.ExchangeLifecycle plugs into the stores as is."""
     from gateway.core.lifecycle import ExchangeLifecycle, LifecycleViolation, Role, State
 
     requester, responder = ExchangeLifecycle(Role.REQUESTER), ExchangeLifecycle(Role.RESPONDER)
-    submit(db, kek, submission("REQ", document_type="Request"), lifecycle=requester)
+    submit(db, sealer, submission("REQ", document_type="Request"), lifecycle=requester)
 
     def answer(message_id: str, document_type: str, env_id: str, at):
         doc = payload(message_id, exchange_id="EX-1", document_type=document_type)
@@ -528,7 +540,7 @@ def test_core_lifecycle_drives_state_stages_and_closing_on_both_sides(db, kek) -
         return db.run_txn_sync(
             store_inbound_envelope_txn,
             envelope(env_id, doc),
-            kek=kek,
+            sealer=sealer,
             now=at,
             node=NODE,
             lifecycle=responder,
@@ -542,7 +554,7 @@ def test_core_lifecycle_drives_state_stages_and_closing_on_both_sides(db, kek) -
     db.run_txn_sync(
         submit_message_txn,
         submission("CLO", document_type="Closure"),
-        kek=kek,
+        sealer=sealer,
         now=closed_at,
         node=NODE,
         lifecycle=requester,

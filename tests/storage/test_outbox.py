@@ -28,12 +28,12 @@ from .conftest import NODE, PEER, T0, submission
 LEASE = timedelta(seconds=30)
 
 
-def queue(db, kek, count: int, *, peer: str = PEER, prefix: str = "M", now=T0) -> list[str]:
+def queue(db, sealer, count: int, *, peer: str = PEER, prefix: str = "M", now=T0) -> list[str]:
     subs = [
         submission(f"{prefix}{i:03}", exchange_id=f"EX-{prefix}{i:03}", peer_node=peer)
         for i in range(count)
     ]
-    db.run_txn_sync(submit_messages_txn, subs, kek=kek, now=now, node=NODE)
+    db.run_txn_sync(submit_messages_txn, subs, sealer=sealer, now=now, node=NODE)
     return [s.message_id for s in subs]
 
 
@@ -41,11 +41,11 @@ def claim(db, *, now=T0, limit=50, peer=PEER):
     return db.run_txn_sync(claim_outbox_txn, peer, now=now, lease=LEASE, limit=limit)
 
 
-def test_claim_takes_due_rows_of_one_peer_oldest_first_and_leases_them(db, kek) -> None:
-    early = queue(db, kek, 3, prefix="A", now=T0 - timedelta(minutes=1))
-    late = queue(db, kek, 2, prefix="B", now=T0)
-    queue(db, kek, 2, peer="EE", prefix="C")
-    future = queue(db, kek, 1, prefix="F", now=T0 + timedelta(seconds=20))
+def test_claim_takes_due_rows_of_one_peer_oldest_first_and_leases_them(db, sealer) -> None:
+    early = queue(db, sealer, 3, prefix="A", now=T0 - timedelta(minutes=1))
+    late = queue(db, sealer, 2, prefix="B", now=T0)
+    queue(db, sealer, 2, peer="EE", prefix="C")
+    future = queue(db, sealer, 1, prefix="F", now=T0 + timedelta(seconds=20))
 
     items = claim(db, limit=4)
 
@@ -61,8 +61,8 @@ def test_claim_takes_due_rows_of_one_peer_oldest_first_and_leases_them(db, kek) 
     assert [i.message_id for i in claim(db, now=T0 + timedelta(seconds=20))] == future
 
 
-def test_expired_lease_makes_a_row_claimable_again_and_fences_the_old_claim(db, kek) -> None:
-    queue(db, kek, 1)
+def test_expired_lease_makes_a_row_claimable_again_and_fences_the_old_claim(db, sealer) -> None:
+    queue(db, sealer, 1)
     (first,) = claim(db)
     assert claim(db, now=T0 + LEASE - timedelta(seconds=1)) == []
 
@@ -89,8 +89,8 @@ def test_expired_lease_makes_a_row_claimable_again_and_fences_the_old_claim(db, 
     assert third.attempts == 3
 
 
-def test_mark_sent_records_the_peer_receipt_and_tracking(db, kek) -> None:
-    queue(db, kek, 2)
+def test_mark_sent_records_the_peer_receipt_and_tracking(db, sealer) -> None:
+    queue(db, sealer, 2)
     items = claim(db)
     sent_at = T0 + timedelta(seconds=2)
 
@@ -124,8 +124,8 @@ def test_mark_sent_records_the_peer_receipt_and_tracking(db, kek) -> None:
     )
 
 
-def test_dead_letters_are_listed_and_can_be_retried(db, kek) -> None:
-    queue(db, kek, 2)
+def test_dead_letters_are_listed_and_can_be_retried(db, sealer) -> None:
+    queue(db, sealer, 2)
     items = claim(db)
     assert (
         db.run_txn_sync(mark_outbox_dead_txn, items, reason="PEER_REFUSED", now=T0, node=NODE) == 2
@@ -152,9 +152,9 @@ def test_dead_letters_are_listed_and_can_be_retried(db, kek) -> None:
     assert stages[-2:] == [Stage.DEAD_LETTER, Stage.REQUEUED]
 
 
-def test_queue_depth_next_due_and_peers(db, kek) -> None:
-    queue(db, kek, 3, now=T0 - timedelta(minutes=1))
-    queue(db, kek, 1, peer="EE", prefix="E")
+def test_queue_depth_next_due_and_peers(db, sealer) -> None:
+    queue(db, sealer, 3, now=T0 - timedelta(minutes=1))
+    queue(db, sealer, 1, peer="EE", prefix="E")
     claim(db, limit=1)
 
     assert db.run_txn_sync(outbox_depth_txn) == [
@@ -168,8 +168,8 @@ def test_queue_depth_next_due_and_peers(db, kek) -> None:
     assert db.run_txn_sync(outbox_next_due_txn, "LV") is None
 
 
-def test_concurrent_claimers_never_get_the_same_row(db, make_database, kek) -> None:
-    ids = queue(db, kek, 60)
+def test_concurrent_claimers_never_get_the_same_row(db, make_database, sealer) -> None:
+    ids = queue(db, sealer, 60)
     workers = [make_database(threads=1) for _ in range(4)]  # like four processes
     start = threading.Barrier(len(workers))
     claimed: list[list[OutboxItem]] = [[] for _ in workers]
@@ -197,8 +197,8 @@ def test_concurrent_claimers_never_get_the_same_row(db, make_database, kek) -> N
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_postgresql_claim_skips_rows_locked_by_an_open_claim(db, make_database, kek) -> None:
-    queue(db, kek, 4)
+def test_postgresql_claim_skips_rows_locked_by_an_open_claim(db, make_database, sealer) -> None:
+    queue(db, sealer, 4)
     other = make_database(threads=1)
     first_claimed = threading.Event()
     second_done = threading.Event()
@@ -229,8 +229,8 @@ def test_postgresql_claim_skips_rows_locked_by_an_open_claim(db, make_database, 
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_sqlite_claims_are_serialised_by_the_write_lock(db, make_database, kek) -> None:
-    queue(db, kek, 4)
+def test_sqlite_claims_are_serialised_by_the_write_lock(db, make_database, sealer) -> None:
+    queue(db, sealer, 4)
     impatient = make_database(threads=1, busy_timeout_ms=0, retries=0)
     inside = threading.Event()
     release = threading.Event()

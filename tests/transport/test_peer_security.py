@@ -43,6 +43,7 @@ from gateway.core.envelopes import Payload, build_envelope, read_error, read_rec
 from gateway.core.signing import Signer, verify
 from gateway.core.xmlparse import parse_xml
 from gateway.keystore import NodeKeys, load_node_keys
+from gateway.service.runtime import ReactorClock
 from gateway.testbed import (
     NationalSystem,
     NodeSetup,
@@ -110,11 +111,15 @@ async def running(tmp_path: Path) -> AsyncIterator[Bed]:
     setups = setup_nodes(tmp_path, AUTHORITIES)
     keys = {c: load_node_keys(s.node_dir) for c, s in setups.items()}
     skew = [timedelta(0)]
+
+    class SkewedClock(ReactorClock):
+        """The reactor's clock with the wall clock moved by ``skew``."""
+
+        def now(self) -> datetime:
+            return super().now() + skew[0]
+
     service, parts = start_in_process(
-        setups["NO"],
-        reactor,
-        now=lambda: datetime.now(UTC) + skew[0],
-        catalogues=load_catalogues(),
+        setups["NO"], reactor, clock=SkewedClock(reactor), catalogues=load_catalogues()
     )
     nodes = {"NO": RunningNode(setups["NO"], service, parts), "PT": start_node(setups["PT"])}
     helsedir = NationalSystem(reactor, setups["NO"], "NO-HELSEDIR")

@@ -1,0 +1,294 @@
+"""The composition root: one node, built from its node directory, as a Twisted service tree.
+
+Everything a node needs is created here, once, and handed to the parts that
+use it (no part reaches for globals): configuration, keys (loaded once),
+trust stores, the database and its thread pool, a CPU thread pool for
+verification, signing and blocking file I/O, the pipeline, one sender per
+peer, deliveries, tracking, metrics, and three listeners:
+
+* the national-system API (HTTPS, client certificates issued by this node),
+* the peer API (HTTPS, mutual TLS, pinned peer certificates),
+* health and Prometheus metrics (plain HTTP; bind it to loopback).
+
+What every service shares travels in one :class:`~gateway.service.runtime.Runtime`
+(node id, clock, database, CPU pool, signer, sealer, metrics). The parts are
+built in :mod:`gateway.node.services` (pools, senders, peer queries),
+:mod:`gateway.node.listeners` (sites and listeners) and
+:mod:`gateway.node.trust_reload` (the one trust reload).
+
+The reactor is passed in; only ``gateway.commands.run`` (and the demo and
+bench commands) import the global one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+
+from gateway.adapters.translation import build_translation_service
+from gateway.config import NodeConfig, load_config
+from gateway.core.catalogue import CatalogueRegistry, load_catalogues
+from gateway.core.clock import Clock
+from gateway.core.dataprotect import Sealer
+from gateway.core.errors import ConfigurationError
+from gateway.core.signing import Signer
+from gateway.keystore import load_data_kek, load_node_keys
+from gateway.node.listeners import LISTEN_BACKLOG, Listener, SiteFactory, build_listeners
+from gateway.node.services import (
+    Closer,
+    CPUPool,
+    OrderedMultiService,
+    PeerAPI,
+    backoff_of,
+    build_senders,
+)
+from gateway.node.trust_reload import TrustPins, TrustReloader
+from gateway.node_ports import PortsFile
+from gateway.service.deliveries import Deliveries, Pusher
+from gateway.service.directory_search import LiveSearch
+from gateway.service.directory_sync import DirectorySyncService
+from gateway.service.localization import Localizer
+from gateway.service.metrics import NodeMetrics
+from gateway.service.outbound import PeerSender
+from gateway.service.pipeline import Pipeline
+from gateway.service.runtime import ReactorClock, Runtime
+from gateway.service.tracking import TrackingQueries
+from gateway.service.trust import NodeTrustStores, TrustChanges
+from gateway.service.waiters import Waiters
+from gateway.storage.db import Database
+from gateway.storage.directory_files import DirectoryStore
+from gateway.transport.api import api_root, peer_root
+from gateway.transport.client import HTTPSClient
+from gateway.transport.directory import AuthoritySearchResource, DirectoryResource
+from gateway.transport.health import health_root
+from gateway.transport.tls import (
+    PinnedPeersPolicy,
+    ReloadableServerOptions,
+    authority_of_certificate,
+    peer_of_certificate,
+)
+
+log = Logger()
+
+
+@dataclass
+class NodeParts:
+    """Handles on a built node's parts (for the demo, the benchmark and tests)."""
+
+    config: NodeConfig
+    db: Database
+    pipeline: Pipeline
+    deliveries: Deliveries
+    tracking: TrackingQueries
+    metrics: NodeMetrics
+    senders: dict[str, PeerSender]
+    api: Listener
+    peer: Listener
+    health: Listener
+    client: HTTPSClient
+    trust: NodeTrustStores
+    #: Re-read trust and apply it to the running node (SIGHUP, ``imi-gateway reload``).
+    reload_trust: Callable[[], TrustChanges]
+
+
+def build_node(
+    node_dir: str | Path,
+    reactor: Any,
+    *,
+    clock: Clock | None = None,
+    catalogues: CatalogueRegistry | None = None,
+    api_resources: dict[bytes, Resource] | None = None,
+    peer_resources: dict[bytes, Resource] | None = None,
+) -> tuple[MultiService, NodeParts]:
+    """Build the service tree of the node in ``node_dir`` (not started).
+
+    ``clock`` is the one clock of every service (default: the reactor's time
+    and the wall clock from it).
+    """
+    config = load_config(node_dir)
+    keys = load_node_keys(node_dir)
+    directory = DirectoryStore(node_dir)
+    trust = NodeTrustStores(Path(node_dir), directory.authority_certificates)
+    top = OrderedMultiService()
+
+    db = Database(config.database.url, reactor=reactor, threads=config.database.pool_size)
+    db.migrate()
+    db.setServiceParent(top)
+    cpu = CPUPool(reactor, threads=2)
+    cpu.setServiceParent(top)
+    runtime = Runtime(
+        node_id=config.node_id,
+        clock=clock or ReactorClock(reactor),
+        db=db,
+        cpu=cpu.run,
+        signer=Signer(keys.signing.key, keys.signing.certificate),
+        sealer=Sealer(load_data_kek(node_dir)),
+        metrics=NodeMetrics(),
+    )
+    clock, metrics = runtime.clock, runtime.metrics
+    waiters = Waiters(clock)
+    peer_urls = {p.id: p.url for p in config.peers if p.id in trust.peer_ids}
+    push_urls = {a.id: a.push_url for a in config.authorities if a.push_url}
+
+    pins = TrustPins(keys, trust, peer_urls, push_urls)
+    policy = PinnedPeersPolicy(keys.tls.key, keys.tls.certificate, pins.pinned_servers())
+    client = HTTPSClient(reactor, policy, timeout_seconds=config.limits.request_deadline_seconds)
+    peers = PeerAPI(client, peer_urls)
+    senders = build_senders(runtime, config, trust, client, peer_urls)
+    for sender in senders.values():
+        sender.setServiceParent(top)
+
+    catalogues = catalogues or load_catalogues()
+    translation = build_translation_service(
+        config.translation.engine, config.translation.settings, reactor=reactor
+    )
+    localizer = Localizer(catalogues, config.node.languages, translation, reactor=reactor)
+    deliveries = Deliveries(runtime, waiters=waiters, render=localizer.render)
+    pusher: Pusher | None = None
+    if push_urls:
+        pusher = Pusher(
+            runtime,
+            urls=push_urls,  # type: ignore[arg-type]
+            deliveries=deliveries,
+            client=client,
+            backoff=backoff_of(config),
+        )
+        pusher.setServiceParent(top)
+
+    def queued(peer: str) -> None:
+        sender = senders.get(peer)
+        if sender is not None:
+            sender.wake()
+
+    def delivered(authority: str) -> None:
+        waiters.notify(authority)
+        if pusher is not None:
+            pusher.wake(authority)
+
+    pipeline = Pipeline(
+        runtime,
+        trust=trust,
+        replay_window_seconds=config.limits.replay_window_seconds,
+        catalogues=catalogues,
+        push_authorities=frozenset(push_urls),
+        on_queued=queued,
+        on_delivery=delivered,
+        on_received=localizer.start_translations,
+        published=directory.published,
+    )
+    tracking = TrackingQueries(runtime, peers.tracking, render=localizer.render)
+
+    site = SiteFactory(config, reactor, metrics)
+    api_guard = api_root(
+        pipeline=pipeline,
+        deliveries=deliveries,
+        tracking=tracking,
+        identify=lambda cert: authority_of_certificate(
+            cert, trust.national_certificates, trust.raw.revoked, clock.now()
+        ),
+        max_wait=config.limits.long_poll_seconds,
+        extra={b"authorities": AuthoritySearchResource(LiveSearch(directory), run=cpu.run)}
+        | (api_resources or {}),
+    )
+    api_site = site(api_guard, "api", config.api.max_connections, config.limits.max_body_bytes)
+    peer_guard = peer_root(
+        pipeline=pipeline,
+        tracking=tracking,
+        identify=lambda cert: peer_of_certificate(
+            cert, trust.peer_tls(), trust.raw.revoked, clock.now()
+        ),
+        extra={
+            b"directory": DirectoryResource(
+                directory, runtime.signer.sign, clock=clock, run=cpu.run
+            )
+        }
+        | (peer_resources or {}),
+    )
+    peer_site = site(peer_guard, "peer", config.peer.max_connections, config.limits.max_body_bytes)
+    api_tls = ReloadableServerOptions(keys.tls.key, keys.tls.certificate, [keys.ca.certificate])
+    peer_tls = ReloadableServerOptions(keys.tls.key, keys.tls.certificate, pins.peer_cas())
+
+    def health_check() -> Deferred[Any]:
+        return db.run_txn(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
+
+    health = health_root(
+        health_check,
+        metrics.registry,
+        getattr(translation.translator, "callback_resource", None),
+    )
+
+    def reload_peer_urls() -> list[str]:
+        """Re-read the known peers' URLs (a peer moved, or was started on port 0); moved ones."""
+        try:
+            urls = {p.id: p.url for p in load_config(node_dir).peers if p.id in peer_urls}
+        except ConfigurationError:
+            log.failure("Peer URLs not reloaded; the node keeps its current ones")
+            return []
+        moved = [peer for peer, url in urls.items() if peer_urls[peer] != url]
+        for peer in moved:
+            peer_urls[peer] = urls[peer]
+            senders[peer].set_url(urls[peer])
+        return moved
+
+    reload_trust = TrustReloader(
+        trust,
+        pins,
+        policy=policy,
+        peer_tls=peer_tls,
+        guarded=[(api_guard, api_site), (peer_guard, peer_site)],
+        reload_peer_urls=reload_peer_urls,
+        peer_moved=lambda peer: sync.sync_peer_soon(peer),
+    )
+
+    sync = DirectorySyncService(
+        directory,
+        lambda: sorted(peer_urls),
+        peers.directory,
+        clock=clock,
+        run_io=cpu.run,
+        on_update=lambda update: reload_trust(),
+    )
+    sync.setServiceParent(top)
+
+    health_site = site(health, "health", config.metrics.max_connections, 4096)
+    # Listeners last: they stop first at shutdown, before the pools they feed.
+    listeners = build_listeners(
+        config,
+        reactor,
+        api_site=api_site,
+        api_tls=api_tls,
+        peer_site=peer_site,
+        peer_tls=peer_tls,
+        health_site=health_site,
+    )
+    for listener in listeners:
+        listener.setServiceParent(top)
+    PortsFile(node_dir, listeners.api, listeners.peer, listeners.health).setServiceParent(top)
+    Closer(waiters.cancel_all, client.close, translation.close).setServiceParent(top)
+
+    parts = NodeParts(
+        config=config,
+        db=db,
+        pipeline=pipeline,
+        deliveries=deliveries,
+        tracking=tracking,
+        metrics=metrics,
+        senders=senders,
+        api=listeners.api,
+        peer=listeners.peer,
+        health=listeners.health,
+        client=client,
+        trust=trust,
+        reload_trust=reload_trust,
+    )
+    return top, parts
+
+
+__all__ = ["LISTEN_BACKLOG", "Listener", "NodeParts", "build_node"]

@@ -1,0 +1,155 @@
+"""The node's listeners: the national-system API, the peer API, health and metrics.
+
+Each :class:`Listener` is a service that listens on one address while
+running, on a :class:`~gateway.transport.http.LimitedSite` with the node's
+limits. :func:`build_listeners` mounts the API resources under their guards
+and returns the three listeners (added last to the node's service tree, so
+they stop first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+
+from gateway.config import NodeConfig
+from gateway.service.metrics import NodeMetrics
+from gateway.transport.http import LimitedSite
+
+log = Logger()
+
+#: Accepted connections the kernel queues until the node takes them (Twisted's default is 50:
+#: a burst of connections would wait for SYN-ACK retransmissions, seconds each).
+LISTEN_BACKLOG = 511
+
+
+class Listener(Service):
+    """Listens on one address and port while running; ``port`` is the bound port (useful with 0)."""
+
+    def __init__(self, name: str, listen: Callable[[], IListeningPort], site: LimitedSite) -> None:
+        self.name = name
+        self._listen = listen
+        self._site = site
+        self._port: IListeningPort | None = None
+
+    @property
+    def site(self) -> LimitedSite:
+        return self._site
+
+    @property
+    def port(self) -> int:
+        assert self._port is not None, f"{self.name} is not listening"
+        return int(self._port.getHost().port)
+
+    @property
+    def address(self) -> str:
+        """``host:port`` (``[host]:port`` for IPv6) that the listener is bound to."""
+        assert self._port is not None, f"{self.name} is not listening"
+        bound = self._port.getHost()
+        host = str(bound.host)
+        return f"[{host}]:{bound.port}" if ":" in host else f"{host}:{bound.port}"
+
+    def startService(self) -> None:
+        super().startService()
+        self._port = self._listen()
+        bound = self._port.getHost()
+        log.info(
+            "{name} listening on {address} (at most {limit} connections)",
+            name=self.name,
+            address=self.address,
+            host=str(bound.host),
+            port=int(bound.port),
+            limit=self._site.max_connections,
+        )
+
+    def stopService(self) -> Deferred[Any] | None:
+        super().stopService()
+        port, self._port = self._port, None
+        self._site.close_connections()
+        return maybeDeferred(port.stopListening) if port is not None else None
+
+
+@dataclass(frozen=True)
+class Listeners:
+    api: Listener
+    peer: Listener
+    health: Listener
+
+    def __iter__(self) -> Any:
+        return iter((self.api, self.peer, self.health))
+
+
+class SiteFactory:
+    """Builds the node's limited sites (the same limits, metrics and reactor for each)."""
+
+    def __init__(self, config: NodeConfig, reactor: Any, metrics: NodeMetrics) -> None:
+        self._config = config
+        self._reactor = reactor
+        self._metrics = metrics
+
+    def __call__(
+        self, resource: Resource, name: str, max_connections: int, max_body_bytes: int
+    ) -> LimitedSite:
+        limits = self._config.limits
+        return LimitedSite(
+            resource,
+            reactor=self._reactor,
+            max_body_bytes=max_body_bytes,
+            request_deadline_seconds=limits.request_deadline_seconds,
+            handshake_timeout_seconds=limits.handshake_timeout_seconds,
+            max_header_bytes=limits.max_header_bytes,
+            max_connections=max_connections,
+            name=name,
+            on_connection_refused=self._metrics.connections_refused.labels(name).inc,
+        )
+
+
+def build_listeners(
+    config: NodeConfig,
+    reactor: Any,
+    *,
+    api_site: LimitedSite,
+    api_tls: Any,
+    peer_site: LimitedSite,
+    peer_tls: Any,
+    health_site: LimitedSite,
+) -> Listeners:
+    """The three listeners on the configured addresses (not started)."""
+    api = Listener(
+        "national-system API",
+        lambda: reactor.listenTCP(
+            config.api.port,
+            api_site.listening_factory(api_tls),
+            backlog=LISTEN_BACKLOG,
+            interface=config.api.host,
+        ),
+        api_site,
+    )
+    peer = Listener(
+        "peer API",
+        lambda: reactor.listenTCP(
+            config.peer.port,
+            peer_site.listening_factory(peer_tls),
+            backlog=LISTEN_BACKLOG,
+            interface=config.peer.host,
+        ),
+        peer_site,
+    )
+    health = Listener(
+        "health and metrics",
+        lambda: reactor.listenTCP(
+            config.metrics.port, health_site.listening_factory(), interface=config.metrics.host
+        ),
+        health_site,
+    )
+    return Listeners(api, peer, health)
+
+
+__all__ = ["LISTEN_BACKLOG", "Listener", "Listeners", "SiteFactory", "build_listeners"]

@@ -1,0 +1,110 @@
+"""The one trust reload of a running node (SIGHUP, ``imi-gateway reload``, a directory update).
+
+Re-reads the trust stores and applies them everywhere trust is used: the
+peer listener's accepted client CAs, the outbound TLS pins (peer nodes and
+push callbacks), and the connections open on the API and peer listeners
+(closed when their certificate is no longer trusted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import Logger
+
+from gateway.keystore import NodeKeys
+from gateway.service.trust import NodeTrustStores, TrustChanges
+from gateway.transport.client import netloc_of
+from gateway.transport.http import LimitedSite
+from gateway.transport.tls import PinnedPeersPolicy, ReloadableServerOptions
+
+log = Logger()
+
+
+class TrustPins:
+    """What the node's TLS trusts, computed from the current trust stores."""
+
+    def __init__(
+        self,
+        keys: NodeKeys,
+        trust: NodeTrustStores,
+        peer_urls: dict[str, str],
+        push_urls: dict[str, str],
+    ) -> None:
+        self._keys = keys
+        self._trust = trust
+        self._peer_urls = peer_urls
+        self._push_urls = push_urls
+
+    def pinned_servers(self) -> dict[tuple[str, int], tuple[Any, Any]]:
+        """The outbound TLS pins from the current trust: peer nodes and push callbacks."""
+        raw = self._trust.raw
+        pins = {
+            netloc_of(url): (raw.peers[peer].ca, raw.peers[peer].tls)
+            for peer, url in self._peer_urls.items()
+            if peer in raw.peers
+        }
+        for authority, url in self._push_urls.items():
+            # A push callback must present the authority's own registered certificate.
+            registered = self._trust.national_certificates.get(authority)
+            if registered:
+                pins[netloc_of(url)] = (self._keys.ca.certificate, registered[-1])
+        return pins
+
+    def peer_cas(self) -> list[Any]:
+        """The CAs the peer listener accepts client certificates from."""
+        return list(self._trust.peer_cas().values()) or [self._keys.ca.certificate]
+
+
+class TrustReloader:
+    """Calling it reloads trust and applies it to the running node."""
+
+    def __init__(
+        self,
+        trust: NodeTrustStores,
+        pins: TrustPins,
+        *,
+        policy: PinnedPeersPolicy,
+        peer_tls: ReloadableServerOptions,
+        guarded: list[tuple[Any, LimitedSite]],
+        reload_peer_urls: Callable[[], list[str]] = list,
+        peer_moved: Callable[[str], None] = lambda peer: None,
+    ) -> None:
+        """``reload_peer_urls`` re-reads the peers' URLs and names the moved peers;
+        ``peer_moved`` is told of each (its directory is synchronised at once)."""
+        self._trust = trust
+        self._pins = pins
+        self._policy = policy
+        self._peer_tls = peer_tls
+        self._guarded = guarded
+        self._reload_peer_urls = reload_peer_urls
+        self._peer_moved = peer_moved
+
+    def __call__(self) -> TrustChanges:
+        changes = self._trust.reload()
+        moved = self._reload_peer_urls()
+        self._peer_tls.set_client_cas(self._pins.peer_cas())
+        self._policy.set_peers(self._pins.pinned_servers())
+        for peer in moved:
+            self._peer_moved(peer)
+        closed = sum(guard.close_untrusted(site.channels) for guard, site in self._guarded)
+        log.info(
+            "Trust reloaded: national systems {national} (+{national_added} "
+            "-{national_removed}), peers {peers} (+{peers_added} -{peers_removed}), "
+            "revoked {revoked} (+{revoked_added}); closed {closed} connection(s) "
+            "no longer trusted",
+            national=changes.national_total,
+            national_added=changes.national_added,
+            national_removed=changes.national_removed,
+            peers=changes.peers_total,
+            peers_added=changes.peers_added,
+            peers_removed=changes.peers_removed,
+            revoked=changes.revoked_total,
+            revoked_added=changes.revoked_added,
+            closed=closed,
+        )
+        return changes
+
+
+__all__ = ["TrustPins", "TrustReloader"]

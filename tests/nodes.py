@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from twisted.internet import reactor
 from gateway.core.catalogue import load_catalogues
 from gateway.node import NodeParts
 from gateway.testbed import NationalSystem, NodeSetup, node_stopped, setup_nodes, start_in_process
+from tests.waiting import until
 
 AUTHORITIES = {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}
 
@@ -33,6 +34,16 @@ def start_node(setup: NodeSetup) -> RunningNode:
     return RunningNode(setup, service, parts)
 
 
+async def settled(nodes: Iterable[RunningNode]) -> None:
+    """Wait until no node's start-up directory synchronisation runs.
+
+    A synchronisation ends in a trust reload, which closes connections whose
+    certificate is not trusted, such as a test's impostor request in flight.
+    """
+    syncs = [node.service.getServiceNamed("directory-sync") for node in nodes]  # type: ignore[attr-defined]
+    await until(lambda: not any(sync.busy for sync in syncs))
+
+
 @contextlib.asynccontextmanager
 async def two_nodes(
     tmp_path: Path,
@@ -41,6 +52,7 @@ async def two_nodes(
 ) -> AsyncIterator[tuple[dict[str, RunningNode], dict[str, NationalSystem]]]:
     setups = setup_nodes(tmp_path, authorities, extra_config=extra_config)
     nodes = {c: start_node(s) for c, s in setups.items()}
+    await settled(nodes.values())
     systems = {
         a: NationalSystem(reactor, setups[a[:2]], a) for ids in authorities.values() for a in ids
     }

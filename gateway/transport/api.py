@@ -23,7 +23,6 @@ from cryptography import x509
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -32,7 +31,7 @@ from gateway.core.ns import DOC_NS
 from gateway.service.deliveries import Deliveries, HandedOut
 from gateway.service.pipeline import PayloadRefused, Pipeline
 from gateway.service.tracking import TrackingQueries
-from gateway.transport.http import XML_CONTENT_TYPE, write_error
+from gateway.transport.http import XML_CONTENT_TYPE, XMLResource, write_error
 from gateway.transport.tls import connection_certificate, peer_certificate
 
 log = Logger()
@@ -42,13 +41,6 @@ class BadParameter(InvalidInput):
     """A query parameter is missing or malformed."""
 
     code = "PARAMETER_INVALID"
-
-
-class MethodNotAllowed(InvalidInput):
-    """This endpoint does not take that HTTP method."""
-
-    code = "METHOD_NOT_ALLOWED"
-    http_status = 405
 
 
 def _int_arg(request: Any, name: str, default: int, low: int, high: int) -> int:
@@ -166,23 +158,11 @@ class _Missing(Resource):
         return write_error(request, NotFound("no endpoint has this path (see docs/api.md)"))
 
 
-class _Endpoint(Resource):
+class _Endpoint(XMLResource):
     """A leaf that runs one async handler and answers XML or an Error document."""
 
     isLeaf = True
     listener = "api"
-
-    def render(self, request: Any) -> Any:
-        try:
-            return super().render(request)
-        except UnsupportedMethod as unsupported:
-            allowed = [m.decode("ascii") for m in unsupported.allowedMethods]
-            if "GET" not in allowed:  # twisted.web offers HEAD only as a GET without body
-                allowed = [m for m in allowed if m != "HEAD"]
-            request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
-            return write_error(
-                request, MethodNotAllowed(f"this endpoint takes {' or '.join(allowed)}")
-            )
 
     def _respond(self, request: Any, handler: Callable[[], Deferred[bytes]]) -> Any:
         finished = request.notifyFinish()

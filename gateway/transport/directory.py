@@ -42,7 +42,6 @@ from lxml import etree
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from gateway.core.clock import Clock
@@ -54,7 +53,7 @@ from gateway.core.search.jsonform import search_result_json
 from gateway.service.directory_publish import DirectoryPublisher
 from gateway.service.directory_search import LiveSearch
 from gateway.storage.directory_files import DirectoryStore
-from gateway.transport.http import XML_CONTENT_TYPE, write_error
+from gateway.transport.http import XML_CONTENT_TYPE, XMLResource, write_error
 
 __all__ = [
     "SEARCH_NS",
@@ -144,7 +143,7 @@ def _arg(request: Request, name: bytes) -> bytes | None:
     return values[-1]
 
 
-class DirectoryResource(Resource):
+class DirectoryResource(XMLResource):
     """``GET /peer/v1/directory?since=N``: the node-signed directory for a peer.
 
     ``sign(root) -> bytes`` signs with the node's signing key; ``clock``
@@ -265,7 +264,7 @@ def search_result_xml(result: SearchResult, labels: LiveSearch) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-class AuthoritySearchResource(Resource):
+class AuthoritySearchResource(XMLResource):
     """``GET /api/v1/authorities``: the multilingual authority search for national systems."""
 
     isLeaf = True

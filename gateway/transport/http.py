@@ -37,6 +37,7 @@ from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactor
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import http, server
+from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import Resource
 
 from gateway.core.envelopes import build_error
@@ -344,6 +345,34 @@ class _CappedTLSFactory(TLSMemoryBIOFactory):
         if self.wrappedFactory.at_capacity():
             return None  # the port closes the socket at once; no TLS state is made
         return super().buildProtocol(addr)
+
+
+class MethodNotAllowed(InvalidInput):
+    """This endpoint does not take that HTTP method."""
+
+    code = "METHOD_NOT_ALLOWED"
+    http_status = 405
+
+
+class XMLResource(Resource):
+    """The base of every endpoint: a method it does not take is refused with an Error document.
+
+    twisted.web's default is an HTML error page; every refusal of this node is
+    an Error document with a stable code, so a national system's or a peer's
+    parser never meets HTML.
+    """
+
+    def render(self, request: Any) -> Any:
+        try:
+            return super().render(request)
+        except UnsupportedMethod as unsupported:
+            allowed = [m.decode("ascii") for m in unsupported.allowedMethods]
+            if "GET" not in allowed:  # twisted.web offers HEAD only as a GET without body
+                allowed = [m for m in allowed if m != "HEAD"]
+            request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+            return write_error(
+                request, MethodNotAllowed(f"this endpoint takes {' or '.join(allowed)}")
+            )
 
 
 def write_error(

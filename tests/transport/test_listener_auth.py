@@ -170,6 +170,8 @@ async def check_listener(
                     if label == "right":
                         assert result is not None, f"{where}: handshake refused"
                         assert result[0] not in (401, 403), f"{where}: refused {result}"
+                        if result[0] >= 400 and method != "HEAD":  # never an HTML error page
+                            assert result[1] is not None, f"{where}: no Error document {result}"
                         continue
                     if result is None:
                         continue  # refused at the TLS handshake

@@ -52,7 +52,7 @@ from gateway.testbed import (
     start_in_process,
 )
 from gateway.transport.client import HTTPAnswer, HTTPSClient, PeerUnreachable
-from tests.nodes import RunningNode, start_node
+from tests.nodes import RunningNode, settled, start_node
 from tests.service.bed import raw_client, row_counts, submit
 
 AUTHORITIES = {"NO": ["NO-HELSEDIR", "NO-UDIR"], "PT": ["PT-OMD"], "EE": ["EE-TA"]}
@@ -122,6 +122,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Bed]:
         setups["NO"], reactor, clock=SkewedClock(reactor), catalogues=load_catalogues()
     )
     nodes = {"NO": RunningNode(setups["NO"], service, parts), "PT": start_node(setups["PT"])}
+    await settled(nodes.values())
     helsedir = NationalSystem(reactor, setups["NO"], "NO-HELSEDIR")
     bed = Bed(setups, nodes, keys, helsedir, [], skew)
     try:

@@ -1,6 +1,6 @@
 """imi-gateway: the national node gateway of the EU Internal Market Information system.
 
-The package is layered (see docs/architecture in README): ``gateway.core`` is
+The package is layered (see docs/architecture.md): ``gateway.core`` is
 sans-IO; ``storage``, ``transport`` and ``service`` are the edges.
 """
 

@@ -10,7 +10,7 @@ prefixes, two-word queries, body and region words, a fifth of them with
 filters) and reports the index build time, the memory the index takes and
 the query latency percentiles.
 
-A benchmark reports; it is never a timed test (DESIGN.md §10). The
+A benchmark reports; it is never a timed test (docs/performance.md). The
 generator (:func:`generate_authorities`) also feeds ``imi-gateway
 authorities demo``.
 

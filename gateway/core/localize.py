@@ -1,8 +1,8 @@
 """Local rendering of a received exchange document for the Delivery.
 
 A receiving node hands its national system the original signed bytes plus,
-for each of the node's languages, an ``envelopes.Rendering`` (DESIGN.md
-§5.4): the catalogue texts of every question the document names and of
+for each of the node's languages, an ``envelopes.Rendering`` (docs/protocol.md
+§6.4, Delivery): the catalogue texts of every question the document names and of
 every coded answer it gives, from the catalogue version its header names,
 and machine translations of its free text, each labelled with its engine and
 language pair. A translation never replaces the original: the original stays

@@ -3,7 +3,7 @@
 A receiving node hands its national system the original signed bytes plus a
 *rendering*: for each of the node's languages, the catalogue texts of the
 question set, of every question the document names and of every option
-chosen as an answer (DESIGN.md §5.4). This module computes that rendering
+chosen as an answer (docs/protocol.md §6.4, Delivery). This module computes that rendering
 as plain dataclasses; the delivery code turns it into XML (the delivery XSD
 lives in schemas/protocol and is not this module's business).
 

@@ -7,7 +7,7 @@ Layout (keys/README.md explains it to operators)::
       keys/                        0700, private keys only
         ca.key signing.key tls.key   PEM PKCS#8, 0600
         data.kek                   32 random bytes: key-encryption key for the
-                                   per-exchange data keys (DESIGN.md §7), 0600
+                                   per-exchange data keys (docs/storage.md), 0600
       certs/ca.pem signing.pem tls.pem
       trust/peers/<NODE_ID>/{ca,signing,tls}.pem   pinned certificates of a peer
       national/<AUTHORITY_ID>.pem  certificate(s) bound to a national authority

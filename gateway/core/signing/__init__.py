@@ -1,4 +1,4 @@
-"""XML signatures of protocol documents: sign them, and verify what arrives (DESIGN.md §5.1, §6).
+"""XML signatures of protocol documents: sign them, and verify what arrives (docs/signatures.md).
 
 The public API:
 
@@ -125,7 +125,7 @@ PROFILE_MIN_RSA_BITS = 2048
 class SignaturePolicy:
     """What a verifier accepts beyond the fixed profile. Every field can only narrow it.
 
-    Fixed by the profile and DESIGN.md §6, hence *not* fields: exactly one
+    Fixed by the profile (docs/signatures.md), hence *not* fields: exactly one
     ds:Signature, the last child of the root; exactly one reference, URI="";
     transforms exactly enveloped-signature then exclusive C14N; exclusive
     C14N for SignedInfo; no ``#WithComments`` anywhere; no comments,

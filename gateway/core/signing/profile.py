@@ -1,6 +1,6 @@
 """The protocol's one XML-DSig profile, and the structural checks that enforce it.
 
-The only signature form the protocol knows (DESIGN.md §5.1, §6)::
+The only signature form the protocol knows (docs/signatures.md)::
 
     <Root xmlns="urn:imi-gateway:protocol:1">
       ... signed content ...

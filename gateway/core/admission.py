@@ -1,7 +1,7 @@
 """Admission: may this document enter the node? (sans-IO)
 
 The decisions made on every document before anything is stored, in the
-order of DESIGN.md §6 (parse, verify, then read only the signed tree):
+order of docs/signatures.md (parse, verify, then read only the signed tree):
 
 * :func:`admit_submission`: a national system of this node submits a signed
   exchange document over the national-system API;

@@ -50,7 +50,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -230,7 +230,11 @@ class Database(Service):
     ) -> Deferred[T]:
         """Run ``func(conn, *args, **kwargs)`` in one transaction on the database thread pool."""
         if self._inline:
-            return maybeDeferred(self.run_txn_sync, func, *args, **kwargs)
+            try:
+                result = self.run_txn_sync(func, *args, **kwargs)
+            except BaseException:
+                return fail()
+            return succeed(result)
         if self._pool is None:
             return fail(DatabaseUnavailable("the database thread pool is not running"))
         if self._group is not None and not _is_read_only(func):
@@ -262,7 +266,7 @@ class Database(Service):
             try:
                 return [(True, self.run_txn_sync(item.func, *item.args, **item.kwargs))]
             except Exception:
-                return [(False, Failure())]
+                return [(False, Failure())]  # type: ignore[no-untyped-call]  # Failure() is untyped
         attempt = 0
         while True:
             outcomes: list[tuple[bool, Any] | None] = []
@@ -429,7 +433,7 @@ def _failure(exc: BaseException, where: str | None = None) -> Failure:
     DatabaseUnavailable (without SQL or parameters)."""
     if isinstance(exc, OperationalError):
         exc = DatabaseUnavailable(f"database error in {where or 'a transaction'}: {_describe(exc)}")
-    return Failure(exc)
+    return Failure(exc)  # type: ignore[no-untyped-call]  # Failure() is untyped
 
 
 class _GroupCommit:

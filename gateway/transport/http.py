@@ -30,14 +30,15 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from lxml import etree
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import http, server
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 
 from gateway.core.envelopes import build_error
 from gateway.core.errors import DocumentTooLarge, GatewayError, InvalidInput
@@ -45,6 +46,38 @@ from gateway.core.errors import DocumentTooLarge, GatewayError, InvalidInput
 log = Logger()
 
 XML_CONTENT_TYPE = b"application/xml; charset=utf-8"
+
+
+class WebRequest(Protocol):
+    """What the resources use of a twisted.web request (whose methods Twisted leaves untyped)."""
+
+    args: dict[bytes, list[bytes]] | None
+
+    def setResponseCode(self, code: int, message: bytes | None = None) -> None: ...
+
+    def setHeader(self, name: bytes, value: bytes) -> None: ...
+
+    def getHeader(self, key: bytes) -> bytes | None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def notifyFinish(self) -> Deferred[None]: ...
+
+
+class TypedResource(Resource):
+    """twisted.web's Resource with a typed constructor and render (Twisted leaves them untyped)."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Resource.__init__ is untyped
+
+    def render(self, request: Any) -> Any:
+        return super().render(request)  # type: ignore[no-untyped-call]  # Resource.render is untyped
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> IResource:
+        child: IResource = super().getChildWithDefault(path, request)  # type: ignore[no-untyped-call]  # untyped in Twisted
+        return child
 
 
 class RequestTimeout(InvalidInput):
@@ -346,9 +379,7 @@ class _CappedTLSFactory(TLSMemoryBIOFactory):
         return super().buildProtocol(addr)
 
 
-def write_error(
-    request: server.Request, error: GatewayError, message_id: str | None = None
-) -> bytes:
+def write_error(request: WebRequest, error: GatewayError, message_id: str | None = None) -> bytes:
     """Set status and headers for ``error`` and return the Error body."""
     request.setResponseCode(error.http_status)
     request.setHeader(b"Content-Type", XML_CONTENT_TYPE)

@@ -151,7 +151,7 @@ class PeerSender(LeasedQueueWorker):
     def _build(
         self, items: list[OutboxItem], bodies: dict[str, bytes | None], now: datetime
     ) -> bytes:
-        payloads = [Payload(i.message_id, bodies[i.message_id]) for i in items]  # type: ignore[arg-type]
+        payloads = [Payload(i.message_id, bodies[i.message_id]) for i in items]  # type: ignore[arg-type]  # erased (None) bodies were dead-lettered before
         root = build_envelope(self._rt.node_id, self.peer_id, f"env-{uuid.uuid4()}", now, payloads)
         return self._rt.signer.sign(root)
 

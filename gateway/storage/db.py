@@ -85,7 +85,7 @@ def read_only(func: Callable[P, T]) -> Callable[P, T]:
     Read-only transactions do not take SQLite's write lock, so they run in
     parallel with a writer (WAL readers see the last committed state).
     """
-    func._imi_read_only = True  # type: ignore[attr-defined]
+    func._imi_read_only = True  # type: ignore[attr-defined]  # a marker on the function object
     return func
 
 
@@ -213,11 +213,11 @@ class Database(Service):
         self.engine.dispose()
 
     def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]
+        super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
         self.start()
 
     def stopService(self) -> None:
-        super().stopService()  # type: ignore[no-untyped-call]
+        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
         self.stop()
 
     # --- transactions -------------------------------------------------------
@@ -240,9 +240,9 @@ class Database(Service):
         if self._group is not None and not _is_read_only(func):
             return self._group.submit(func, args, kwargs)
         return deferToThreadPool(
-            self._reactor,  # type: ignore[arg-type]
+            self._reactor,  # type: ignore[arg-type]  # a _Reactor: the methods deferToThreadPool uses
             self._pool,
-            self.run_txn_sync,  # type: ignore[arg-type]
+            self.run_txn_sync,  # type: ignore[arg-type]  # ParamSpec through deferToThreadPool
             func,
             *args,
             **kwargs,
@@ -414,7 +414,7 @@ class Database(Service):
         if self._pool is None:
             return fail(DatabaseUnavailable("the database thread pool is not running"))
         return deferToThreadPool(
-            self._reactor,  # type: ignore[arg-type]
+            self._reactor,  # type: ignore[arg-type]  # a _Reactor: the methods deferToThreadPool uses
             self._pool,
             self.compact_sync,
         )
@@ -489,7 +489,7 @@ class _GroupCommit:
         self.batches += 1
         self.transactions += len(batch)
         d = deferToThreadPool(
-            self._db._reactor,  # type: ignore[arg-type]
+            self._db._reactor,  # type: ignore[arg-type]  # a _Reactor: the methods deferToThreadPool uses
             pool,
             self._db._run_group_sync,
             batch,

@@ -56,6 +56,10 @@ def _ossl_cert(cert: x509.Certificate) -> crypto.X509:
     return crypto.X509.from_cryptography(cert)
 
 
+def _ossl_key(key: PrivateKey) -> crypto.PKey:
+    return crypto.PKey.from_cryptography_key(key)
+
+
 def server_options(
     key: PrivateKey,
     certificate: x509.Certificate,
@@ -64,8 +68,8 @@ def server_options(
     """Server TLS options requiring a client certificate issued by ``client_cas``."""
     cas = [_ossl_cert(c) for c in client_cas]
     return ssl.CertificateOptions(
-        privateKey=key,
-        certificate=certificate,
+        privateKey=_ossl_key(key),
+        certificate=_ossl_cert(certificate),
         verify=True,
         caCerts=cas,
         requireCertificate=True,
@@ -213,8 +217,8 @@ class PinnedPeersPolicy:
         self._creators = {
             netloc: _PinnedClientCreator(
                 ssl.CertificateOptions(
-                    privateKey=self._key,
-                    certificate=self._certificate,
+                    privateKey=_ossl_key(self._key),
+                    certificate=_ossl_cert(self._certificate),
                     verify=True,
                     caCerts=[_ossl_cert(ca)],
                     raiseMinimumTo=ssl.TLSVersion.TLSv1_2,

@@ -66,7 +66,7 @@ class PortsFile(Service):
         self._listeners = {"api": api, "peer": peer, "metrics": metrics}
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
         ports: dict[str, int] = {name: lst.port for name, lst in self._listeners.items()}
         data = json.dumps({**ports, "pid": os.getpid()}).encode()
         tmp = self._path.with_name(f".{PORTS_FILE}.{os.getpid()}.tmp")
@@ -74,7 +74,7 @@ class PortsFile(Service):
         tmp.replace(self._path)  # readers see the old file or the whole new one
 
     def stopService(self) -> None:
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
         if (read_ports_file(self._path.parent) or _NOBODY).pid == os.getpid():
             self._path.unlink(missing_ok=True)
 

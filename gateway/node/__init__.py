@@ -120,9 +120,9 @@ def build_node(
 
     db = Database(config.database.url, reactor=reactor, threads=config.database.pool_size)
     db.migrate()
-    db.setServiceParent(top)
+    top.add(db)
     cpu = CPUPool(reactor, threads=2)
-    cpu.setServiceParent(top)
+    top.add(cpu)
     runtime = Runtime(
         node_id=config.node_id,
         clock=clock or ReactorClock(reactor),
@@ -143,7 +143,7 @@ def build_node(
     peers = PeerAPI(client, peer_urls)
     senders = build_senders(runtime, config, trust, client, peer_urls)
     for sender in senders.values():
-        sender.setServiceParent(top)
+        top.add(sender)
 
     catalogues = catalogues or load_catalogues()
     translation = build_translation_service(
@@ -155,12 +155,12 @@ def build_node(
     if push_urls:
         pusher = Pusher(
             runtime,
-            urls=push_urls,  # type: ignore[arg-type]
+            urls=push_urls,
             deliveries=deliveries,
             client=client,
             backoff=backoff_of(config),
         )
-        pusher.setServiceParent(top)
+        top.add(pusher)
 
     def queued(peer: str) -> None:
         sender = senders.get(peer)
@@ -255,7 +255,7 @@ def build_node(
         run_io=cpu.run,
         on_update=lambda update: reload_trust(),
     )
-    sync.setServiceParent(top)
+    top.add(sync)
 
     health_site = site(health, "health", config.metrics.max_connections, 4096)
     # Listeners last: they stop first at shutdown, before the pools they feed.
@@ -269,9 +269,9 @@ def build_node(
         health_site=health_site,
     )
     for listener in listeners:
-        listener.setServiceParent(top)
-    PortsFile(node_dir, listeners.api, listeners.peer, listeners.health).setServiceParent(top)
-    Closer(waiters.cancel_all, client.close, translation.close).setServiceParent(top)
+        top.add(listener)
+    top.add(PortsFile(node_dir, listeners.api, listeners.peer, listeners.health))
+    top.add(Closer(waiters.cancel_all, client.close, translation.close))
 
     parts = NodeParts(
         config=config,

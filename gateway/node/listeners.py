@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
@@ -43,23 +44,28 @@ class Listener(Service):
     def site(self) -> LimitedSite:
         return self._site
 
+    def _bound(self) -> IPv4Address | IPv6Address:
+        """The TCP address the listener is bound to."""
+        assert self._port is not None, f"{self.name} is not listening"
+        bound = self._port.getHost()
+        assert isinstance(bound, IPv4Address | IPv6Address), f"{self.name} listens on TCP"
+        return bound
+
     @property
     def port(self) -> int:
-        assert self._port is not None, f"{self.name} is not listening"
-        return int(self._port.getHost().port)
+        return int(self._bound().port)
 
     @property
     def address(self) -> str:
         """``host:port`` (``[host]:port`` for IPv6) that the listener is bound to."""
-        assert self._port is not None, f"{self.name} is not listening"
-        bound = self._port.getHost()
+        bound = self._bound()
         host = str(bound.host)
         return f"[{host}]:{bound.port}" if ":" in host else f"{host}:{bound.port}"
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
         self._port = self._listen()
-        bound = self._port.getHost()
+        bound = self._bound()
         log.info(
             "{name} listening on {address} (at most {limit} connections)",
             name=self.name,
@@ -70,7 +76,7 @@ class Listener(Service):
         )
 
     def stopService(self) -> Deferred[Any] | None:
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
         port, self._port = self._port, None
         self._site.close_connections()
         return maybeDeferred(port.stopListening) if port is not None else None

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, fail, inlineCallbacks, maybeDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, fail, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -33,12 +33,22 @@ class OrderedMultiService(MultiService):
     stop the thread pools and the database they use.
     """
 
-    @inlineCallbacks
-    def stopService(self) -> Any:
-        Service.stopService(self)
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # MultiService.__init__ is untyped
+
+    def add(self, *services: Service) -> None:
+        """Add ``services`` in order (they start in this order and stop in reverse)."""
+        for service in services:
+            service.setServiceParent(self)  # type: ignore[no-untyped-call]  # Service.setServiceParent is untyped
+
+    def stopService(self) -> Deferred[None]:
+        Service.stopService(self)  # type: ignore[no-untyped-call]  # Service.stopService is untyped
+        return ensureDeferred(self._stop_children())
+
+    async def _stop_children(self) -> None:
         for service in reversed(list(self)):
             if service.running:
-                yield maybeDeferred(service.stopService)
+                await maybeDeferred(service.stopService)
 
 
 class CPUPool(Service):
@@ -51,13 +61,13 @@ class CPUPool(Service):
         self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="imi-gateway-cpu")
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
         self._pool.start()
         # Never leave non-daemon threads behind, even if the service is not stopped.
         self._trigger = self._reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
 
     def stopService(self) -> None:
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
         self._reactor.removeSystemEventTrigger(self._trigger)
         self._pool.stop()
 
@@ -73,12 +83,14 @@ class Closer(Service):
     def __init__(self, *close: Callable[[], Any]) -> None:
         self._close = close
 
-    @inlineCallbacks
-    def stopService(self) -> Any:
-        super().stopService()
+    def stopService(self) -> Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
+        return ensureDeferred(self._close_all())
+
+    async def _close_all(self) -> None:
         for close in self._close:
             try:
-                yield maybeDeferred(close)
+                await maybeDeferred(close)
             except Exception:  # noqa: S112 (closing the rest matters more)
                 continue
 

@@ -27,9 +27,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from gateway.core.envelopes import Rendering, build_delivery
@@ -102,31 +100,34 @@ class Deliveries:
             out.append(HandedOut(row.seq, row.message_id, self.sign_delivery(row, body, now)))
         return out
 
-    @inlineCallbacks
-    def pull(self, authority: str, *, after: int, wait: float, limit: int) -> Any:
+    async def pull(
+        self, authority: str, *, after: int, wait: float, limit: int
+    ) -> tuple[list[HandedOut], int]:
         """Acknowledge up to ``after``; return (deliveries after it, the last cursor)."""
         if after > 0:
-            yield self._rt.db.run_txn(
+            await self._rt.db.run_txn(
                 ack_deliveries_txn,
                 authority,
                 after,
                 now=self._rt.clock.now(),
                 node=self._rt.node_id,
             )
-        rows = yield self._rt.db.run_txn(
+        rows: list[DeliveryRow] = await self._rt.db.run_txn(
             pending_deliveries_txn, authority, after=after, limit=limit
         )
         if not rows and wait > 0:
-            yield self._waiters.wait(authority, wait)
-            rows = yield self._rt.db.run_txn(
+            await self._waiters.wait(authority, wait)
+            rows = await self._rt.db.run_txn(
                 pending_deliveries_txn, authority, after=after, limit=limit
             )
         if not rows:
             return [], after
-        bodies = yield self._rt.db.run_txn(
+        bodies: dict[str, bytes | None] = await self._rt.db.run_txn(
             load_bodies_txn, [r.message_id for r in rows], sealer=self._rt.sealer
         )
-        handed = yield self._rt.cpu(self._sign_all, rows, bodies, self._rt.clock.now())
+        handed: list[HandedOut] = await self._rt.cpu(
+            self._sign_all, rows, bodies, self._rt.clock.now()
+        )
         self._rt.metrics.deliveries.labels("pull").inc(len(handed))
         return handed, rows[-1].seq
 
@@ -162,36 +163,36 @@ class Pusher(LeasedQueueWorker):
             return
         super().wake()
 
-    @inlineCallbacks
-    def _push_some(self) -> Any:
+    async def _push_some(self) -> float:
         """Push what is due; returns the seconds until the next cycle."""
         now = self._rt.clock.now()
-        items = yield self._rt.db.run_txn(claim_push_deliveries_txn, None, now=now, limit=20)
+        items: list[PushItem] = await self._rt.db.run_txn(
+            claim_push_deliveries_txn, None, now=now, limit=20
+        )
         if not items:
             return IDLE_POLL_SECONDS
         done: set[int] = set()
         try:
-            next_delay = yield self._push_claimed(items, now, done)
+            next_delay = await self._push_claimed(items, now, done)
         except Exception:
             # Whatever failed, the claimed pushes not yet settled go back to the queue.
             log.failure("Unexpected error in a push cycle; will retry")
             rest = [i for i in items if i.seq not in done]
-            yield self._retry_later(rest, PushCycleFailed.code, now)
+            await self._retry_later(rest, PushCycleFailed.code, now)
             return IDLE_POLL_SECONDS
         return next_delay
 
-    @inlineCallbacks
-    def _push_claimed(self, items: list[PushItem], now: datetime, done: set[int]) -> Any:
+    async def _push_claimed(self, items: list[PushItem], now: datetime, done: set[int]) -> float:
         """Push claimed items; the seq of each settled one is added to ``done``."""
         next_delay = 0.0
-        rows = {}
+        rows: dict[int, DeliveryRow] = {}
         for item in items:
-            pending = yield self._rt.db.run_txn(
+            pending: list[DeliveryRow] = await self._rt.db.run_txn(
                 pending_deliveries_txn, item.authority_id, after=item.seq - 1, limit=1
             )
             if pending:
                 rows[item.seq] = pending[0]
-        bodies = yield self._rt.db.run_txn(
+        bodies: dict[str, bytes | None] = await self._rt.db.run_txn(
             load_bodies_txn, [i.message_id for i in items], sealer=self._rt.sealer
         )
         for item in items:
@@ -199,7 +200,7 @@ class Pusher(LeasedQueueWorker):
             body = bodies.get(item.message_id)
             row = rows.get(item.seq)
             if url is None or body is None or row is None:
-                yield self._rt.db.run_txn(
+                await self._rt.db.run_txn(
                     mark_push_failed_txn,
                     [item],
                     error_code="PUSH_NOT_CONFIGURED",
@@ -207,15 +208,15 @@ class Pusher(LeasedQueueWorker):
                 )
                 done.add(item.seq)
                 continue
-            signed = yield self._rt.cpu(self._deliveries.sign_delivery, row, body, now)
+            signed: bytes = await self._rt.cpu(self._deliveries.sign_delivery, row, body, now)
             try:
-                answer = yield self._client.post(url, signed)
+                answer = await self._client.post(url, signed)
                 ok = 200 <= answer.status < 300
                 code = f"HTTP_{answer.status}"
             except GatewayError as error:  # unreachable, redirected, encoded, too large
                 ok, code = False, error.code
             if ok:
-                yield self._rt.db.run_txn(
+                await self._rt.db.run_txn(
                     mark_push_delivered_txn, [item], now=self._rt.clock.now(), node=self._rt.node_id
                 )
                 self._rt.metrics.deliveries.labels("push").inc()
@@ -225,19 +226,18 @@ class Pusher(LeasedQueueWorker):
                     authority=item.authority_id,
                     code=code,
                 )
-                delay = yield self._retry_later([item], code, now)
+                delay = await self._retry_later([item], code, now)
                 next_delay = max(next_delay, min(delay, IDLE_POLL_SECONDS))
             done.add(item.seq)
         return next_delay
 
-    @inlineCallbacks
-    def _retry_later(self, items: list[PushItem], code: str, now: datetime) -> Any:
+    async def _retry_later(self, items: list[PushItem], code: str, now: datetime) -> float:
         """Put claimed pushes back with backoff; returns the longest delay."""
         longest = 0.0
         for item in items:
             delay = self._backoff.delay(item.attempts, self._rng)
             longest = max(longest, delay)
-            yield self._rt.db.run_txn(
+            await self._rt.db.run_txn(
                 mark_push_failed_txn,
                 [item],
                 error_code=code,

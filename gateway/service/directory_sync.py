@@ -111,7 +111,7 @@ class DirectorySyncService(Service):
     # -- service -------------------------------------------------------------------------
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
         loop = LoopingCall(self.sync_all)
         loop.clock = self._clock  # type: ignore[assignment]  # seconds() and callLater suffice
         self._loop = loop
@@ -121,8 +121,8 @@ class DirectorySyncService(Service):
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
-        result: Deferred[None] | None = super().stopService()
-        return result
+        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
+        return None
 
     # -- synchronising ---------------------------------------------------------------------
 
@@ -139,20 +139,7 @@ class DirectorySyncService(Service):
 
     def sync_peer(self, peer_id: str) -> Deferred[SyncOutcome]:
         """Synchronise one peer; fires with its :class:`SyncOutcome`, never fails."""
-        if peer_id in self._running:
-            log.debug("Directory sync with {peer} still running; skipped", peer=peer_id)
-            return Deferred.fromCoroutine(self._skipped(peer_id))
-        self._running.add(peer_id)
-        d = Deferred.fromCoroutine(self._sync(peer_id))
-
-        def finished(outcome: SyncOutcome) -> SyncOutcome:
-            self._running.discard(peer_id)
-            if peer_id in self._again:
-                self._again.discard(peer_id)
-                self.sync_peer(peer_id)
-            return outcome
-
-        return d.addBoth(finished)
+        return Deferred.fromCoroutine(self._sync_once(peer_id))
 
     def sync_peer_soon(self, peer_id: str) -> None:
         """Synchronise one peer now, or right after its running sync (its URL changed)."""
@@ -161,8 +148,19 @@ class DirectorySyncService(Service):
         else:
             self.sync_peer(peer_id)
 
-    async def _skipped(self, peer_id: str) -> SyncOutcome:
-        return SyncOutcome(peer_id, "skipped")
+    async def _sync_once(self, peer_id: str) -> SyncOutcome:
+        """One sync of ``peer_id`` at a time; one asked for meanwhile runs right after."""
+        if peer_id in self._running:
+            log.debug("Directory sync with {peer} still running; skipped", peer=peer_id)
+            return SyncOutcome(peer_id, "skipped")
+        self._running.add(peer_id)
+        try:
+            return await self._sync(peer_id)
+        finally:
+            self._running.discard(peer_id)
+            if peer_id in self._again:
+                self._again.discard(peer_id)
+                self.sync_peer(peer_id)
 
     def _since(self, peer_id: str) -> int | None:
         try:

@@ -22,19 +22,20 @@ Everything runs on the injected clock, so a test drives a worker with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from gateway.core.clock import Clock, Timer
 
 log = Logger()
 
-#: One cycle: fires with the seconds until the next one (0: at once).
-Cycle = Callable[[], "Deferred[float]"]
+#: One cycle (an ``async def``): returns the seconds until the next one (0: at once).
+Cycle = Callable[[], Coroutine[Any, Any, float]]
 
 
 class LeasedQueueWorker(Service):
@@ -47,7 +48,7 @@ class LeasedQueueWorker(Service):
         cycle: Cycle,
         *,
         failure_delay: Callable[[], float],
-        on_start: Callable[[], Deferred[Any]] | None = None,
+        on_start: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.name = name
         self._clock = clock
@@ -55,7 +56,7 @@ class LeasedQueueWorker(Service):
         self._failure_delay = failure_delay
         self._on_start = on_start
         self._timer: Timer | None = None
-        self._running_cycle: Deferred[Any] | None = None
+        self._running_cycle: Deferred[float] | None = None
         self._again = False
         #: Clock time before which no cycle starts (the job's backoff), if any.
         self._resume_at: float | None = None
@@ -63,16 +64,16 @@ class LeasedQueueWorker(Service):
     # --- service ----------------------------------------------------------------
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
         if self._on_start is None:
             self.wake()
             return
-        d = self._on_start()
+        d = ensureDeferred(self._on_start())
         d.addErrback(lambda f: log.failure("Starting {name}", f, name=self.name))
         d.addBoth(lambda _: self.wake())
 
-    def stopService(self) -> Deferred[Any] | None:
-        super().stopService()
+    def stopService(self) -> Deferred[float] | None:
+        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -81,7 +82,7 @@ class LeasedQueueWorker(Service):
     # --- scheduling ---------------------------------------------------------------
 
     @property
-    def cycle_in_flight(self) -> Deferred[Any] | None:
+    def cycle_in_flight(self) -> Deferred[float] | None:
         """The running cycle, if any (tests wait for it to settle)."""
         return self._running_cycle
 
@@ -118,7 +119,7 @@ class LeasedQueueWorker(Service):
             self._again = True
             return
         self._again = False
-        d = self._cycle_of()
+        d = ensureDeferred(self._cycle_of())
         self._running_cycle = d
 
         def done(delay: float) -> None:
@@ -131,7 +132,7 @@ class LeasedQueueWorker(Service):
             else:
                 self.schedule(delay)
 
-        def failed(failure: Any) -> None:
+        def failed(failure: Failure) -> None:
             self._running_cycle = None
             log.failure("{name}: cycle failed", failure, name=self.name)
             self.schedule(self._failure_delay())

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, FirstError, gatherResults, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, FirstError, gatherResults, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -158,13 +158,13 @@ class Localizer:
             return
         self._dispatch(reservations)
 
-    def forget(self, body: bytes | ExchangeDocument) -> Deferred[None]:
+    async def forget(self, body: bytes | ExchangeDocument) -> None:
         """Erase the translations of the free texts of ``body`` (reactor thread).
 
         ``body``: the document's signed bytes, or the document read from them.
         Drops them from memory and from the service's cache; a translation of
-        one of these texts still on its way is dropped when it arrives. Fires
-        when the cache has forgotten them; fails if the cache fails.
+        one of these texts still on its way is dropped when it arrives. Returns
+        when the cache has forgotten them; raises the cache's error if it fails.
         """
         try:
             digests = sorted({free.sha256 for free in free_texts(_document(body))})
@@ -173,7 +173,7 @@ class Localizer:
                 "Cannot read a document to erase its translations ({error_type})",
                 error_type=type(exc).__name__,
             )
-            return succeed(None)
+            return
         with self._lock:
             for digest in digests:
                 for lang in self._languages:
@@ -182,14 +182,14 @@ class Localizer:
                     self._given_up.pop(key, None)
                     self._in_flight.pop(key, None)
         if self._service is None or not digests:
-            return succeed(None)
+            return
         cache = self._service.cache
-        d: Deferred[Any] = gatherResults(
-            [maybeDeferred(cache.forget, digest) for digest in digests], consumeErrors=True
-        )
-        d.addErrback(_first_error)
-        d.addCallback(lambda _: None)
-        return d
+        try:
+            await gatherResults(
+                [maybeDeferred(cache.forget, digest) for digest in digests], consumeErrors=True
+            )
+        except FirstError as error:  # gatherResults wraps the first failure: raise the original
+            error.subFailure.raiseException()
 
     def clear(self) -> None:
         """Drop every translation held in memory (for example when the node stops)."""
@@ -352,15 +352,6 @@ class Localizer:
 
 def _document(body: bytes | ExchangeDocument) -> ExchangeDocument:
     return parse_document(body) if isinstance(body, bytes) else body
-
-
-def _first_error(failure: Failure) -> Failure:
-    """gatherResults wraps the first failure in FirstError; hand on the original."""
-    error = failure.value
-    if isinstance(error, FirstError):
-        sub: Failure = error.subFailure
-        return sub
-    return failure
 
 
 def _log_cache_failure(failure: Failure) -> None:

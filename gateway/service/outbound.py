@@ -36,12 +36,11 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from gateway.core.certs import TrustStore
+from gateway.core.docxml import sha256_hex
 from gateway.core.envelopes import Payload, build_envelope, read_error, read_receipt
 from gateway.core.errors import GatewayError, InvalidInput, Unavailable
 from gateway.core.retry import Backoff
@@ -50,7 +49,7 @@ from gateway.core.xmlparse import parse_xml
 from gateway.service.leased_queue import LeasedQueueWorker
 from gateway.service.runtime import Runtime
 from gateway.storage.leases import IDLE_POLL_SECONDS, LEASE
-from gateway.storage.messages import load_bodies_txn, sha256_hex
+from gateway.storage.messages import load_bodies_txn
 from gateway.storage.model import OutboxItem
 from gateway.storage.outbox import (
     claim_outbox_txn,
@@ -116,32 +115,29 @@ class PeerSender(LeasedQueueWorker):
 
     # --- scheduling ----------------------------------------------------------
 
-    def _release_leases(self) -> Deferred[Any]:
+    async def _release_leases(self) -> None:
         """At start on SQLite: the in-flight rows a killed predecessor left are due at once."""
-        d = self._rt.db.run_txn(release_leases_txn, self.peer_id, now=self._rt.clock.now())
-
-        def released(count: int) -> None:
-            if count:
-                log.info(
-                    "Released {count} in-flight documents to {peer} left by a previous run",
-                    count=count,
-                    peer=self.peer_id,
-                )
-
-        return d.addCallback(released)
+        count: int = await self._rt.db.run_txn(
+            release_leases_txn, self.peer_id, now=self._rt.clock.now()
+        )
+        if count:
+            log.info(
+                "Released {count} in-flight documents to {peer} left by a previous run",
+                count=count,
+                peer=self.peer_id,
+            )
 
     def set_url(self, url: str) -> None:
         """Send the next envelopes to ``url`` (the peer's URL was re-read at a reload)."""
         self._url = url.rstrip("/") + ENVELOPE_PATH
 
-    @inlineCallbacks
-    def _cycle(self) -> Any:
-        """One envelope; fires with the seconds until the next cycle."""
-        sent_any = yield self._send_batch()
+    async def _cycle(self) -> float:
+        """One envelope; returns the seconds until the next cycle."""
+        sent_any = await self._send_batch()
         if sent_any or self.backing_off():
             return 0.0
         try:
-            due = yield self._rt.db.run_txn(outbox_next_due_txn, self.peer_id)
+            due: datetime | None = await self._rt.db.run_txn(outbox_next_due_txn, self.peer_id)
         except Exception:
             log.failure("Reading the next due time to {peer}", peer=self.peer_id)
             return IDLE_POLL_SECONDS
@@ -155,7 +151,7 @@ class PeerSender(LeasedQueueWorker):
     def _build(
         self, items: list[OutboxItem], bodies: dict[str, bytes | None], now: datetime
     ) -> bytes:
-        payloads = [Payload(i.message_id, bodies[i.message_id]) for i in items]  # type: ignore[arg-type]
+        payloads = [Payload(i.message_id, bodies[i.message_id]) for i in items]  # type: ignore[arg-type]  # erased (None) bodies were dead-lettered before
         root = build_envelope(self._rt.node_id, self.peer_id, f"env-{uuid.uuid4()}", now, payloads)
         return self._rt.signer.sign(root)
 
@@ -167,35 +163,33 @@ class PeerSender(LeasedQueueWorker):
             raise ReceiptMismatch()
         return verified.sha256
 
-    @inlineCallbacks
-    def _send_batch(self) -> Any:
+    async def _send_batch(self) -> bool:
         now = self._rt.clock.now()
-        items = yield self._rt.db.run_txn(
+        items: list[OutboxItem] = await self._rt.db.run_txn(
             claim_outbox_txn, self.peer_id, now=now, lease=LEASE, limit=self._batch
         )
         if not items:
             return False
         try:
-            sent_any = yield self._send_claimed(items, now)
+            sent_any = await self._send_claimed(items, now)
         except GatewayError as error:
             log.warn("Sending to {peer} failed: {code}", peer=self.peer_id, code=error.code)
-            yield self._failed(items, error.code, now)
+            await self._failed(items, error.code, now)
             return False
         except Exception:
             log.failure("Unexpected error sending to {peer}; will retry", peer=self.peer_id)
-            yield self._failed(items, OutboundCycleFailed.code, now)
+            await self._failed(items, OutboundCycleFailed.code, now)
             return False
         return sent_any
 
-    @inlineCallbacks
-    def _send_claimed(self, items: list[OutboxItem], now: datetime) -> Any:
+    async def _send_claimed(self, items: list[OutboxItem], now: datetime) -> bool:
         """Send claimed rows; any exception is turned into a retry by the caller."""
-        bodies = yield self._rt.db.run_txn(
+        bodies: dict[str, bytes | None] = await self._rt.db.run_txn(
             load_bodies_txn, [i.message_id for i in items], sealer=self._rt.sealer
         )
         erased = [i for i in items if bodies.get(i.message_id) is None]
         if erased:
-            yield self._rt.db.run_txn(
+            await self._rt.db.run_txn(
                 mark_outbox_dead_txn,
                 erased,
                 reason="EXCHANGE_ERASED",
@@ -205,16 +199,16 @@ class PeerSender(LeasedQueueWorker):
             items = [i for i in items if i not in erased]
             if not items:
                 return True
-        envelope = yield self._rt.cpu(self._build, items, bodies, now)
+        envelope: bytes = await self._rt.cpu(self._build, items, bodies, now)
         sent = {i.message_id: sha256_hex(bodies[i.message_id] or b"") for i in items}
         started = self._rt.clock.seconds()
-        answer = yield self._client.post(self._url, envelope)
+        answer = await self._client.post(self._url, envelope)
         if answer.status == 200:
-            receipt_sha = yield self._rt.cpu(
+            receipt_sha: str = await self._rt.cpu(
                 self._check_receipt, answer, sent, self._rt.clock.now()
             )
             self.hold_until(None)
-            yield self._rt.db.run_txn(
+            await self._rt.db.run_txn(
                 mark_outbox_sent_txn,
                 [i.id for i in items],
                 peer_receipt_sha256=receipt_sha,
@@ -236,18 +230,17 @@ class PeerSender(LeasedQueueWorker):
                 message_id=refused_id,
                 code=code,
             )
-            yield self._rt.db.run_txn(
+            await self._rt.db.run_txn(
                 mark_outbox_dead_txn, refused, reason=code, now=now, node=self._rt.node_id
             )
             self._rt.metrics.dead_letters.labels(self.peer_id).inc(len(refused))
             if rest:
-                yield self._rt.db.run_txn(requeue_in_place_txn, rest, error_code=code, now=now)
+                await self._rt.db.run_txn(requeue_in_place_txn, rest, error_code=code, now=now)
             return True
-        yield self._failed(items, code, now)
+        await self._failed(items, code, now)
         return False
 
-    @inlineCallbacks
-    def _failed(self, items: list[OutboxItem], code: str, now: datetime) -> Any:
+    async def _failed(self, items: list[OutboxItem], code: str, now: datetime) -> None:
         self._rt.metrics.send_failures.labels(self.peer_id, code).inc()
 
         def give_up(item: OutboxItem) -> bool:
@@ -258,7 +251,7 @@ class PeerSender(LeasedQueueWorker):
         dead = [i for i in items if give_up(i)]
         retry = [i for i in items if not give_up(i)]
         if dead:
-            yield self._rt.db.run_txn(
+            await self._rt.db.run_txn(
                 mark_outbox_dead_txn, dead, reason=code, now=now, node=self._rt.node_id
             )
             self._rt.metrics.dead_letters.labels(self.peer_id).inc(len(dead))
@@ -268,7 +261,7 @@ class PeerSender(LeasedQueueWorker):
             attempts = max(i.attempts for i in retry)
             delay = self._backoff.delay(attempts, self._rng)
             self.hold_until(self._rt.clock.seconds() + delay)
-            yield self._rt.db.run_txn(requeue_in_place_txn, retry, error_code=code, now=now)
+            await self._rt.db.run_txn(requeue_in_place_txn, retry, error_code=code, now=now)
         log.info(
             "Sending to {peer} failed ({code}); {retry} to retry, {dead} dead-lettered",
             peer=self.peer_id,

@@ -29,7 +29,7 @@ from lxml import etree
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from gateway.core.docxml import format_datetime
+from gateway.core.docxml import format_datetime, new_root
 from gateway.core.envelopes import Rendering
 from gateway.core.errors import GatewayError
 from gateway.core.ns import DOC_NS
@@ -77,14 +77,11 @@ def tracking_xml(
     peer_status: str | None = None,
     documents: Sequence[tuple[MessageMeta, Sequence[Rendering]]] = (),
 ) -> bytes:
-    root = etree.Element(
-        f"{{{DOC_NS}}}Tracking",
-        nsmap={None: DOC_NS},
-        exchangeId=exchange.exchange_id,
-        state=exchange.state,
-        requester=exchange.requester_authority,
-        responder=exchange.responder_authority,
-    )
+    root = new_root("Tracking")
+    root.set("exchangeId", exchange.exchange_id)
+    root.set("state", exchange.state)
+    root.set("requester", exchange.requester_authority)
+    root.set("responder", exchange.responder_authority)
     if peer_status is not None:
         root.set("peer", peer_status)
     for element in sorted(stages, key=lambda e: e.get("at", "")):

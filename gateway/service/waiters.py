@@ -12,17 +12,19 @@ from __future__ import annotations
 from collections import defaultdict
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.python.failure import Failure
+
+from gateway.core.clock import Clock, Timer
 
 
 class Waiters:
-    def __init__(self, clock: IReactorTime) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._waiting: dict[str, list[Deferred[bool]]] = defaultdict(list)
 
     def wait(self, key: str, timeout: float) -> Deferred[bool]:
         """A Deferred firing True on :meth:`notify` for ``key``, False after ``timeout`` s."""
-        timer: list[IDelayedCall] = []
+        timer: list[Timer] = []
 
         def cancelled(d: Deferred[bool]) -> None:
             self._forget(key, d)
@@ -45,7 +47,11 @@ class Waiters:
             return result
 
         d.addBoth(stop_timer)
-        d.addErrback(lambda f: f.trap(CancelledError) and False)
+
+        def cancelled_is_false(failure: Failure) -> bool | Failure:
+            return False if isinstance(failure.value, CancelledError) else failure
+
+        d.addErrback(cancelled_is_false)
         return d
 
     def notify(self, key: str) -> None:

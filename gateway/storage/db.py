@@ -50,7 +50,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -85,7 +85,7 @@ def read_only(func: Callable[P, T]) -> Callable[P, T]:
     Read-only transactions do not take SQLite's write lock, so they run in
     parallel with a writer (WAL readers see the last committed state).
     """
-    func._imi_read_only = True  # type: ignore[attr-defined]
+    func._imi_read_only = True  # type: ignore[attr-defined]  # a marker on the function object
     return func
 
 
@@ -213,11 +213,11 @@ class Database(Service):
         self.engine.dispose()
 
     def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]
+        super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
         self.start()
 
     def stopService(self) -> None:
-        super().stopService()  # type: ignore[no-untyped-call]
+        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
         self.stop()
 
     # --- transactions -------------------------------------------------------
@@ -230,15 +230,19 @@ class Database(Service):
     ) -> Deferred[T]:
         """Run ``func(conn, *args, **kwargs)`` in one transaction on the database thread pool."""
         if self._inline:
-            return maybeDeferred(self.run_txn_sync, func, *args, **kwargs)
+            try:
+                result = self.run_txn_sync(func, *args, **kwargs)
+            except BaseException:
+                return fail()
+            return succeed(result)
         if self._pool is None:
             return fail(DatabaseUnavailable("the database thread pool is not running"))
         if self._group is not None and not _is_read_only(func):
             return self._group.submit(func, args, kwargs)
         return deferToThreadPool(
-            self._reactor,  # type: ignore[arg-type]
+            self._reactor,  # type: ignore[arg-type]  # a _Reactor: the methods deferToThreadPool uses
             self._pool,
-            self.run_txn_sync,  # type: ignore[arg-type]
+            self.run_txn_sync,  # type: ignore[arg-type]  # ParamSpec through deferToThreadPool
             func,
             *args,
             **kwargs,
@@ -262,7 +266,7 @@ class Database(Service):
             try:
                 return [(True, self.run_txn_sync(item.func, *item.args, **item.kwargs))]
             except Exception:
-                return [(False, Failure())]
+                return [(False, Failure())]  # type: ignore[no-untyped-call]  # Failure() is untyped
         attempt = 0
         while True:
             outcomes: list[tuple[bool, Any] | None] = []
@@ -410,7 +414,7 @@ class Database(Service):
         if self._pool is None:
             return fail(DatabaseUnavailable("the database thread pool is not running"))
         return deferToThreadPool(
-            self._reactor,  # type: ignore[arg-type]
+            self._reactor,  # type: ignore[arg-type]  # a _Reactor: the methods deferToThreadPool uses
             self._pool,
             self.compact_sync,
         )
@@ -429,7 +433,7 @@ def _failure(exc: BaseException, where: str | None = None) -> Failure:
     DatabaseUnavailable (without SQL or parameters)."""
     if isinstance(exc, OperationalError):
         exc = DatabaseUnavailable(f"database error in {where or 'a transaction'}: {_describe(exc)}")
-    return Failure(exc)
+    return Failure(exc)  # type: ignore[no-untyped-call]  # Failure() is untyped
 
 
 class _GroupCommit:
@@ -485,7 +489,7 @@ class _GroupCommit:
         self.batches += 1
         self.transactions += len(batch)
         d = deferToThreadPool(
-            self._db._reactor,  # type: ignore[arg-type]
+            self._db._reactor,  # type: ignore[arg-type]  # a _Reactor: the methods deferToThreadPool uses
             pool,
             self._db._run_group_sync,
             batch,

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.storage.db import read_only
 from gateway.storage.leases import LEASE, LeasedTable, claim_txn, mark_dead_txn, mark_failed_txn
@@ -128,7 +129,7 @@ def claim_push_deliveries_txn(
     limit: int = 50,
 ) -> list[PushItem]:
     """Claim due push deliveries (of one authority, or any), leased until ``now + lease``."""
-    where = [deliveries.c.delivered_at.is_(None)]
+    where: list[ColumnElement[bool]] = [deliveries.c.delivered_at.is_(None)]
     if authority_id is not None:
         where.append(deliveries.c.authority_id == authority_id)
     seqs, claimed, lease_until = claim_txn(

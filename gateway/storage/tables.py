@@ -70,8 +70,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
-        return value.astimezone(UTC)  # type: ignore[no-any-return]
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]  # the driver hands a datetime
+        return value.astimezone(UTC)  # type: ignore[no-any-return]  # the driver hands a datetime
 
 
 # SQLite only autoincrements an "INTEGER PRIMARY KEY"; elsewhere use 64 bits.

@@ -15,15 +15,15 @@ Endpoints, documents and error codes are described in docs/api.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from cryptography import x509
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
 from gateway.core.errors import GatewayError, InvalidInput, NotFound, Unauthorized
@@ -31,7 +31,7 @@ from gateway.core.ns import DOC_NS
 from gateway.service.deliveries import Deliveries, HandedOut
 from gateway.service.pipeline import PayloadRefused, Pipeline
 from gateway.service.tracking import TrackingQueries
-from gateway.transport.http import XML_CONTENT_TYPE, XMLResource, write_error
+from gateway.transport.http import XML_CONTENT_TYPE, TypedResource, write_error
 from gateway.transport.tls import connection_certificate, peer_certificate
 
 log = Logger()
@@ -71,7 +71,7 @@ def caller(request: Any) -> str:
     return name
 
 
-class _Refused(Resource):
+class _Refused(TypedResource):
     isLeaf = True
 
     def __init__(self, error: GatewayError) -> None:
@@ -82,7 +82,7 @@ class _Refused(Resource):
         return write_error(request, self._error)
 
 
-class ListenerGuard(Resource):
+class ListenerGuard(TypedResource):
     """The root of an HTTPS listener: every request is authenticated here, before routing.
 
     ``identify`` is called with the connection's client certificate for each
@@ -90,7 +90,7 @@ class ListenerGuard(Resource):
     next request, also on a connection already open).
     """
 
-    def __init__(self, inner: Resource, identify: Identify, listener: str) -> None:
+    def __init__(self, inner: TypedResource, identify: Identify, listener: str) -> None:
         super().__init__()
         self.inner = inner
         self._identify = identify
@@ -106,14 +106,14 @@ class ListenerGuard(Resource):
             return error
         return None
 
-    def putChild(self, path: bytes, child: Resource) -> None:
+    def putChild(self, path: bytes, child: IResource) -> None:
         raise TypeError("mount resources on the guarded tree (ListenerGuard.inner)")
 
-    def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
+    def getChildWithDefault(self, path: bytes, request: Any) -> IResource:
         refused = self._admit(request)
         if refused is not None:
             return _Refused(refused)
-        return self.inner.getChildWithDefault(path, request)  # type: ignore[no-any-return]
+        return self.inner.getChildWithDefault(path, request)
 
     def render(self, request: Any) -> Any:
         refused = self._admit(request)
@@ -141,7 +141,7 @@ class ListenerGuard(Resource):
         return closed
 
 
-class _Tree(Resource):
+class _Tree(TypedResource):
     """An inner node of the URL tree: unknown paths answer an Error document (404)."""
 
     def getChild(self, path: bytes, request: Any) -> Resource:
@@ -151,20 +151,20 @@ class _Tree(Resource):
         return _Missing().render(request)
 
 
-class _Missing(Resource):
+class _Missing(TypedResource):
     isLeaf = True
 
     def render(self, request: Any) -> bytes:
         return write_error(request, NotFound("no endpoint has this path (see docs/api.md)"))
 
 
-class _Endpoint(XMLResource):
+class _Endpoint(TypedResource):
     """A leaf that runs one async handler and answers XML or an Error document."""
 
     isLeaf = True
     listener = "api"
 
-    def _respond(self, request: Any, handler: Callable[[], Deferred[bytes]]) -> Any:
+    def _respond(self, request: Any, handler: Callable[[], Coroutine[Any, Any, bytes]]) -> Any:
         finished = request.notifyFinish()
         gone = []
         finished.addErrback(lambda _: gone.append(True))
@@ -179,8 +179,8 @@ class _Endpoint(XMLResource):
         def failed(failure: Failure) -> None:
             if gone:
                 return
-            if failure.check(GatewayError):
-                error = failure.value
+            error = failure.value
+            if isinstance(error, GatewayError):
                 if isinstance(error, PayloadRefused):
                     # The cause's code and status; MessageId names the refused document.
                     body = write_error(request, error.cause, error.message_id)
@@ -196,12 +196,7 @@ class _Endpoint(XMLResource):
             request.write(body)
             request.finish()
 
-        try:
-            d = handler()
-        except GatewayError as error:
-            d = Deferred()
-            d.errback(error)
-        d.addCallbacks(ok, failed)
+        ensureDeferred(handler()).addCallbacks(ok, failed)
         return NOT_DONE_YET
 
 
@@ -213,10 +208,11 @@ class SubmitResource(_Endpoint):
         self._pipeline = pipeline
 
     def render_POST(self, request: Any) -> Any:
-        def handle() -> Deferred[bytes]:
+        async def handle() -> bytes:
             authority = caller(request)
             body = request.content.getvalue()
-            return self._pipeline.submit(authority, body)  # type: ignore[no-any-return]
+            receipt: bytes = await self._pipeline.submit(authority, body)
+            return receipt
 
         return self._respond(request, handle)
 
@@ -246,13 +242,15 @@ class DeliveriesResource(_Endpoint):
         self._max_wait = max_wait
 
     def render_GET(self, request: Any) -> Any:
-        def handle() -> Deferred[bytes]:
+        async def handle() -> bytes:
             authority = caller(request)
             after = _int_arg(request, "after", 0, 0, 2**62)
             wait = _int_arg(request, "wait", 0, 0, int(self._max_wait))
             limit = _int_arg(request, "limit", 100, 1, 500)
-            d = self._deliveries.pull(authority, after=after, wait=wait, limit=limit)
-            return d.addCallback(lambda r: deliveries_document(r[0], r[1]))  # type: ignore[no-any-return]
+            handed, cursor = await self._deliveries.pull(
+                authority, after=after, wait=wait, limit=limit
+            )
+            return deliveries_document(handed, cursor)
 
         return self._respond(request, handle)
 
@@ -264,18 +262,18 @@ class TrackingResource(_Endpoint):
     stages; on the peer API the caller is a peer node and gets this node's own.
     """
 
-    def __init__(self, query: Callable[[str, str], Any], listener: str) -> None:
+    def __init__(self, query: Callable[[str, str], Awaitable[bytes]], listener: str) -> None:
         super().__init__()
         self._query = query
         self.listener = listener
 
     def render_GET(self, request: Any) -> Any:
-        def handle() -> Deferred[bytes]:
+        async def handle() -> bytes:
             who = caller(request)
             if len(request.postpath) != 1 or not request.postpath[0]:
                 raise NotFound("name one exchange: .../exchanges/{exchange id}")
             exchange_id = request.postpath[0].decode("utf-8", "replace")
-            return ensureDeferred(self._query(exchange_id, who))
+            return await self._query(exchange_id, who)
 
         return self._respond(request, handle)
 
@@ -290,9 +288,10 @@ class EnvelopeResource(_Endpoint):
         self._pipeline = pipeline
 
     def render_POST(self, request: Any) -> Any:
-        def handle() -> Deferred[bytes]:
+        async def handle() -> bytes:
             peer = caller(request)
-            return self._pipeline.receive_envelope(peer, request.content.getvalue())  # type: ignore[no-any-return]
+            receipt: bytes = await self._pipeline.receive_envelope(peer, request.content.getvalue())
+            return receipt
 
         return self._respond(request, handle)
 

@@ -104,10 +104,9 @@ class HTTPSClient:
             d = read_body(response, self._max, PEER_REFUSALS, what=what)
             return d.addCallback(lambda data: HTTPAnswer(response.code, data, kind))
 
-        d = send(self._agent, method, url, PEER_REFUSALS, what=what, body=body, headers=headers)
-        d.addCallback(answer)
+        sent = send(self._agent, method, url, PEER_REFUSALS, what=what, body=body, headers=headers)
         d = with_timeout(
-            d,
+            sent.addCallback(answer),
             self._timeout,
             self._reactor,
             lambda: PeerUnreachable(f"{what} failed: no answer within {self._timeout:g} s"),
@@ -121,11 +120,13 @@ class HTTPSClient:
         return self.request("GET", url)
 
     def close(self) -> Deferred[None]:
-        return self._pool.closeCachedConnections()  # type: ignore[no-any-return]
+        closed: Deferred[None] = self._pool.closeCachedConnections()  # type: ignore[no-untyped-call]  # untyped in Twisted
+        return closed
 
 
 def _unreachable(failure: Failure, what: str) -> Failure:
     """Network, TLS and protocol failures all mean "try again later": PeerUnreachable."""
-    if failure.check(GatewayError):
+    if isinstance(failure.value, GatewayError):
         return failure
-    return Failure(PeerUnreachable(f"{what} failed: {type(failure.value).__name__}"))
+    unreachable = PeerUnreachable(f"{what} failed: {type(failure.value).__name__}")
+    return Failure(unreachable)  # type: ignore[no-untyped-call]  # Failure() is untyped

@@ -42,7 +42,7 @@ from lxml import etree
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.server import NOT_DONE_YET
 
 from gateway.core.clock import Clock
 from gateway.core.directory.document import write_entry_parts
@@ -53,7 +53,7 @@ from gateway.core.search.jsonform import search_result_json
 from gateway.service.directory_publish import DirectoryPublisher
 from gateway.service.directory_search import LiveSearch
 from gateway.storage.directory_files import DirectoryStore
-from gateway.transport.http import XML_CONTENT_TYPE, XMLResource, write_error
+from gateway.transport.http import XML_CONTENT_TYPE, TypedResource, WebRequest, write_error
 
 __all__ = [
     "SEARCH_NS",
@@ -104,7 +104,7 @@ class _OffReactor:
 
     def render(
         self,
-        request: Request,
+        request: WebRequest,
         work: Callable[[], _Answer],
         refused: Callable[[GatewayError], bytes],
     ) -> int:
@@ -124,8 +124,8 @@ class _OffReactor:
         def failed(failure: Failure) -> None:
             if gone:
                 return
-            if failure.check(GatewayError):
-                body = refused(failure.value)  # type: ignore[arg-type]
+            if isinstance(failure.value, GatewayError):
+                body = refused(failure.value)
             else:
                 log.failure("Directory request failed", failure)
                 body = write_error(request, GatewayError("the request could not be answered"))
@@ -136,14 +136,14 @@ class _OffReactor:
         return NOT_DONE_YET
 
 
-def _arg(request: Request, name: bytes) -> bytes | None:
+def _arg(request: WebRequest, name: bytes) -> bytes | None:
     values = (request.args or {}).get(name)
     if not values:
         return None
     return values[-1]
 
 
-class DirectoryResource(XMLResource):
+class DirectoryResource(TypedResource):
     """``GET /peer/v1/directory?since=N``: the node-signed directory for a peer.
 
     ``sign(root) -> bytes`` signs with the node's signing key; ``clock``
@@ -167,7 +167,7 @@ class DirectoryResource(XMLResource):
         )
         self._off = _OffReactor(run)
 
-    def render_GET(self, request: Request) -> bytes | int:
+    def render_GET(self, request: WebRequest) -> bytes | int:
         request.setHeader(b"Cache-Control", b"no-store")
 
         def refused(exc: GatewayError) -> bytes:
@@ -264,7 +264,7 @@ def search_result_xml(result: SearchResult, labels: LiveSearch) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-class AuthoritySearchResource(XMLResource):
+class AuthoritySearchResource(TypedResource):
     """``GET /api/v1/authorities``: the multilingual authority search for national systems."""
 
     isLeaf = True
@@ -274,7 +274,7 @@ class AuthoritySearchResource(XMLResource):
         self._search = search
         self._off = _OffReactor(run)
 
-    def render_GET(self, request: Request) -> bytes | int:
+    def render_GET(self, request: WebRequest) -> bytes | int:
         as_json = _prefers_json(request.getHeader(b"accept"))
         request.setHeader(b"Cache-Control", b"no-store")
         request.setHeader(b"Vary", b"Accept")
@@ -305,7 +305,7 @@ class AuthoritySearchResource(XMLResource):
         return self._off.render(request, work, refused)
 
     @staticmethod
-    def _query(request: Request) -> SearchQuery:
+    def _query(request: WebRequest) -> SearchQuery:
         def text(name: bytes) -> str | None:
             raw = _arg(request, name)
             if raw is None:

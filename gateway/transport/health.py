@@ -21,11 +21,13 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.internet.defer import Deferred
 from twisted.web.pages import notFound
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
+from gateway.transport.http import TypedResource
 
-class HealthResource(Resource):
+
+class HealthResource(TypedResource):
     isLeaf = True
 
     def __init__(self, check: Callable[[], Deferred[Any]]) -> None:
@@ -49,7 +51,7 @@ class HealthResource(Resource):
         return NOT_DONE_YET
 
 
-class MetricsResource(Resource):
+class MetricsResource(TypedResource):
     isLeaf = True
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -65,24 +67,25 @@ class MetricsResource(Resource):
 PUBLIC_ROUTES = ("/health", "/metrics", "/translation/etranslation/")
 
 
-class _PublicRoot(Resource):
+class _PublicRoot(TypedResource):
     """A root that serves exactly its allow-list: children cannot be added after building."""
 
     def __init__(self, routes: dict[bytes, Resource]) -> None:
         super().__init__()
         self._routes = routes
 
-    def getChild(self, path: bytes, request: Any) -> Resource:
+    def getChild(self, path: bytes, request: Any) -> IResource:
         return self._routes.get(path) or notFound()
 
-    def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
+    def getChildWithDefault(self, path: bytes, request: Any) -> IResource:
         return self.getChild(path, request)
 
-    def putChild(self, path: bytes, child: Resource) -> None:
+    def putChild(self, path: bytes, child: IResource) -> None:
         raise TypeError("the health listener's routes are fixed by health_root")
 
     def render(self, request: Any) -> bytes:
-        return notFound().render(request)  # type: ignore[no-any-return]
+        page: bytes = notFound().render(request)  # type: ignore[no-untyped-call]  # IResource.render is untyped
+        return page
 
     @property
     def routes(self) -> dict[bytes, Resource]:
@@ -102,7 +105,7 @@ def health_root(
     if translation_callback is not None:
         # eTranslation cannot present a client certificate: its callbacks (authenticated by
         # a one-time token in the URL) come through the operator's reverse proxy to here.
-        translation = Resource()
+        translation = TypedResource()
         translation.putChild(b"etranslation", translation_callback)
         routes[b"translation"] = translation
     return _PublicRoot(routes)

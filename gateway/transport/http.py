@@ -30,15 +30,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 from lxml import etree
-from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime, ITCPTransport
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.error import UnsupportedMethod
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 
 from gateway.core.envelopes import build_error
 from gateway.core.errors import DocumentTooLarge, GatewayError, InvalidInput
@@ -46,6 +49,61 @@ from gateway.core.errors import DocumentTooLarge, GatewayError, InvalidInput
 log = Logger()
 
 XML_CONTENT_TYPE = b"application/xml; charset=utf-8"
+
+
+class WebRequest(Protocol):
+    """What the resources use of a twisted.web request (whose methods Twisted leaves untyped)."""
+
+    args: dict[bytes, list[bytes]] | None
+
+    def setResponseCode(self, code: int, message: bytes | None = None) -> None: ...
+
+    def setHeader(self, name: bytes, value: bytes) -> None: ...
+
+    def getHeader(self, key: bytes) -> bytes | None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def notifyFinish(self) -> Deferred[None]: ...
+
+
+class TypedResource(Resource):
+    """twisted.web's Resource with a typed constructor and render (Twisted leaves them untyped)."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Resource.__init__ is untyped
+
+    def render(self, request: Any) -> Any:
+        """Render; a method the resource does not take is refused with an Error document.
+
+        twisted.web's default is an HTML error page; every refusal of this
+        node is an Error document with a stable code, so a national system's
+        or a peer's parser never meets HTML.
+        """
+        try:
+            return super().render(request)  # type: ignore[no-untyped-call]  # Resource.render is untyped
+        except UnsupportedMethod as unsupported:
+            methods: tuple[bytes, ...] = tuple(unsupported.allowedMethods)
+            allowed = [m.decode("ascii") for m in methods]
+            if "GET" not in allowed:  # twisted.web offers HEAD only as a GET without body
+                allowed = [m for m in allowed if m != "HEAD"]
+            request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+            return write_error(
+                request, MethodNotAllowed(f"this endpoint takes {' or '.join(allowed)}")
+            )
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> IResource:
+        child: IResource = super().getChildWithDefault(path, request)  # type: ignore[no-untyped-call]  # untyped in Twisted
+        return child
+
+
+class MethodNotAllowed(InvalidInput):
+    """This endpoint does not take that HTTP method."""
+
+    code = "METHOD_NOT_ALLOWED"
+    http_status = 405
 
 
 class RequestTimeout(InvalidInput):
@@ -95,6 +153,7 @@ class LimitedRequest(server.Request):
     """A request whose body is capped and kept in memory only."""
 
     max_body_bytes: int = 16 * 1024 * 1024
+    channel: LimitedChannel
 
     _refused = False
     _received = 0
@@ -114,15 +173,18 @@ class LimitedRequest(server.Request):
         if self._received > cap:
             self._refuse_too_large(cap)
             return
+        assert self.content is not None, "gotLength runs before the body"
         self.content.write(data)
 
     def _refuse_too_large(self, cap: int) -> None:
         self._refused = True
         self.content = _Discard()
         error = DocumentTooLarge(f"the request body exceeds the limit of {cap} bytes")
-        log.info("Refused an oversize request body from {peer}", peer=str(self.getClientAddress()))
-        transport = self.channel.transport
-        transport.write(
+        log.info(
+            "Refused an oversize request body from {peer}",
+            peer=str(self.getClientAddress()),  # type: ignore[no-untyped-call]  # untyped in Twisted
+        )
+        self.channel.connection.write(
             _raw_response(413, b"Payload Too Large", error_body(error.code, str(error)))
         )
         self.channel.refuse_rest()
@@ -130,26 +192,35 @@ class LimitedRequest(server.Request):
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._refused:
             return
-        super().requestReceived(command, path, version)
+        super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]  # untyped in Twisted
 
 
 class LimitedChannel(http.HTTPChannel):
     """An HTTP/1.1 channel with a handshake timeout, a header limit and a per-request deadline."""
 
+    site: LimitedSite
     _handshake_call: IDelayedCall | None = None
     _deadline_call: IDelayedCall | None = None
     _abort_call: IDelayedCall | None = None
     _refusing = False
     _header_bytes = 0
 
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # untyped in Twisted
+
+    @property
+    def connection(self) -> ITCPTransport:
+        """The connection (TCP, or TLS over it): write, getPeer, abortConnection."""
+        return cast(ITCPTransport, self.transport)
+
     def connectionMade(self) -> None:
         # Under TLS this runs when the TCP connection is accepted, before the
         # handshake; dataReceived runs only with decrypted request bytes.
-        super().connectionMade()
+        super().connectionMade()  # type: ignore[no-untyped-call]  # untyped in Twisted
         cap = self.site.max_header_bytes
         self.MAX_LENGTH = cap  # one line over the limit: lineLengthExceeded
         self.totalHeadersSize = 2 * cap  # never reached: lineReceived counts first
-        self._handshake_call = self.callLater(
+        self._handshake_call = self.callLater(  # type: ignore[no-untyped-call]  # untyped in Twisted
             self.site.handshake_timeout_seconds, self._handshake_expired
         )
 
@@ -158,7 +229,7 @@ class LimitedChannel(http.HTTPChannel):
         # No request has started: nothing to answer, and a TLS close could wait on the client.
         self._refusing = True
         self.site.handshake_timeouts += 1
-        self.transport.abortConnection()
+        self.connection.abortConnection()
 
     def dataReceived(self, data: bytes) -> None:
         if self._refusing:
@@ -169,8 +240,8 @@ class LimitedChannel(http.HTTPChannel):
             self._handshake_call = None
         if self._deadline_call is None and not self._handlingRequest:
             deadline = self.site.request_deadline_seconds
-            self._deadline_call = self.callLater(deadline, self._deadline_expired)
-        super().dataReceived(data)
+            self._deadline_call = self.callLater(deadline, self._deadline_expired)  # type: ignore[no-untyped-call]  # untyped in Twisted
+        super().dataReceived(data)  # type: ignore[no-untyped-call]  # untyped in Twisted
 
     def lineReceived(self, line: bytes) -> None:
         if self._refusing:
@@ -179,7 +250,7 @@ class LimitedChannel(http.HTTPChannel):
         if self._header_bytes > self.site.max_header_bytes:
             self._refuse_headers()
             return
-        super().lineReceived(line)
+        super().lineReceived(line)  # type: ignore[no-untyped-call]  # untyped in Twisted
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if not self._refusing:
@@ -190,17 +261,17 @@ class LimitedChannel(http.HTTPChannel):
         log.info(
             "Refused a request whose headers exceed {cap} bytes from {peer}",
             cap=cap,
-            peer=str(self.transport.getPeer()),
+            peer=str(self.connection.getPeer()),
         )
         error = HeadersTooLarge(f"the request line and headers exceed the limit of {cap} bytes")
         body = error_body(error.code, str(error))
-        self.transport.write(_raw_response(431, b"Request Header Fields Too Large", body))
+        self.connection.write(_raw_response(431, b"Request Header Fields Too Large", body))
         self.refuse_rest()
 
     def allContentReceived(self) -> None:
         self._cancel_deadline()
         self._header_bytes = 0
-        super().allContentReceived()
+        super().allContentReceived()  # type: ignore[no-untyped-call]  # untyped in Twisted
 
     def _cancel_deadline(self) -> None:
         if self._deadline_call is not None and self._deadline_call.active():
@@ -214,11 +285,11 @@ class LimitedChannel(http.HTTPChannel):
         log.info(
             "Request not received within {seconds}s; closing the connection from {peer}",
             seconds=self.site.request_deadline_seconds,
-            peer=str(self.transport.getPeer()),
+            peer=str(self.connection.getPeer()),
         )
         error = RequestTimeout("the request was not received in time")
         body = error_body(error.code, str(error))
-        self.transport.write(_raw_response(408, b"Request Timeout", body))
+        self.connection.write(_raw_response(408, b"Request Timeout", body))
         self.refuse_rest()
 
     def refuse_rest(self) -> None:
@@ -229,11 +300,11 @@ class LimitedChannel(http.HTTPChannel):
         # channel as the transport's producer first, without which a TLS
         # transport never sends its close alert and the connection would hang
         # until the abort below.
-        self.loseConnection()
+        self.loseConnection()  # type: ignore[no-untyped-call]  # untyped in Twisted
         # A client that keeps sending is cut off for good after a grace period.
-        self._abort_call = self.callLater(5, self.transport.abortConnection)
+        self._abort_call = self.callLater(5, self.connection.abortConnection)  # type: ignore[no-untyped-call]  # untyped in Twisted
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.site.channels.discard(self)
         if self._handshake_call is not None and self._handshake_call.active():
             self._handshake_call.cancel()
@@ -242,7 +313,7 @@ class LimitedChannel(http.HTTPChannel):
             self._abort_call.cancel()
         self._abort_call = None
         self._cancel_deadline()
-        super().connectionLost(reason)
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]  # untyped in Twisted
 
 
 class LimitedSite(server.Site):
@@ -264,7 +335,7 @@ class LimitedSite(server.Site):
         name: str = "listener",
         on_connection_refused: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(resource, reactor=reactor, timeout=idle_timeout_seconds)
+        super().__init__(resource, reactor=reactor, timeout=idle_timeout_seconds)  # type: ignore[no-untyped-call]  # untyped in Twisted
         self.max_body_bytes = max_body_bytes
         self.request_deadline_seconds = request_deadline_seconds
         self.handshake_timeout_seconds = handshake_timeout_seconds
@@ -311,15 +382,16 @@ class LimitedSite(server.Site):
             self._refusals_unlogged = 0
         return True
 
-    def buildProtocol(self, addr: Any) -> LimitedChannel | None:  # type: ignore[override]
+    def buildProtocol(self, addr: Any) -> LimitedChannel | None:  # type: ignore[override]  # None refuses the connection
         if self.at_capacity():  # plain HTTP; under TLS checked first by _CappedTLSFactory
             return None
         channel = LimitedChannel()
         channel.factory = self
         channel.site = self
         channel.requestFactory = self.requestFactory
-        channel.callLater = self.reactor.callLater
-        channel.timeOut = self.timeOut
+        # The channel's timers (its idle timeout too) run on the site's reactor.
+        channel.callLater = self.reactor.callLater  # type: ignore[method-assign,assignment]  # TimeoutMixin's hook
+        channel.timeOut = self.timeOut  # type: ignore[assignment]  # a float timeout works as well
         self.channels.add(channel)
         return channel
 
@@ -329,7 +401,7 @@ class LimitedSite(server.Site):
             if channel._handlingRequest:
                 channel.persistent = False
             else:  # idle: nothing in flight to lose; a TLS close could wait on the client
-                channel.transport.abortConnection()
+                channel.connection.abortConnection()
 
     def log(self, request: Any) -> None:
         # Access lines carry no body and no query string (which may hold ids).
@@ -347,37 +419,7 @@ class _CappedTLSFactory(TLSMemoryBIOFactory):
         return super().buildProtocol(addr)
 
 
-class MethodNotAllowed(InvalidInput):
-    """This endpoint does not take that HTTP method."""
-
-    code = "METHOD_NOT_ALLOWED"
-    http_status = 405
-
-
-class XMLResource(Resource):
-    """The base of every endpoint: a method it does not take is refused with an Error document.
-
-    twisted.web's default is an HTML error page; every refusal of this node is
-    an Error document with a stable code, so a national system's or a peer's
-    parser never meets HTML.
-    """
-
-    def render(self, request: Any) -> Any:
-        try:
-            return super().render(request)
-        except UnsupportedMethod as unsupported:
-            allowed = [m.decode("ascii") for m in unsupported.allowedMethods]
-            if "GET" not in allowed:  # twisted.web offers HEAD only as a GET without body
-                allowed = [m for m in allowed if m != "HEAD"]
-            request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
-            return write_error(
-                request, MethodNotAllowed(f"this endpoint takes {' or '.join(allowed)}")
-            )
-
-
-def write_error(
-    request: server.Request, error: GatewayError, message_id: str | None = None
-) -> bytes:
+def write_error(request: WebRequest, error: GatewayError, message_id: str | None = None) -> bytes:
     """Set status and headers for ``error`` and return the Error body."""
     request.setResponseCode(error.http_status)
     request.setHeader(b"Content-Type", XML_CONTENT_TYPE)

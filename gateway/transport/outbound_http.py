@@ -36,7 +36,8 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IConsumer, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, PotentialDataLoss, ResponseDone
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
@@ -62,14 +63,14 @@ def make_agent(
     policy: IPolicyForHTTPS,
     *,
     max_per_host: int,
-    idle_seconds: float,
+    idle_seconds: int,
     connect_timeout: float | None = None,
 ) -> tuple[Agent, HTTPConnectionPool]:
     """A plain Agent with its own persistent connection pool (close the pool at shutdown)."""
-    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]  # untyped in Twisted
     pool.maxPersistentPerHost = max_per_host
     pool.cachedConnectionTimeout = idle_seconds
-    agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=connect_timeout)
+    agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=connect_timeout)  # type: ignore[no-untyped-call]  # Agent() is untyped
     return agent, pool
 
 
@@ -142,12 +143,17 @@ def check_head(response: IResponse, refusals: Refusals, what: str) -> IResponse:
 
 def discard(response: IResponse) -> None:
     """Close the response's connection without reading its body."""
-    response.deliverBody(_Discarder())
+    response.deliverBody(_Discarder())  # type: ignore[no-untyped-call]  # IResponse.deliverBody is untyped
 
 
 class _Discarder(Protocol):
     def makeConnection(self, transport: Any) -> None:
-        transport.stopProducing()  # aborts the connection: nothing more is read
+        _cut(transport)  # aborts the connection: nothing more is read
+
+
+def _cut(transport: Any) -> None:
+    """Abort a response body's connection (its transport is the body's producer)."""
+    transport.stopProducing()
 
 
 class LimitedBody(Protocol):
@@ -162,7 +168,7 @@ class LimitedBody(Protocol):
 
     def _cancel(self, _: Deferred[bytes]) -> None:
         if self.transport is not None:
-            self.transport.stopProducing()
+            _cut(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
         if self.finished.called:
@@ -171,7 +177,7 @@ class LimitedBody(Protocol):
         if self.size > self.max_bytes:
             self.chunks.clear()
             if self.transport is not None:
-                self.transport.stopProducing()
+                _cut(self.transport)
             self.finished.errback(self._too_large())
             return
         self.chunks.append(data)
@@ -179,7 +185,7 @@ class LimitedBody(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.finished.called:
             return
-        if reason.check(ResponseDone, PotentialDataLoss):
+        if isinstance(reason.value, ResponseDone | PotentialDataLoss):
             self.finished.callback(b"".join(self.chunks))
         else:
             self.finished.errback(reason)
@@ -203,7 +209,7 @@ def read_body(
     if response.length == 0:
         return succeed(b"")
     protocol = LimitedBody(max_bytes, too_large)
-    response.deliverBody(protocol)
+    response.deliverBody(protocol)  # type: ignore[no-untyped-call]  # IResponse.deliverBody is untyped
     return protocol.finished
 
 
@@ -226,7 +232,7 @@ def with_timeout(
         if timed_out and isinstance(result, Failure):
             # Cancelling an Agent request fails it with ResponseNeverReceived or
             # CancelledError, depending on how far it got: all mean "timed out".
-            return Failure(on_timeout())
+            return Failure(on_timeout())  # type: ignore[no-untyped-call]  # Failure() is untyped
         return result
 
     return d.addBoth(done)

@@ -64,8 +64,10 @@ def server_options(
     """Server TLS options requiring a client certificate issued by ``client_cas``."""
     cas = [_ossl_cert(c) for c in client_cas]
     return ssl.CertificateOptions(
-        privateKey=key,
-        certificate=certificate,
+        # cryptography objects: pyOpenSSL deprecates its own X509/PKey wrappers here, while
+        # Twisted's signature still names them.
+        privateKey=key,  # type: ignore[arg-type]  # Twisted types it as pyOpenSSL's PKey
+        certificate=certificate,  # type: ignore[arg-type]  # and this as pyOpenSSL's X509
         verify=True,
         caCerts=cas,
         requireCertificate=True,
@@ -213,8 +215,8 @@ class PinnedPeersPolicy:
         self._creators = {
             netloc: _PinnedClientCreator(
                 ssl.CertificateOptions(
-                    privateKey=self._key,
-                    certificate=self._certificate,
+                    privateKey=self._key,  # type: ignore[arg-type]  # as in server_options
+                    certificate=self._certificate,  # type: ignore[arg-type]  # as in server_options
                     verify=True,
                     caCerts=[_ossl_cert(ca)],
                     raiseMinimumTo=ssl.TLSVersion.TLSv1_2,

@@ -285,7 +285,7 @@ def test_unreadable_bytes_give_no_renderings_and_no_exception() -> None:
     for junk in (b"", b"<not-xml", b'<?xml version="1.0"?><Foo xmlns="urn:x"/>'):
         localizer.start_translations(junk)
         assert localizer.render(junk) == ()
-        assert localizer.forget(junk).result is None  # type: ignore[attr-defined]
+        assert Deferred.fromCoroutine(localizer.forget(junk)).result is None  # type: ignore[attr-defined]
     assert engine.calls == []
 
 
@@ -371,7 +371,7 @@ def test_forget_erases_translations_from_memory_and_the_service_cache() -> None:
     engine.answer(0, "Takk.")
     assert len(translations.cache) == 1
     done: list[object] = []
-    localizer.forget(body).addCallback(done.append)
+    Deferred.fromCoroutine(localizer.forget(body)).addCallback(done.append)
     assert done == [None]
     assert len(translations.cache) == 0
     (nn,) = localizer.render(body)
@@ -385,7 +385,7 @@ def test_translation_arriving_after_erasure_is_dropped() -> None:
     localizer = Localizer(REGISTRY, ("nn",), translations)
     body = closure_body()
     localizer.start_translations(body)
-    localizer.forget(body)
+    Deferred.fromCoroutine(localizer.forget(body))
     engine.answer(0, "Takk.")  # late: the exchange was erased meanwhile
     assert localizer.stats == {"held": 0, "awaited": 0, "given_up": 0}
     assert len(translations.cache) == 0
@@ -404,7 +404,7 @@ def test_forget_reports_a_failing_cache() -> None:
     translations.cache = BrokenCache(10)
     localizer = Localizer(REGISTRY, ("nn",), translations)
     errors: list[Any] = []
-    localizer.forget(closure_body()).addErrback(errors.append)
+    Deferred.fromCoroutine(localizer.forget(closure_body())).addErrback(errors.append)
     assert len(errors) == 1 and errors[0].check(OSError)
 
 
@@ -421,7 +421,7 @@ def test_start_translations_takes_the_document_admission_already_read() -> None:
     engine.answer(0, "Omsett.")
     (nn,) = localizer.render(body)
     assert nn.status is COMPLETE
-    localizer.forget(parse_document(body))
+    Deferred.fromCoroutine(localizer.forget(parse_document(body)))
     assert localizer.stats["held"] == 0
 
 
@@ -431,6 +431,6 @@ def test_forget_before_the_reactor_runs_a_hand_over_cancels_it() -> None:
     body = closure_body()
     (nn,) = localizer.render(body)
     assert nn.status is PENDING
-    localizer.forget(body)
+    Deferred.fromCoroutine(localizer.forget(body))
     reactor.run_queued()
     assert engine.calls == []

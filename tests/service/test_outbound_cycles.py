@@ -21,10 +21,11 @@ class _Sender(LeasedQueueWorker):
         self.cycles: list[Deferred] = []
         self.running = True
 
-    def _cycle(self) -> Deferred:
-        d: Deferred = Deferred()
+    async def _cycle(self) -> float:
+        d: Deferred[bool] = Deferred()
         self.cycles.append(d)
-        return d.addCallback(lambda sent_any: 0.0 if sent_any else 5.0)
+        sent_any = await d
+        return 0.0 if sent_any else 5.0
 
 
 def test_a_timer_firing_during_a_running_cycle_does_not_start_a_second_one() -> None:

@@ -333,6 +333,11 @@ def _issuing_ca(cert: x509.Certificate, cert_fingerprint: str, trust: TrustStore
     return None
 
 
+def within_validity(cert: x509.Certificate, now: datetime) -> bool:
+    """Whether ``now`` is inside ``cert``'s validity period."""
+    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+
+
 def check_validity(cert: x509.Certificate, now: datetime, what: str) -> None:
     """Raise CERTIFICATE_NOT_YET_VALID / CERTIFICATE_EXPIRED unless ``now`` is inside ``cert``'s validity."""
     if now < cert.not_valid_before_utc:

@@ -31,7 +31,7 @@ from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IOpenSS
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
-from gateway.core.certs import authority_id_of, node_id_of
+from gateway.core.certs import authority_id_of, node_id_of, within_validity
 from gateway.core.errors import Unauthorized
 from gateway.core.pki import PrivateKey
 
@@ -104,7 +104,8 @@ class ReloadableServerOptions:
 
 
 def _check_validity(cert: x509.Certificate, now: datetime, refuse: type[Unauthorized]) -> None:
-    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+    # The caller's refusal, not CERTIFICATE_EXPIRED: a guard's answer tells nothing more.
+    if not within_validity(cert, now):
         raise refuse("the TLS client certificate is outside its validity period")
 
 

@@ -236,7 +236,7 @@ class SubmitResource(_Endpoint):
         def handle() -> Deferred[bytes]:
             authority = caller(request)
             body = request.content.getvalue()
-            return self._pipeline.submit(authority, body)  # type: ignore[no-any-return]
+            return ensureDeferred(self._pipeline.submit(authority, body))
 
         return self._respond(request, handle)
 
@@ -312,7 +312,7 @@ class EnvelopeResource(_Endpoint):
     def render_POST(self, request: Any) -> Any:
         def handle() -> Deferred[bytes]:
             peer = caller(request)
-            return self._pipeline.receive_envelope(peer, request.content.getvalue())  # type: ignore[no-any-return]
+            return ensureDeferred(self._pipeline.receive_envelope(peer, request.content.getvalue()))
 
         return self._respond(request, handle)
 

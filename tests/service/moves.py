@@ -141,7 +141,11 @@ class Pair:
         return exchange_id
 
     async def send(self, exchange_id: str, document_type: str, role: Role) -> str | None:
-        """Play one move: None once both nodes hold it, else the refusal's error code."""
+        """Play one move: None once both nodes hold it, else why it was refused.
+
+        A refusal by the sender's node returns its error code; one by the peer
+        node (the nodes disagree) returns a text naming the peer's code.
+        """
         doc = document(document_type, exchange_id, role, next(self._seq[exchange_id]))
         system = self.systems[AUTHORITY[role]]
         answer = await system.submit_raw(system.sign(to_xml(doc)))
@@ -151,12 +155,19 @@ class Pair:
         peer_db = self.nodes[NODE[OTHER[role]]].parts.db
         own_db = self.nodes[NODE[role]].parts.db
 
-        async def stored_at_peer() -> bool:
+        async def peer_answered() -> str | None:
+            """ "stored" once the peer holds it, or the code the peer refused it with."""
+            for event in await own_db.run_txn(tracking_events_txn, exchange_id):
+                if event.message_id == message_id and event.stage in (
+                    Stage.REFUSED,
+                    Stage.DEAD_LETTER,
+                ):
+                    return f"peer node refused: {event.detail}"
             try:
                 await peer_db.run_txn(message_meta_txn, message_id)
             except MessageNotFound:
-                return False
-            return True
+                return None
+            return "stored"
 
         async def receipt_back() -> bool:
             events = await own_db.run_txn(tracking_events_txn, exchange_id)
@@ -164,7 +175,9 @@ class Pair:
                 e.stage == Stage.RECEIVED_BY_PEER and e.message_id == message_id for e in events
             )
 
-        await until(stored_at_peer)
+        answered = await until(peer_answered)
+        if answered != "stored":
+            return str(answered)
         await until(receipt_back)
         return None
 

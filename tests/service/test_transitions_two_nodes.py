@@ -29,7 +29,10 @@ CONCURRENCY = 8
 async def _play_row(pair: Pair, row: tuple[State, str, Role], target: State) -> list[str]:
     state, document_type, role = row
     exchange_id = pair.new_exchange()
-    await pair.drive(exchange_id, state)
+    try:
+        await pair.drive(exchange_id, state)
+    except AssertionError as failed:
+        return [f"{state.value} + {document_type} from {role.value}: {failed}"]
     code = await pair.send(exchange_id, document_type, role)
     if code is not None:
         return [f"{state.value} + {document_type} from {role.value}: refused {code}"]
@@ -41,7 +44,10 @@ async def _play_row(pair: Pair, row: tuple[State, str, Role], target: State) -> 
 
 async def _play_refusals(pair: Pair, state: State) -> list[str]:
     exchange_id = pair.new_exchange()
-    await pair.drive(exchange_id, state)
+    try:
+        await pair.drive(exchange_id, state)
+    except AssertionError as failed:
+        return [f"moves outside the table in {state.value}: {failed}"]
     before = await pair.snapshot(exchange_id)
     failures = []
     for document_type in DocumentType:

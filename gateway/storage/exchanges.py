@@ -188,19 +188,6 @@ def exchange_txn(conn: Connection, exchange_id: str) -> Exchange:
 
 
 @read_only
-def party_exchange_txn(conn: Connection, exchange_id: str, *authorities: str) -> Exchange:
-    """The exchange if each of ``authorities`` is party to it.
-
-    Otherwise :class:`ExchangeNotFound`, with exactly the message of an
-    unknown id: whoever is not party to an exchange cannot tell it exists.
-    """
-    exchange = exchange_txn(conn, exchange_id)
-    if not all(exchange.involves(a) for a in authorities):
-        raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
-    return exchange
-
-
-@read_only
 def list_exchanges_txn(
     conn: Connection,
     *,

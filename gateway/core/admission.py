@@ -1,7 +1,7 @@
 """Admission: may this document enter the node? (sans-IO)
 
 The decisions made on every document before anything is stored, in the
-order of docs/signatures.md (parse, verify, then read only the signed tree):
+order: parse, verify, then read only the signed tree:
 
 * :func:`admit_submission`: a national system of this node submits a signed
   exchange document over the national-system API;
@@ -34,6 +34,7 @@ from gateway.core.documents import (
 )
 from gateway.core.envelopes import Envelope, Payload, read_envelope
 from gateway.core.errors import AccessDenied, InvalidInput
+from gateway.core.lifecycle import REQUESTER_DOCUMENTS, RESPONDER_DOCUMENTS
 from gateway.core.signing import Verified, verify
 
 
@@ -91,12 +92,6 @@ class OutsideReplayWindow(InvalidInput):
     code = "CREATION_TIME_OUT_OF_WINDOW"
 
 
-#: Documents only the requester of an exchange sends.
-REQUESTER_DOCUMENTS = frozenset({"Request", "AdditionalInformation", "Closure", "Withdrawal"})
-#: Documents only the responder of an exchange sends.
-RESPONDER_DOCUMENTS = frozenset(
-    {"Acceptance", "ReplyDateProposal", "InformationRequest", "Answer", "Rejection", "Forward"}
-)
 #: What separates the owning authority's id from the rest of an id.
 ID_SCOPE_SEPARATOR = ":"
 
@@ -115,9 +110,10 @@ def check_id_scope(header: Header, document_type: str) -> None:
     """Refuse ids another authority owns: ids are scoped so none can be taken or probed.
 
     The DocumentId begins with the sender's authority id, the ExchangeId with
-    the requester's (the sender of a requester document, the receiver of a
-    responder document, either for reminders and escalations), each followed
-    by ``:``. Authority ids cannot contain ``:``, so no authority's ids are a
+    the requester's (the sender of a document only requesters send, the
+    receiver of one only responders send, either for documents both sides
+    may send: ``gateway.core.lifecycle.TRANSITIONS`` tells), each followed by
+    ``:``. Authority ids cannot contain ``:``, so no authority's ids are a
     prefix of another's. Checked before any stored state is read, so the
     answer says nothing about other authorities' exchanges or documents.
     """
@@ -290,8 +286,6 @@ def admit_payload(
 
 __all__ = [
     "ID_SCOPE_SEPARATOR",
-    "REQUESTER_DOCUMENTS",
-    "RESPONDER_DOCUMENTS",
     "Admitted",
     "AuthorityNotPublished",
     "DocumentIdNotOwned",

@@ -7,8 +7,11 @@ exchange apply the same table to the documents they accept, in the order
 they accept them.
 
 Roles: the REQUESTER is the authority that sent the Request; the RESPONDER is
-the authority it was sent to, or, after a Forward, the authority named in
-ForwardTo (the caller keeps track of who holds which role).
+the authority it was sent to. Which role the sender of a document holds is
+decided here, from the stored exchange (:func:`sender_role`), inside the
+transaction that stores the document (:class:`ExchangeLifecycle`): a
+document type does not tell, since some (Acceptance, InformationRequest,
+reminders, escalations) may come from either side.
 
 Reminders and escalations are tracked events: they are allowed only in open
 states (a reminder only by the side the exchange is NOT waiting for, to the
@@ -22,6 +25,7 @@ the exchange-level events (accepted, answered, closed, ...).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -30,16 +34,21 @@ from gateway.core.schemas import EXCHANGE_DOCUMENT_TYPES, DocumentType
 
 __all__ = [
     "DOCUMENT_STAGES",
+    "EXCHANGE_LIFECYCLE",
     "OPEN_STATES",
+    "REQUESTER_DOCUMENTS",
+    "RESPONDER_DOCUMENTS",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "ExchangeLifecycle",
+    "ExchangeSides",
     "LifecycleViolation",
     "Role",
     "Stage",
     "State",
     "allowed_documents",
     "next_state",
+    "sender_role",
     "stage_for",
     "transition_table_markdown",
     "waiting_for",
@@ -152,6 +161,18 @@ def _table() -> dict[tuple[State, str, Role], State]:
 TRANSITIONS: Mapping[tuple[State, str, Role], State] = MappingProxyType(_table())
 
 
+def _sent_only_by(role: Role) -> frozenset[str]:
+    by_role = {r: {d for (_, d, sender) in TRANSITIONS if sender is r} for r in Role}
+    others = set().union(*(docs for r, docs in by_role.items() if r is not role))
+    return frozenset(str(d) for d in by_role[role] - others)
+
+
+#: Documents only the requester of an exchange sends (read from :data:`TRANSITIONS`).
+REQUESTER_DOCUMENTS: frozenset[str] = _sent_only_by(Role.REQUESTER)
+#: Documents only the responder of an exchange sends (read from :data:`TRANSITIONS`).
+RESPONDER_DOCUMENTS: frozenset[str] = _sent_only_by(Role.RESPONDER)
+
+
 def next_state(state: State | str, document_type: str, sender_role: Role | str) -> State:
     """The state after a document of ``document_type`` sent by ``sender_role``.
 
@@ -254,26 +275,53 @@ def stage_for(document_type: str, new_state: State | str) -> Stage:
         raise LifecycleViolation(f"{document_type!r} is not an exchange document") from None
 
 
-class ExchangeLifecycle:
-    """The lifecycle for one document whose sender role is known.
+@dataclass(frozen=True)
+class ExchangeSides:
+    """A stored exchange as the lifecycle sees it: its two authorities and its state."""
 
-    Fits the storage layer's ``Lifecycle`` protocol (``next_state(current,
-    document_type)`` with ``current`` None for a new exchange, and
-    ``is_closed(state)``), so a store can apply the transition inside the
-    transaction that stores the document.
+    requester: str
+    responder: str
+    state: str
+
+    def has_parties(self, sender: str, receiver: str) -> bool:
+        """Whether ``sender`` and ``receiver`` are this exchange's two authorities."""
+        return {sender, receiver} == {self.requester, self.responder}
+
+
+def sender_role(exchange: ExchangeSides | None, sender: str) -> Role:
+    """The role of authority ``sender`` in the stored ``exchange`` (None: not stored yet).
+
+    Whoever opens an exchange requests (only a Request opens one); afterwards
+    the stored requester is the REQUESTER and the other party the RESPONDER,
+    whatever the document type. The caller checks first that the sender is
+    a party (:meth:`ExchangeSides.has_parties`).
+    """
+    if exchange is None or sender == exchange.requester:
+        return Role.REQUESTER
+    return Role.RESPONDER
+
+
+class ExchangeLifecycle:
+    """The lifecycle the stores apply inside the storing transaction.
+
+    Fits the storage layer's ``Lifecycle`` protocol: ``next_state(exchange,
+    document_type, sender)`` with ``exchange`` the stored exchange (None for
+    a new one) decides the sender's role (:func:`sender_role`) and the next
+    state (:func:`next_state`), or raises LifecycleViolation; ``is_closed``
+    says whether a state ends the exchange.
     """
 
-    def __init__(self, sender_role: Role | str) -> None:
-        self.sender_role = Role(sender_role)
-
-    def next_state(self, current: str | None, document_type: str) -> str:
-        return next_state(
-            State.NEW if current is None else current, document_type, self.sender_role
-        )
+    def next_state(self, exchange: ExchangeSides | None, document_type: str, sender: str) -> str:
+        state = State.NEW if exchange is None else exchange.state
+        return next_state(state, document_type, sender_role(exchange, sender))
 
     def is_closed(self, state: str) -> bool:
         """Whether ``state`` ends the exchange (the retention timers start)."""
         return state in TERMINAL_STATES
+
+
+#: The one lifecycle of the gateway's exchanges (stateless).
+EXCHANGE_LIFECYCLE = ExchangeLifecycle()
 
 
 def transition_table_markdown() -> str:

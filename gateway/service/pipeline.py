@@ -27,42 +27,44 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
 
-from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
-from gateway.core import lifecycle
 from gateway.core.admission import (
-    REQUESTER_DOCUMENTS,
-    RESPONDER_DOCUMENTS,
     Admitted,
     OutsideReplayWindow,
     admit_envelope,
     admit_payload,
     admit_submission,
+    country_of,
 )
 from gateway.core.catalogue import CatalogueRegistry
 from gateway.core.certs import TrustStore
 from gateway.core.directory import PublishedDirectory
 from gateway.core.documents import ExchangeDocument, Request
+from gateway.core.docxml import sha256_hex
 from gateway.core.envelopes import ReceiptItem, ReceiptStatus, build_receipt
-from gateway.core.errors import GatewayError, InvalidInput, Unavailable
+from gateway.core.errors import GatewayError, InvalidInput
+from gateway.core.lifecycle import EXCHANGE_LIFECYCLE
 from gateway.core.ns import DOC_NS
 from gateway.core.xmlparse import parse_xml
 from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores
 from gateway.storage.errors import DuplicateMessage
-from gateway.storage.exchanges import party_exchange_txn
 from gateway.storage.messages import (
-    sha256_hex,
     store_inbound_envelope_txn,
+    stored_receipt_txn,
     submit_message_txn,
 )
-from gateway.storage.model import ExchangeInfo, InboundEnvelope, InboundPayload, Submission
+from gateway.storage.model import (
+    ExchangeInfo,
+    InboundEnvelope,
+    InboundPayload,
+    Refused,
+    Submission,
+)
 
 log = Logger()
-T = TypeVar("T")
 
 
 class PayloadRefused(InvalidInput):
@@ -158,54 +160,40 @@ class Pipeline:
         )
         return self._signer.sign(root)
 
-    @inlineCallbacks
-    def _role_of(self, admitted: Admitted) -> Any:
-        doc_type = admitted.document_type
-        if doc_type in REQUESTER_DOCUMENTS:
-            return lifecycle.Role.REQUESTER
-        if doc_type in RESPONDER_DOCUMENTS:
-            return lifecycle.Role.RESPONDER
-        header = admitted.header
-        exchange = yield self._db.run_txn(
-            party_exchange_txn, header.exchange_id, header.sender, header.receiver
-        )
-        if admitted.header.sender == exchange.requester_authority:
-            return lifecycle.Role.REQUESTER
-        return lifecycle.Role.RESPONDER
+    @staticmethod
+    def _exchange_info(admitted: Admitted) -> ExchangeInfo:
+        """The exchange as ``admitted`` would open it (used only if it is not stored yet).
 
-    def _exchange_info(self, admitted: Admitted, role: lifecycle.Role) -> ExchangeInfo:
+        Which side the sender is on is not decided here: the storing
+        transaction asks the lifecycle, with the stored exchange.
+        """
         header = admitted.header
         document = admitted.document
-        if role is lifecycle.Role.REQUESTER:
-            requester, responder = header.sender, header.receiver
-        else:
-            requester, responder = header.receiver, header.sender
         return ExchangeInfo(
             exchange_id=header.exchange_id,
-            requester_authority=requester,
-            responder_authority=responder,
-            requester_node=requester[:2],
-            responder_node=responder[:2],
+            requester_authority=header.sender,
+            responder_authority=header.receiver,
+            requester_node=country_of(header.sender),
+            responder_node=country_of(header.receiver),
             area=document.legislation_area if isinstance(document, Request) else "",
             question_set=document.question_set if isinstance(document, Request) else "",
             catalogue_version=header.catalogue_version or "",
         )
 
-    @inlineCallbacks
-    def submit(self, caller: str, body: bytes) -> Any:
+    async def submit(self, caller: str, body: bytes) -> bytes:
         """Admit, store and acknowledge a national system's document; returns receipt bytes."""
         now = self._now()
         try:
             # Read on the reactor thread (a stat of the directory state file).
             published = self._published_certificates()
-            admitted, receipt = yield self._cpu(
+            admission: tuple[Admitted, bytes] = await self._cpu(
                 self._admit_submission, caller, body, now, published
             )
-            role = yield self._role_of(admitted)
+            admitted, receipt = admission
             header = admitted.header
             submission = Submission(
                 message_id=header.document_id,
-                exchange=self._exchange_info(admitted, role),
+                exchange=self._exchange_info(admitted),
                 document_type=admitted.document_type,
                 sender_authority=header.sender,
                 receiver_authority=header.receiver,
@@ -214,13 +202,13 @@ class Pipeline:
                 body=body,
                 receipt=receipt,
             )
-            yield self._db.run_txn(
+            await self._db.run_txn(
                 submit_message_txn,
                 submission,
                 sealer=self._sealer,
                 now=now,
                 node=self.node_id,
-                lifecycle=lifecycle.ExchangeLifecycle(role),
+                lifecycle=EXCHANGE_LIFECYCLE,
             )
         except DuplicateMessage as duplicate:
             self._metrics.duplicates.labels("api").inc()
@@ -229,7 +217,7 @@ class Pipeline:
             # A national system retrying long after its first attempt: if these
             # very bytes were accepted then, it gets that receipt (the checks
             # before the window passed: signature, binding, caller).
-            original = yield self._stored_receipt(body)
+            original = await self._stored_receipt(body)
             if original is None:
                 self._metrics.refused.labels("api", stale.code).inc()
                 raise
@@ -249,14 +237,12 @@ class Pipeline:
         self._on_queued(admitted.peer_node)
         return receipt
 
-    @inlineCallbacks
-    def _stored_receipt(self, body: bytes) -> Any:
+    async def _stored_receipt(self, body: bytes) -> bytes | None:
         """The receipt of an earlier accepted submission of exactly ``body``, or None."""
-        message_id = yield self._cpu(_document_id, body)
+        message_id: str | None = await self._cpu(_document_id, body)
         if message_id is None:
             return None
-        receipt = yield self._db.run_txn(_stored_receipt_txn, message_id, sha256_hex(body))
-        return receipt
+        return await self._db.run_txn(stored_receipt_txn, message_id, sha256_hex(body))
 
     # --- envelopes from peers ---------------------------------------------------
 
@@ -303,21 +289,13 @@ class Pipeline:
                 )
             except GatewayError as error:
                 raise PayloadRefused(payload.message_id, error) from None
-            doc_type = admitted.document_type
-            if doc_type in REQUESTER_DOCUMENTS:
-                role = lifecycle.Role.REQUESTER
-            elif doc_type in RESPONDER_DOCUMENTS:
-                role = lifecycle.Role.RESPONDER
-            else:
-                # Reminders and escalations: the stored exchange decides (see _store_envelope).
-                role = lifecycle.Role.REQUESTER
             header = admitted.header
             documents[header.document_id] = admitted.document
             payloads.append(
                 InboundPayload(
                     message_id=header.document_id,
-                    exchange=self._exchange_info(admitted, role),
-                    document_type=doc_type,
+                    exchange=self._exchange_info(admitted),
+                    document_type=admitted.document_type,
                     sender_authority=header.sender,
                     receiver_authority=header.receiver,
                     document_created_at=header.created,
@@ -336,31 +314,33 @@ class Pipeline:
         )
         return inbound, documents
 
-    @inlineCallbacks
-    def receive_envelope(self, peer: str, body: bytes) -> Any:
+    async def receive_envelope(self, peer: str, body: bytes) -> bytes:
         """Admit and store a peer's envelope; returns the signed receipt bytes."""
         now = self._now()
         try:
-            inbound, documents = yield self._cpu(self._admit_envelope, peer, body, now)
-            result = yield self._db.run_txn(
+            admitted: tuple[InboundEnvelope, dict[str, ExchangeDocument]] = await self._cpu(
+                self._admit_envelope, peer, body, now
+            )
+            inbound, documents = admitted
+            result = await self._db.run_txn(
                 store_inbound_envelope_txn,
                 inbound,
                 sealer=self._sealer,
                 now=now,
                 node=self.node_id,
-                lifecycle=_InboundLifecycle(),
+                lifecycle=EXCHANGE_LIFECYCLE,
             )
         except PayloadRefused as refused:
             self._metrics.refused.labels("peer", refused.cause.code).inc()
             raise
         except GatewayError as error:
             self._metrics.refused.labels("peer", error.code).inc()
-            message_id = getattr(error, "message_id", None)
-            if message_id is not None and not isinstance(error, Unavailable):
-                # One document of the envelope cannot be stored (lifecycle conflict,
-                # exchange mismatch, erased exchange, reused id): name it.
-                raise PayloadRefused(message_id, error) from None
             raise
+        if isinstance(result, Refused):
+            # One document of the envelope cannot be stored (lifecycle conflict,
+            # exchange of other authorities, erased exchange, reused id): name it.
+            self._metrics.refused.labels("peer", result.error.code).inc()
+            raise PayloadRefused(result.message_id, result.error)
         if result.replayed:
             self._metrics.duplicates.labels("peer").inc()
             return result.receipt
@@ -380,27 +360,6 @@ class Pipeline:
         return result.receipt
 
 
-class _InboundLifecycle:
-    """Lifecycle hook for the documents of one envelope, by document type."""
-
-    def next_state(self, current: str | None, document_type: str) -> str:
-        state = lifecycle.State.NEW if current is None else lifecycle.State(current)
-        if document_type in RESPONDER_DOCUMENTS:
-            return lifecycle.next_state(state, document_type, lifecycle.Role.RESPONDER).value
-        if document_type in REQUESTER_DOCUMENTS:
-            return lifecycle.next_state(state, document_type, lifecycle.Role.REQUESTER).value
-        # Reminder or escalation: valid from whichever side may send it now.
-        for role in lifecycle.Role:
-            try:
-                return lifecycle.next_state(state, document_type, role).value
-            except lifecycle.LifecycleViolation:
-                continue
-        return lifecycle.next_state(state, document_type, lifecycle.Role.REQUESTER).value
-
-    def is_closed(self, state: str) -> bool:
-        return lifecycle.State(state) in lifecycle.TERMINAL_STATES
-
-
 def _document_id(body: bytes) -> str | None:
     """The DocumentId an exchange document names (a lookup key only: bytes are compared)."""
     try:
@@ -409,19 +368,3 @@ def _document_id(body: bytes) -> str | None:
         return None
     found = root.findtext(f"{{{DOC_NS}}}Header/{{{DOC_NS}}}DocumentId")
     return found.strip() if found else None
-
-
-def _stored_receipt_txn(conn: Any, message_id: str, sha256: str) -> bytes | None:
-    """The stored receipt of submitted message ``message_id`` if its bytes had ``sha256``."""
-    from sqlalchemy import select
-
-    from gateway.storage.tables import messages
-
-    receipt = conn.execute(
-        select(messages.c.receipt).where(
-            messages.c.message_id == message_id,
-            messages.c.direction == "out",
-            messages.c.sha256 == sha256,
-        )
-    ).scalar()
-    return None if receipt is None else bytes(receipt)

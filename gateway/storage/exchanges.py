@@ -26,16 +26,16 @@ from gateway.storage.errors import (
     ExchangeStateChanged,
     TransactionRace,
 )
-from gateway.storage.model import Exchange, ExchangeInfo, Lifecycle, Stage, exchange_stage
+from gateway.storage.model import (
+    Exchange,
+    ExchangeInfo,
+    ExchangeSides,
+    Lifecycle,
+    Stage,
+    exchange_stage,
+)
 from gateway.storage.tables import deliveries, exchanges, messages, outbox
 from gateway.storage.tracking import insert_tracking, tracking_row
-
-_IDENTITY_FIELDS = (
-    "requester_authority",
-    "responder_authority",
-    "requester_node",
-    "responder_node",
-)
 
 _METADATA_COLUMNS = [c for c in exchanges.c if c.name != "wrapped_data_key"]
 
@@ -75,6 +75,8 @@ def open_exchange(
     info: ExchangeInfo,
     *,
     document_type: str,
+    sender: str,
+    receiver: str,
     sealer: Sealer,
     now: datetime,
     node: str,
@@ -83,18 +85,20 @@ def open_exchange(
 ) -> OpenExchange:
     """Create ``info``'s exchange or lock the existing one, and advance its state.
 
-    Everything that can refuse the document (erased exchange, other
-    authorities, the lifecycle) runs before anything is written, so a
-    ``GatewayError`` from here leaves the transaction unchanged. The returned
-    ``tracking`` rows (state changes) are for the caller to insert. A concurrent
-    creation of the same exchange (PostgreSQL) raises ``TransactionRace``,
-    which the runner retries.
+    The lifecycle decides, from the stored exchange (locked) and the
+    document's ``sender``, the sender's role and the next state. Everything
+    that can refuse the document (other authorities, erased exchange, the
+    lifecycle) runs before anything is written, so a ``GatewayError`` from
+    here leaves the transaction unchanged. The returned ``tracking`` rows
+    (state changes) are for the caller to insert. A concurrent creation of
+    the same exchange (PostgreSQL) raises ``TransactionRace``, which the
+    runner retries.
     """
     row = conn.execute(
         select(exchanges).where(exchanges.c.exchange_id == info.exchange_id).with_for_update()
     ).first()
     if row is None:
-        state = lifecycle.next_state(None, document_type)
+        state = lifecycle.next_state(None, document_type, sender)
         data_key = dataprotect.new_data_key()
         values = {
             "exchange_id": info.exchange_id,
@@ -121,19 +125,16 @@ def open_exchange(
         )
         return OpenExchange(info.exchange_id, data_key, state, created=True, tracking=track)
 
-    parties = {row.requester_authority, row.responder_authority}
-    if parties != {info.requester_authority, info.responder_authority}:
+    stored = ExchangeSides(row.requester_authority, row.responder_authority, row.state)
+    if not stored.has_parties(sender, receiver):
         # Not party to it: answer exactly as if the exchange did not exist (the
         # lifecycle refuses anything but an opening document into an unknown
         # exchange), so that its existence and its parties stay hidden.
-        lifecycle.next_state(None, document_type)
+        lifecycle.next_state(None, document_type, sender)
         raise ExchangeMismatch(info.exchange_id, "authorities")
     if row.wrapped_data_key is None:
         raise ExchangeErased(f"exchange {info.exchange_id} has been erased")
-    for name in _IDENTITY_FIELDS:
-        if getattr(row, name) != getattr(info, name):
-            raise ExchangeMismatch(info.exchange_id, name)
-    state = lifecycle.next_state(row.state, document_type)
+    state = lifecycle.next_state(stored, document_type, sender)
     data_key = sealer.unwrap_key(row.wrapped_data_key, info.exchange_id)
     if state != row.state:
         _write_state(conn, info.exchange_id, state, lifecycle.is_closed(state), row, now)
@@ -184,19 +185,6 @@ def exchange_txn(conn: Connection, exchange_id: str) -> Exchange:
     if row is None:
         raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
     return _exchange(row)
-
-
-@read_only
-def party_exchange_txn(conn: Connection, exchange_id: str, *authorities: str) -> Exchange:
-    """The exchange if each of ``authorities`` is party to it.
-
-    Otherwise :class:`ExchangeNotFound`, with exactly the message of an
-    unknown id: whoever is not party to an exchange cannot tell it exists.
-    """
-    exchange = exchange_txn(conn, exchange_id)
-    if not all(exchange.involves(a) for a in authorities):
-        raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
-    return exchange
 
 
 @read_only

@@ -7,6 +7,8 @@
 * :func:`store_inbound_envelope_txn` stores the documents of one envelope from
   a peer node: messages, deliveries, tracking and the envelope's receipt, in
   one transaction; a replayed envelope id only returns the stored receipt.
+* :func:`stored_receipt_txn` finds the receipt of an earlier submission of
+  the same bytes (a national system retrying after an outage).
 * :func:`load_message_txn` / :func:`load_bodies_txn` unseal stored bodies.
 
 Message ids are unique forever: the row (without its body) outlives erasure.
@@ -44,6 +46,7 @@ from gateway.storage.model import (
     InboundResult,
     Lifecycle,
     MessageMeta,
+    Refused,
     Stage,
     StoredMessage,
     Submission,
@@ -134,6 +137,8 @@ def submit_messages_txn(
                 conn,
                 sub.exchange,
                 document_type=sub.document_type,
+                sender=sub.sender_authority,
+                receiver=sub.receiver_authority,
                 sealer=sealer,
                 now=now,
                 node=node,
@@ -231,6 +236,19 @@ def submit_message_txn(
     return result
 
 
+@read_only
+def stored_receipt_txn(conn: Connection, message_id: str, sha256: str) -> bytes | None:
+    """The stored receipt of submitted message ``message_id`` if its bytes had ``sha256``."""
+    receipt = conn.execute(
+        select(messages.c.receipt).where(
+            messages.c.message_id == message_id,
+            messages.c.direction == "out",
+            messages.c.sha256 == sha256,
+        )
+    ).scalar()
+    return None if receipt is None else bytes(receipt)
+
+
 def _lock_delivery_streams(conn: Connection, authority_ids: Iterable[str]) -> None:
     """Make each authority's delivery seqs commit in increasing order (PostgreSQL).
 
@@ -262,16 +280,18 @@ def store_inbound_envelope_txn(
     now: datetime,
     node: str,
     lifecycle: Lifecycle = KEEP_STATE,
-) -> InboundResult:
+) -> InboundResult | Refused:
     """Store a verified envelope's documents for delivery, with the receipt answered.
 
     A replayed envelope id (same peer, same digest) returns the stored
     receipt and stores nothing; the same id with other bytes or from another
     peer raises :class:`EnvelopeIdReused`. A document already received in an
-    earlier envelope is skipped (listed in ``duplicates``); a document whose
-    id is in use for other bytes, or for a document submitted here, raises
-    :class:`MessageIdReused`; exchange and lifecycle errors raise too. Any
-    error refuses the whole envelope: nothing of it is stored.
+    earlier envelope is skipped (listed in ``duplicates``). A document that
+    cannot be stored (its id in use for other bytes or for a document
+    submitted here: :class:`MessageIdReused`; an exchange of other
+    authorities, an erased exchange, a lifecycle conflict) refuses the whole
+    envelope: the result is :class:`Refused` naming it, and nothing of the
+    envelope is stored.
     """
     stored_env = conn.execute(
         select(envelopes_in.c.peer_node, envelopes_in.c.sha256, envelopes_in.c.receipt).where(
@@ -282,6 +302,24 @@ def store_inbound_envelope_txn(
         if stored_env.sha256 != envelope.sha256 or stored_env.peer_node != envelope.peer_node:
             raise EnvelopeIdReused(envelope.envelope_id)
         return InboundResult(receipt=bytes(stored_env.receipt), replayed=True)
+    with conn.begin_nested() as savepoint:
+        result = _store_envelope(
+            conn, envelope, sealer=sealer, now=now, node=node, lifecycle=lifecycle
+        )
+        if isinstance(result, Refused):
+            savepoint.rollback()  # nothing of a refused envelope is stored
+    return result
+
+
+def _store_envelope(
+    conn: Connection,
+    envelope: InboundEnvelope,
+    *,
+    sealer: Sealer,
+    now: datetime,
+    node: str,
+    lifecycle: Lifecycle,
+) -> InboundResult | Refused:
     try:
         # First, so that a concurrent replay of this envelope waits here.
         conn.execute(
@@ -309,12 +347,14 @@ def store_inbound_envelope_txn(
             if earlier.direction == "in" and earlier.sha256 == sha:
                 duplicates.append(payload.message_id)
                 continue
-            raise MessageIdReused(payload.message_id)
+            return Refused(payload.message_id, MessageIdReused(payload.message_id))
         try:
             opened = open_exchange(
                 conn,
                 payload.exchange,
                 document_type=payload.document_type,
+                sender=payload.sender_authority,
+                receiver=payload.receiver_authority,
                 sealer=sealer,
                 now=now,
                 node=node,
@@ -325,8 +365,7 @@ def store_inbound_envelope_txn(
             raise
         except GatewayError as exc:
             # Name the document, so the sender can set it aside and send the rest.
-            exc.message_id = payload.message_id  # type: ignore[attr-defined]
-            raise
+            return Refused(payload.message_id, exc)
         prior[payload.message_id] = _Prior("in", sha, None)
         stored.append(payload.message_id)
         message_rows.append(

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from gateway.core.lifecycle import Stage
+from gateway.core.errors import GatewayError
+from gateway.core.lifecycle import ExchangeSides, Stage
 
 __all__ = [
     "KEEP_STATE",
@@ -24,6 +25,7 @@ __all__ = [
     "DeliveryBacklog",
     "Exchange",
     "ExchangeInfo",
+    "ExchangeSides",
     "InboundEnvelope",
     "InboundPayload",
     "InboundResult",
@@ -33,6 +35,7 @@ __all__ = [
     "OutboxItem",
     "PushItem",
     "QueueDepth",
+    "Refused",
     "Stage",
     "StoredMessage",
     "Submission",
@@ -44,10 +47,12 @@ __all__ = [
 class Lifecycle(Protocol):
     """How an exchange's state follows from its documents (``gateway.core.lifecycle.ExchangeLifecycle``).
 
-    The stores call it inside the storing transaction, so the state change
-    and the message are committed together. ``next_state`` may raise a
-    ``GatewayError`` (for example an invalid transition): the document is
-    then refused and nothing of it is stored.
+    The stores call it inside the storing transaction, with the stored
+    exchange (its two authorities and state; None for a new exchange) and
+    the document's sender, so that the sender's role is decided from what is
+    stored, and the state change and the message are committed together.
+    ``next_state`` may raise a ``GatewayError`` (for example an invalid
+    transition): the document is then refused and nothing of it is stored.
 
     An implementation may also define ``stage_for(document_type, state) ->
     str | None``: the exchange-level tracking stage to record for an accepted
@@ -55,8 +60,8 @@ class Lifecycle(Protocol):
     change). Without it, the new state is recorded when it changes.
     """
 
-    def next_state(self, current: str | None, document_type: str) -> str:
-        """The state after a document of ``document_type``; ``current`` is None for a new exchange."""
+    def next_state(self, exchange: ExchangeSides | None, document_type: str, sender: str) -> str:
+        """The state after ``sender``'s document of ``document_type``; ``exchange`` None: new."""
         ...
 
     def is_closed(self, state: str) -> bool:
@@ -72,8 +77,8 @@ class KeepState:
 
     initial = "open"
 
-    def next_state(self, current: str | None, document_type: str) -> str:
-        return current if current is not None else self.initial
+    def next_state(self, exchange: ExchangeSides | None, document_type: str, sender: str) -> str:
+        return exchange.state if exchange is not None else self.initial
 
     def is_closed(self, state: str) -> bool:
         return False
@@ -98,12 +103,12 @@ def exchange_stage(
 
 @dataclass(frozen=True)
 class ExchangeInfo:
-    """The exchange a document belongs to, as the document names it.
+    """The exchange a document belongs to, as the document would open it.
 
-    Used to create the exchange on its first document; later documents must
-    name the same authorities and nodes (else ``ExchangeMismatch``). ``area``,
-    ``question_set`` and ``catalogue_version`` are taken from the first
-    document only.
+    Used to create the exchange on its first document only. A later
+    document's sender and receiver must be the stored exchange's two
+    authorities (else ``ExchangeMismatch``); which of them sends is the
+    lifecycle's decision, from the stored exchange.
     """
 
     exchange_id: str
@@ -209,6 +214,19 @@ class InboundResult:
     replayed: bool = False
     stored: tuple[str, ...] = ()
     duplicates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A document of an envelope that cannot be stored; nothing of the envelope was stored.
+
+    ``error`` says why (a lifecycle conflict, an exchange of other
+    authorities, an erased exchange, a reused message id); the answer to the
+    peer names ``message_id`` so that it sets that document aside.
+    """
+
+    message_id: str
+    error: GatewayError
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,19 @@ from gateway.core.errors import Conflict
 from gateway.core.lifecycle import (
     DOCUMENT_STAGES,
     OPEN_STATES,
+    REQUESTER_DOCUMENTS,
+    RESPONDER_DOCUMENTS,
     TERMINAL_STATES,
     TRANSITIONS,
     ExchangeLifecycle,
+    ExchangeSides,
     LifecycleViolation,
     Role,
     Stage,
     State,
     allowed_documents,
     next_state,
+    sender_role,
     stage_for,
     transition_table_markdown,
     waiting_for,
@@ -264,19 +268,49 @@ def test_every_exchange_document_maps_to_a_stage() -> None:
         stage_for("Envelope", State.ACCEPTED)
 
 
-def test_the_storage_adapter_applies_the_table_for_one_sender_role() -> None:
-    requester, responder = ExchangeLifecycle(REQ), ExchangeLifecycle("responder")
-    assert requester.next_state(None, "Request") == "requested"
-    assert responder.next_state("requested", "Acceptance") == "accepted"
+def test_the_storage_adapter_decides_the_role_from_the_stored_exchange() -> None:
+    life = ExchangeLifecycle()
+
+    def stored(state: State) -> ExchangeSides:
+        return ExchangeSides("NO-HELSEDIR", "PT-OMD", state)
+
+    assert life.next_state(None, "Request", "NO-HELSEDIR") == "requested"
+    assert life.next_state(stored(State.REQUESTED), "Acceptance", "PT-OMD") == "accepted"
     with pytest.raises(LifecycleViolation):
-        requester.next_state("requested", "Acceptance")
+        life.next_state(stored(State.REQUESTED), "Acceptance", "NO-HELSEDIR")
     with pytest.raises(LifecycleViolation):
-        responder.next_state(None, "Answer")
-    assert [s for s in State if requester.is_closed(s)] == [
+        life.next_state(None, "Answer", "PT-OMD")
+    # The same document type from either side, as the table allows.
+    proposed = stored(State.REPLY_DATE_PROPOSED)
+    assert life.next_state(proposed, "Acceptance", "NO-HELSEDIR") == "accepted"
+    assert life.next_state(proposed, "Acceptance", "PT-OMD") == "accepted"
+    answered = stored(State.ANSWERED)
+    assert life.next_state(answered, "InformationRequest", "NO-HELSEDIR") == "follow_up_requested"
+    with pytest.raises(LifecycleViolation):
+        life.next_state(answered, "InformationRequest", "PT-OMD")
+    assert [s for s in State if life.is_closed(s)] == [
         State.CLOSED,
         State.REJECTED,
         State.WITHDRAWN,
     ]
+
+
+def test_sender_role_follows_the_stored_exchange_not_the_document_type() -> None:
+    sides = ExchangeSides("NO-HELSEDIR", "PT-OMD", State.ANSWERED)
+    assert sender_role(None, "PT-OMD") is REQ  # whoever opens an exchange requests
+    assert sender_role(sides, "NO-HELSEDIR") is REQ
+    assert sender_role(sides, "PT-OMD") is RSP
+    assert sides.has_parties("PT-OMD", "NO-HELSEDIR")
+    assert not sides.has_parties("PT-OMD", "NO-UDIR")
+
+
+def test_requester_and_responder_documents_are_read_from_the_table() -> None:
+    assert REQUESTER_DOCUMENTS == {"Request", "AdditionalInformation", "Closure", "Withdrawal"}
+    assert RESPONDER_DOCUMENTS == {"ReplyDateProposal", "Answer", "Rejection", "Forward"}
+    both = EXCHANGE_DOCUMENT_TYPES - REQUESTER_DOCUMENTS - RESPONDER_DOCUMENTS
+    assert both == {"Acceptance", "InformationRequest", "Reminder", "Escalation"}
+    for document in both:
+        assert {role for (_, d, role) in TRANSITIONS if d == document} == {REQ, RSP}
 
 
 def test_protocol_md_shows_the_transition_table_of_the_code() -> None:

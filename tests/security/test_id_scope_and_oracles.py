@@ -79,7 +79,9 @@ async def test_a_non_party_gets_exactly_the_answer_for_an_unknown_exchange(tmp_p
 
         existing = await probe()
         assert existing == unknown  # status and body, byte for byte
-        assert [status for status, _ in unknown] == [409, 404, 404]
+        # Documents into an unknown exchange: the lifecycle's conflict (only a Request
+        # opens one); the tracking read: not found.
+        assert [status for status, _ in unknown] == [409, 409, 404]
         for _, body in existing:
             assert b"PT-OMD" not in body and b"EXCHANGE_MISMATCH" not in body
         assert await row_counts(nodes["PT"].parts.db) == after  # nothing stored for PT-OTHER

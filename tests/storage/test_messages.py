@@ -30,7 +30,7 @@ from gateway.storage.messages import (
     submit_message_txn,
     submit_messages_txn,
 )
-from gateway.storage.model import Accepted, Stage
+from gateway.storage.model import Accepted, Refused, Stage
 from gateway.storage.outbox import claim_outbox_txn, dead_letters_txn
 from gateway.storage.tables import (
     deliveries,
@@ -63,7 +63,8 @@ def submit(db, sealer, sub, **kw):
 class Lifecycle:
     """request → open, answer → answered (closed); anything else is refused."""
 
-    def next_state(self, current, document_type):
+    def next_state(self, exchange, document_type, sender):
+        current = None if exchange is None else exchange.state
         if current is None and document_type == "Request":
             return "open"
         if current == "open" and document_type == "Answer":
@@ -164,12 +165,7 @@ def test_group_commit_reports_each_submission_separately(db, sealer) -> None:
         submission("B", exchange_id="EX-2"),
         submission("A", body=b"<x/>"),  # same id as A in this batch, other bytes
         submission("A"),  # same id and bytes as A in this batch
-        submission(
-            "C",
-            exchange=submission().exchange.__class__(
-                **{**submission().exchange.__dict__, "responder_authority": "PT-OTHER"}
-            ),
-        ),
+        submission("C", receiver_authority="PT-OTHER"),
     ]
     results = db.run_txn_sync(submit_messages_txn, batch, sealer=sealer, now=T0, node=NODE)
 
@@ -226,11 +222,8 @@ def test_a_failure_after_a_store_function_rolls_all_of_it_back(db, sealer) -> No
 
 def test_later_document_naming_other_authorities_is_refused(db, sealer) -> None:
     submit(db, sealer, submission("MSG-1"))
-    other = submission("MSG-2").exchange.__class__(
-        **{**submission().exchange.__dict__, "requester_authority": "NO-INTRUDER"}
-    )
     with pytest.raises(ExchangeMismatch) as caught:
-        submit(db, sealer, submission("MSG-2", exchange=other))
+        submit(db, sealer, submission("MSG-2", sender_authority="NO-INTRUDER"))
     assert caught.value.code == "EXCHANGE_MISMATCH"
 
 
@@ -467,21 +460,27 @@ def test_message_seen_in_an_earlier_envelope_is_stored_and_delivered_once(db, se
 def test_envelope_reusing_a_message_id_for_other_bytes_is_refused_whole(db, sealer) -> None:
     store_env(db, sealer, envelope("ENV-1", payload("IN-1")))
     before = counts(db)
-    with pytest.raises(MessageIdReused):
-        store_env(db, sealer, envelope("ENV-2", payload("IN-2"), payload("IN-1", body=b"<evil/>")))
+    refused = store_env(
+        db, sealer, envelope("ENV-2", payload("IN-2"), payload("IN-1", body=b"<evil/>"))
+    )
+    assert isinstance(refused, Refused) and refused.message_id == "IN-1"
+    assert isinstance(refused.error, MessageIdReused)
     assert counts(db) == before
-    with pytest.raises(MessageIdReused):
-        store_env(db, sealer, envelope("ENV-3", payload("IN-3"), payload("IN-3", body=b"<other/>")))
+    refused = store_env(
+        db, sealer, envelope("ENV-3", payload("IN-3"), payload("IN-3", body=b"<other/>"))
+    )
+    assert isinstance(refused, Refused) and refused.message_id == "IN-3"
+    assert isinstance(refused.error, MessageIdReused)
     assert counts(db) == before
 
 
 def test_envelope_cannot_extend_an_exchange_of_other_authorities(db, sealer) -> None:
     submit(db, sealer, submission("MSG-1", exchange_id="EX-1"))
     # A peer document naming EX-1 with other parties.
-    with pytest.raises(ExchangeMismatch):
-        store_env(
-            db, sealer, envelope("ENV-1", payload("IN-1", exchange_id="EX-1", receiver="NO-UDIR"))
-        )
+    refused = store_env(
+        db, sealer, envelope("ENV-1", payload("IN-1", exchange_id="EX-1", receiver="NO-UDIR"))
+    )
+    assert isinstance(refused, Refused) and isinstance(refused.error, ExchangeMismatch)
     assert counts(db)["envelopes_in"] == 0
 
 
@@ -529,10 +528,10 @@ def test_record_tracking_of_a_peer_report(db, sealer) -> None:
 
 def test_core_lifecycle_drives_state_stages_and_closing_on_both_sides(db, sealer) -> None:
     """gateway.core.lifecycle.ExchangeLifecycle plugs into the stores as is."""
-    from gateway.core.lifecycle import ExchangeLifecycle, LifecycleViolation, Role, State
+    from gateway.core.lifecycle import ExchangeLifecycle, LifecycleViolation, State
 
-    requester, responder = ExchangeLifecycle(Role.REQUESTER), ExchangeLifecycle(Role.RESPONDER)
-    submit(db, sealer, submission("REQ", document_type="Request"), lifecycle=requester)
+    life = ExchangeLifecycle()  # the sender's role follows from the stored exchange
+    submit(db, sealer, submission("REQ", document_type="Request"), lifecycle=life)
 
     def answer(message_id: str, document_type: str, env_id: str, at):
         doc = payload(message_id, exchange_id="EX-1", document_type=document_type)
@@ -543,12 +542,13 @@ def test_core_lifecycle_drives_state_stages_and_closing_on_both_sides(db, sealer
             sealer=sealer,
             now=at,
             node=NODE,
-            lifecycle=responder,
+            lifecycle=life,
         )
 
     answer("ACC", "Acceptance", "ENV-1", T0 + timedelta(hours=1))
-    with pytest.raises(LifecycleViolation):  # a second acceptance is not in the table
-        answer("ACC-2", "Acceptance", "ENV-2", T0 + timedelta(hours=2))
+    # a second acceptance is not in the table
+    refused = answer("ACC-2", "Acceptance", "ENV-2", T0 + timedelta(hours=2))
+    assert isinstance(refused, Refused) and isinstance(refused.error, LifecycleViolation)
     answer("ANS", "Answer", "ENV-3", T0 + timedelta(days=3))
     closed_at = T0 + timedelta(days=4)
     db.run_txn_sync(
@@ -557,7 +557,7 @@ def test_core_lifecycle_drives_state_stages_and_closing_on_both_sides(db, sealer
         sealer=sealer,
         now=closed_at,
         node=NODE,
-        lifecycle=requester,
+        lifecycle=life,
     )
 
     info = db.run_txn_sync(exchange_txn, "EX-1")

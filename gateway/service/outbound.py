@@ -42,6 +42,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from gateway.core.certs import TrustStore
+from gateway.core.docxml import sha256_hex
 from gateway.core.envelopes import Payload, build_envelope, read_error, read_receipt
 from gateway.core.errors import GatewayError, InvalidInput, Unavailable
 from gateway.core.retry import Backoff
@@ -50,7 +51,7 @@ from gateway.core.xmlparse import parse_xml
 from gateway.service.leased_queue import LeasedQueueWorker
 from gateway.service.runtime import Runtime
 from gateway.storage.leases import IDLE_POLL_SECONDS, LEASE
-from gateway.storage.messages import load_bodies_txn, sha256_hex
+from gateway.storage.messages import load_bodies_txn
 from gateway.storage.model import OutboxItem
 from gateway.storage.outbox import (
     claim_outbox_txn,

@@ -34,6 +34,8 @@ from tests.storage.conftest import NODE, T0, envelope, payload
 
 AUTH = "NO-HELSEDIR"
 CALLBACK = "https://helsedir.example/imi/deliveries"
+#: A failed push is retried after exactly ten seconds.
+TEN_SECONDS = Backoff(10.0, 10.0, 0.0)
 
 
 def receive(node: ClockedNode, envelope_id: str, *payloads: InboundPayload) -> None:
@@ -77,16 +79,31 @@ def deliveries_of(
     )
 
 
-def pusher_of(
-    node: ClockedNode, client: ScriptedClient, *, backoff: Backoff, render: Any = None
-) -> Pusher:
-    return Pusher(
+def start_pushing(
+    node: ClockedNode,
+    answers: Sequence[Answer],
+    *,
+    pushes: Sequence[str] = ("A",),
+    backoff: Backoff = TEN_SECONDS,
+    render: Any = None,
+) -> tuple[Pusher, ScriptedClient]:
+    """Receive ``pushes`` (message ids, exchanges X1, X2 ...) for AUTH, start a pusher at once."""
+    receive(
+        node,
+        "E-PUSH",
+        *(payload(m, exchange_id=f"X{i}", push=True) for i, m in enumerate(pushes, 1)),
+    )
+    callback = ScriptedClient(answers, clock=node.clock)
+    pusher = Pusher(
         node.runtime,
         urls={AUTH: CALLBACK},
         deliveries=deliveries_of(node, render=render),
-        client=client,  # type: ignore[arg-type]
+        client=callback,  # type: ignore[arg-type]
         backoff=backoff,
     )
+    pusher.startService()
+    node.clock.advance(0)
+    return pusher, callback
 
 
 # --- pull ------------------------------------------------------------------------------
@@ -152,11 +169,7 @@ def test_a_push_is_recorded_delivered_only_after_the_callback_answers_2xx(
     tmp_path: Path,
 ) -> None:
     node = clocked_node(tmp_path)
-    receive(node, "E1", payload("A", exchange_id="X1", push=True))
-    callback = ScriptedClient([None])  # the answer is held until the test gives it
-    pusher = pusher_of(node, callback, backoff=Backoff(10.0, 10.0, 0.0))
-    pusher.startService()
-    node.clock.advance(0)
+    pusher, callback = start_pushing(node, [None])  # the answer is held until the test gives it
     assert [url for url, _ in callback.posts] == [CALLBACK]
     assert rows(node.db) == [("inflight", 1, None, None)]
     assert delivered_stages(node.db, "X1") == []
@@ -173,11 +186,7 @@ def test_a_failed_push_backs_off_across_wake_ups_then_is_retried_and_delivered(
     tmp_path: Path,
 ) -> None:
     node = clocked_node(tmp_path)
-    receive(node, "E1", payload("A", exchange_id="X1", push=True))
-    callback = ScriptedClient([503, 200], clock=node.clock)
-    pusher = pusher_of(node, callback, backoff=Backoff(10.0, 10.0, 0.0))
-    pusher.startService()
-    node.clock.advance(0)
+    pusher, callback = start_pushing(node, [503, 200])
     assert rows(node.db) == [("pending", 1, "HTTP_503", None)]
 
     for second in range(1, 10):  # deliveries arrive and wake the pusher: the backoff holds
@@ -210,11 +219,7 @@ def test_a_push_that_is_not_answered_2xx_goes_back_to_the_queue_with_backoff(
     tmp_path: Path, answer: Answer, code: str
 ) -> None:
     node = clocked_node(tmp_path)
-    receive(node, "E1", payload("A", exchange_id="X1", push=True))
-    callback = ScriptedClient([answer], clock=node.clock)
-    pusher = pusher_of(node, callback, backoff=Backoff(5.0, 5.0, 0.0))
-    pusher.startService()
-    node.clock.advance(0)
+    pusher, callback = start_pushing(node, [answer], backoff=Backoff(5.0, 5.0, 0.0))
     assert rows(node.db) == [("pending", 1, code, None)]
     assert delivered_stages(node.db, "X1") == []
     node.clock.pump([1.0] * 10)
@@ -226,16 +231,7 @@ def test_a_push_that_is_not_answered_2xx_goes_back_to_the_queue_with_backoff(
 
 def test_a_failure_after_the_claim_puts_every_unsettled_push_back(tmp_path: Path) -> None:
     node = clocked_node(tmp_path)
-    receive(
-        node,
-        "E1",
-        payload("A", exchange_id="X1", push=True),
-        payload("B", exchange_id="X2", push=True),
-    )
-    callback = ScriptedClient([200, RuntimeError("the client broke")])
-    pusher = pusher_of(node, callback, backoff=Backoff(10.0, 10.0, 0.0))
-    pusher.startService()
-    node.clock.advance(0)
+    pusher, _ = start_pushing(node, [200, RuntimeError("the client broke")], pushes=("A", "B"))
     assert rows(node.db) == [
         ("sent", 1, None, T0),  # settled before the failure: stays delivered
         ("pending", 1, "PUSH_CYCLE_FAILED", None),
@@ -246,15 +242,11 @@ def test_a_failure_after_the_claim_puts_every_unsettled_push_back(tmp_path: Path
 
 def test_a_push_that_fails_before_posting_is_put_back(tmp_path: Path) -> None:
     node = clocked_node(tmp_path)
-    receive(node, "E1", payload("A", exchange_id="X1", push=True))
 
     def broken_renderer(body: bytes) -> Sequence[Rendering]:
         raise RuntimeError("rendering failed")
 
-    callback = ScriptedClient([200])
-    pusher = pusher_of(node, callback, backoff=Backoff(10.0, 10.0, 0.0), render=broken_renderer)
-    pusher.startService()
-    node.clock.advance(0)
+    pusher, callback = start_pushing(node, [200], render=broken_renderer)
     assert callback.posts == []
     assert rows(node.db) == [("pending", 1, "PUSH_CYCLE_FAILED", None)]
     pusher.stopService()
@@ -266,11 +258,7 @@ def test_a_refused_push_is_retried_with_growing_backoff_and_stays_available_to_p
 ) -> None:
     """Pushes are retried until a 2xx (docs/api.md): never dead-lettered, never lost to pull."""
     node = clocked_node(tmp_path)
-    receive(node, "E1", payload("A", exchange_id="X1", push=True))
-    callback = ScriptedClient([503], clock=node.clock)
-    pusher = pusher_of(node, callback, backoff=Backoff(1.0, 4.0, 0.0))
-    pusher.startService()
-    node.clock.advance(0)
+    pusher, callback = start_pushing(node, [503], backoff=Backoff(1.0, 4.0, 0.0))
     node.clock.pump([1.0] * 60)
     # Backoff 1, 2, 4 s, then capped at 4 s.
     assert callback.posted_at == [0, 1, 3, 7, *range(11, 60, 4)]

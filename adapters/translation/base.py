@@ -13,7 +13,6 @@ This module holds no I/O; the adapters (``none``, ``libretranslate``,
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -21,6 +20,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 from gateway.core.errors import InvalidInput, Unavailable
+from gateway.core.localize import text_sha256 as text_sha256  # the cache key of a text
 from gateway.core.ns import LANGUAGES
 
 #: Engine names are stable lower-case identifiers: they label every translation.
@@ -44,11 +44,6 @@ class UnknownLanguage(InvalidInput):
     """A language code given for translation is not one of the 27 IMI languages."""
 
     code = "TRANSLATION_LANGUAGE_UNKNOWN"
-
-
-def text_sha256(text: str) -> str:
-    """The SHA-256 (lower-case hex) of ``text`` encoded as UTF-8: the cache key of a text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def check_language(code: str) -> str:

@@ -35,7 +35,6 @@ translations are personal data.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Container, Mapping, Sequence
 from typing import NamedTuple, Protocol
@@ -55,6 +54,7 @@ from gateway.core.documents import (
     Request,
     read_exchange_document,
 )
+from gateway.core.docxml import sha256_hex
 from gateway.core.envelopes import (
     MachineTranslation,
     OptionText,
@@ -142,10 +142,11 @@ class FreeText(NamedTuple):
 def text_sha256(text: str) -> str:
     """The SHA-256 (lower-case hex) of ``text`` encoded as UTF-8.
 
-    The same digest as ``gateway.adapters.translation.text_sha256`` and
+    The cache key of a text in the translation adapters
+    (``gateway.adapters.translation.text_sha256`` is this function) and
     ``Translation.original_sha256``.
     """
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_hex(text.encode("utf-8"))
 
 
 def translation_key(text: str, target_lang: str) -> TranslationKey:

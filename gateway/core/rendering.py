@@ -5,7 +5,7 @@ A receiving node hands its national system the original signed bytes plus a
 question set, of every question the document names and of every option
 chosen as an answer (docs/protocol.md §6.4, Delivery). This module computes that rendering
 as plain dataclasses; the delivery code turns it into XML (the delivery XSD
-lives in schemas/protocol and is not this module's business).
+lives in schemas/delivery.xsd and is not this module's business).
 
 Texts follow :meth:`gateway.core.catalogue.Catalogue.text`: the requested
 language, else the English source marked ``fallback``. Dates and free text

@@ -78,23 +78,25 @@ class NodeTrustStores:
         """Re-read the trust store; returns what changed since the last read."""
         trust: NodeTrust = load_trust(self._node_dir)
         old: NodeTrust | None = getattr(self, "raw", None)
-        self.raw = trust
         revoked = trust.revoked
-        self.national = TrustStore(
-            pinned=tuple(c for certs in trust.national.values() for c in certs), revoked=revoked
-        )
-        self._envelopes = {
-            peer: TrustStore(pinned=(p.signing,), revoked=revoked)
-            for peer, p in trust.peers.items()
-        }
-        self._authorities: dict[str, TrustStore] = {}
+        authorities: dict[str, TrustStore] = {}
         for peer, p in trust.peers.items():
             listed = self._directory_certs(peer) if self._directory_certs else {}
             if listed:
                 pinned = tuple(c for certs in listed.values() for c in certs)
-                self._authorities[peer] = TrustStore(pinned=pinned, revoked=revoked)
+                authorities[peer] = TrustStore(pinned=pinned, revoked=revoked)
             else:
-                self._authorities[peer] = TrustStore(cas=(p.ca,), revoked=revoked)
+                authorities[peer] = TrustStore(cas=(p.ca,), revoked=revoked)
+        # Built aside, then swapped: a verifier on another thread sees the old stores or the new.
+        self._authorities = authorities
+        self._envelopes = {
+            peer: TrustStore(pinned=(p.signing,), revoked=revoked)
+            for peer, p in trust.peers.items()
+        }
+        self.national = TrustStore(
+            pinned=tuple(c for certs in trust.national.values() for c in certs), revoked=revoked
+        )
+        self.raw = trust
         before_national = _fingerprints(old) if old else frozenset()
         before_peers = _peer_pins(old) if old else frozenset()
         before_revoked = old.revoked if old else frozenset()

@@ -11,7 +11,6 @@ read at each request, so it follows a node restarted on another port.
 from __future__ import annotations
 
 import base64
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +19,7 @@ from lxml import etree
 from twisted.internet.defer import inlineCallbacks
 
 from gateway.core.certs import TrustStore, load_pem_certificate, load_pem_private_key
+from gateway.core.docxml import sha256_hex
 from gateway.core.envelopes import Delivery, Receipt, read_delivery, read_error, read_receipt
 from gateway.core.errors import GatewayError
 from gateway.core.ns import DOC_NS
@@ -102,7 +102,7 @@ class NationalSystem:
     def check_receipt(self, body: bytes, signed: bytes) -> Receipt:
         verified = verify(body, self._node_trust, now=datetime.now(UTC))
         receipt = read_receipt(verified.root)
-        digest = hashlib.sha256(signed).hexdigest()
+        digest = sha256_hex(signed)
         if [i.sha256 for i in receipt.items] != [digest]:
             raise NationalSystemError(200, "RECEIPT_MISMATCH", "the receipt names other bytes")
         return receipt

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import treq
@@ -195,17 +194,6 @@ def digest_protected(
     portal = Portal(_Realm(resource), [checker])
     wrapper = HTTPAuthSessionWrapper(portal, [DigestCredentialFactory(b"md5", b"eTranslation")])
     return wrapper, checker
-
-
-async def until(condition: Callable[[], object], turns: int = 10_000) -> None:
-    """Let the reactor run (real network I/O, no sleeping) until ``condition()`` holds."""
-    for _ in range(turns):
-        if condition():
-            return
-        d: Deferred[None] = Deferred()
-        reactor.callLater(0, d.callback, None)
-        await d
-    raise AssertionError(f"not reached after {turns} reactor turns")
 
 
 class Servers:

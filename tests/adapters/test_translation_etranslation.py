@@ -28,6 +28,7 @@ from gateway.adapters.translation import (
     build_translator,
     text_sha256,
 )
+from tests.waiting import until
 
 from .fakes import (
     FakeETranslation,
@@ -35,7 +36,6 @@ from .fakes import (
     digest_protected,
     fake_translation,
     post_form,
-    until,
 )
 
 TEXT = "Ο γιατρός είναι εγγεγραμμένος στον ιατρικό σύλλογο της Αθήνας."

@@ -28,8 +28,9 @@ from gateway.adapters.translation import (
     build_translator,
     text_sha256,
 )
+from tests.waiting import until
 
-from .fakes import FakeLibreTranslate, Servers, fake_translation, until
+from .fakes import FakeLibreTranslate, Servers, fake_translation
 
 TEXT = "Die Ärztin hat ihr Diplom 2011 in Graz erhalten."
 

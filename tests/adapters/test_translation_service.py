@@ -31,6 +31,7 @@ from gateway.adapters.translation import (
     build_translation_service,
     text_sha256,
 )
+from tests.waiting import until
 
 from .fakes import (
     FakeETranslation,
@@ -38,7 +39,6 @@ from .fakes import (
     Servers,
     digest_protected,
     fake_translation,
-    until,
 )
 
 SECRET_TEXT = "Pasienten Kari Nordmann, fødd 01.02.1970, har diagnose X."

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
 
 from gateway.cli import main as cli
 from gateway.core.documents import to_xml
@@ -23,6 +22,7 @@ from gateway.storage.directory_files import DirectoryStore
 from gateway.testbed import NationalSystemError, doctor_request
 from tests.nodes import RunningNode, two_nodes
 from tests.service.bed import row_counts
+from tests.waiting import until
 
 AUTHORITIES = {"NO": ["NO-HELSEDIR", "NO-UDIR"], "PT": ["PT-OMD"]}
 
@@ -45,13 +45,13 @@ def register(node_dir: Path, authority_id: str) -> None:
 async def sync(node: RunningNode, peer: str) -> None:
     """Have ``node`` fetch ``peer``'s directory now (retrying while a sync is running)."""
     service = next(s for s in node.service if type(s).__name__ == "DirectorySyncService")  # type: ignore[attr-defined]
-    for _ in range(200):
+
+    async def synced() -> object:
         outcome = await service.sync_peer(peer)
-        if outcome.status != "skipped":
-            assert outcome.status in ("updated", "up-to-date"), outcome
-            return
-        await task.deferLater(reactor, 0.02, lambda: None)
-    raise AssertionError("directory sync kept being skipped")
+        return None if outcome.status == "skipped" else outcome
+
+    outcome = await until(synced)
+    assert outcome.status in ("updated", "up-to-date"), outcome
 
 
 @pytest_twisted.ensureDeferred

@@ -46,6 +46,7 @@ from gateway.core.envelopes import (
 )
 from gateway.core.localize import parse_document
 from gateway.service.localization import Localizer
+from tests.waiting import until
 
 T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 NO, PT = "NO-HELSEDIR", "PT-OMD"
@@ -329,11 +330,8 @@ def test_render_from_a_real_reactor_thread_pool() -> Any:
     body = request_body()
     (first,) = yield deferToThread(localizer.render, body)
     assert first.status is PENDING
-    # The hand-over reaches the reactor: wait for it without sleeping.
-    for _ in range(100):
-        if engine.calls:
-            break
-        yield deferToThread(lambda: None)
+    # The hand-over reaches the reactor: wait for it.
+    yield Deferred.fromCoroutine(until(lambda: engine.calls))
     assert engine.targets() == ["nn"]
     engine.answer(0, "Vitnemålet vart utferda i 2010.")
     (second,) = yield deferToThread(localizer.render, body)

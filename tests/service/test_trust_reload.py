@@ -50,9 +50,9 @@ from gateway.testbed import (
     setup_nodes,
 )
 from gateway.transport.tls import connection_certificate
-from tests.adapters.fakes import until
 from tests.nodes import RunningNode, two_nodes
 from tests.service.bed import raw_client
+from tests.waiting import until
 
 AUTHORITIES = {"NO": ["NO-HELSEDIR", "NO-UDIR"], "PT": ["PT-OMD"]}
 

@@ -30,9 +30,9 @@ from gateway.transport.client import (
     ResponseTooLarge,
 )
 from gateway.transport.tls import server_options
-from tests.adapters.fakes import until
 from tests.service.bed import raw_client
 from tests.transport.hostile import Hostile, Target, listen_plain, listen_tls
+from tests.waiting import until
 
 
 @dataclass

@@ -32,6 +32,7 @@ from gateway.benchmarks.exchange.report import (
     PhaseReport,
 )
 from gateway.core.admission import scoped_id
+from gateway.core.docxml import sha256_hex
 from gateway.core.errors import GatewayError
 
 _ITEM_ID = re.compile(rb'<Item seq="\d+" messageId="([^"]+)"')
@@ -337,13 +338,11 @@ class LoadPhase:
 
 async def _post(system: SimulatedSystem, body: bytes, verify: bool) -> str | None:
     """Submit ``body``; None when the node accepted it, else the error code."""
-    import hashlib
-
     answer = await system.client.post(system.base + "/api/v1/documents", body)
     if answer.status != 200:
         match = _ERROR_CODE.search(answer.body)
         return match.group(1).decode() if match else f"HTTP_{answer.status}"
-    digest = hashlib.sha256(body).hexdigest().encode()
+    digest = sha256_hex(body).encode()
     if digest not in answer.body:
         return "RECEIPT_MISMATCH"
     if verify:

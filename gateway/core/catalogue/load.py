@@ -22,7 +22,6 @@ Sans-IO apart from reading the catalogue files themselves.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import pathlib
 import re
@@ -55,6 +54,7 @@ from gateway.core.catalogue.model import (
     _show,
     _version_key,
 )
+from gateway.core.docxml import sha256_hex
 from gateway.core.errors import GatewayError
 from gateway.core.ns import CATALOGUE_NS
 from gateway.core.xmlparse import ParseLimits, parse_xml
@@ -129,7 +129,7 @@ def load_catalogue_dir(
     files = []
     for entry in entries:
         data = entry.read_bytes()
-        files.append(CatalogueFile(entry.name, hashlib.sha256(data).hexdigest(), data))
+        files.append(CatalogueFile(entry.name, sha256_hex(data), data))
         root = builder.parse(entry.name, data)
         if root is not None:
             builder.add(entry.name, root)

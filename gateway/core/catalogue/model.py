@@ -13,13 +13,13 @@ them. Pure data and look-ups: no IO at all.
 
 from __future__ import annotations
 
-import hashlib
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from gateway.core.docxml import sha256_hex
 from gateway.core.errors import ConfigurationError, InvalidInput
 from gateway.core.ns import LANGUAGES
 
@@ -260,10 +260,10 @@ def catalogue_digest(files: Iterable[tuple[str, bytes]]) -> str:
     reproduces it without this code.
     """
     manifest = "".join(
-        f"{hashlib.sha256(data).hexdigest()}  {name}\n"
+        f"{sha256_hex(data)}  {name}\n"
         for name, data in sorted(files, key=lambda f: f[0].encode("utf-8"))
     )
-    return hashlib.sha256(manifest.encode("utf-8")).hexdigest()
+    return sha256_hex(manifest.encode("utf-8"))
 
 
 def _fold(text: str) -> str:

@@ -23,27 +23,14 @@ from gateway.core.documents import to_xml
 from gateway.testbed import doctor_request, setup_nodes
 from tests.nodes import start_node, two_nodes
 from tests.service.test_api_limits import national_connection, peer_connection
+from tests.transport.test_connection_limits import RawClient
 from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class RawTCP(protocol.Protocol):
-    """A plain TCP client that sends nothing and records what it gets until closed."""
-
-    def __init__(self) -> None:
-        self.received = b""
-        self.closed: defer.Deferred[bytes] = defer.Deferred()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def connectionLost(self, reason: Any) -> None:
-        self.closed.callback(self.received)
-
-
-async def raw_tcp(port: int) -> RawTCP:
-    return await protocol.ClientCreator(reactor, RawTCP).connectTCP("127.0.0.1", port)
+async def raw_tcp(port: int) -> RawClient:
+    return await protocol.ClientCreator(reactor, RawClient).connectTCP("127.0.0.1", port)
 
 
 def within(d: defer.Deferred[Any], seconds: float) -> defer.Deferred[Any]:

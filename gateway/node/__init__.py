@@ -225,17 +225,24 @@ def build_node(
     )
 
     def reload_peer_urls() -> list[str]:
-        """Re-read the known peers' URLs (a peer moved, or was started on port 0); moved ones."""
+        """Re-read the peers' URLs: a peer that moved (or started on port 0) is sent to at its
+        new URL, a newly imported one gets its outbound queue; both are returned."""
         try:
-            urls = {p.id: p.url for p in load_config(node_dir).peers if p.id in peer_urls}
+            urls = {p.id: p.url for p in load_config(node_dir).peers if p.id in trust.peer_ids}
         except ConfigurationError:
             log.failure("Peer URLs not reloaded; the node keeps its current ones")
             return []
-        moved = [peer for peer, url in urls.items() if peer_urls[peer] != url]
+        moved = [peer for peer, url in urls.items() if peer_urls.get(peer, url) != url]
         for peer in moved:
             peer_urls[peer] = urls[peer]
             senders[peer].set_url(urls[peer])
-        return moved
+        added = sorted(set(urls) - set(peer_urls))
+        for peer in added:
+            peer_urls[peer] = urls[peer]
+            senders.update(build_senders(runtime, config, trust, client, {peer: urls[peer]}))
+            top.add(senders[peer])  # starts at once: the node is running
+            log.info("Outbound queue to newly imported peer {peer} started", peer=peer)
+        return moved + added
 
     reload_trust = TrustReloader(
         trust,

@@ -148,7 +148,7 @@ async def test_a_newly_issued_national_system_can_submit_after_a_reload(tmp_path
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_newly_imported_peer_is_accepted_after_a_reload(tmp_path) -> None:
+async def test_a_newly_imported_peer_is_accepted_and_sent_to_after_a_reload(tmp_path) -> None:
     async with two_nodes(tmp_path, AUTHORITIES) as (nodes, _):
         no = nodes["NO"]
         await start_up_sync_done(no)
@@ -176,6 +176,9 @@ async def test_a_newly_imported_peer_is_accepted_after_a_reload(tmp_path) -> Non
             assert changes.peers_added == 1
             answer = await client.get(url)
             assert answer.status == 200
+            # And NO sends to it: its outbound queue runs, at the URL of its bundle.
+            sender = no.parts.senders["EE"]
+            assert sender.running and sender.peer_id == "EE"
         finally:
             await client.close()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,15 +76,13 @@ class Bed:
         """The receipt ``body``, verified against NO's pinned node signing certificate."""
         return read_receipt(verify(body, self.node_trust, now=self.now()).root)
 
-    def request(
-        self, sender: str, receiver: str, created: datetime = T0, *, again: Payload | None = None
-    ) -> Payload:
+    def request(self, sender: str, receiver: str, again: Payload | None = None) -> Payload:
         """A Request (its id and bytes) signed by ``sender``'s national system.
 
         With ``again``: a second Request, another document in the exchange of ``again``.
         """
         exchange_id = again.message_id.removesuffix("-1") if again else f"IMI-{uuid.uuid4().hex}"
-        doc = doctor_request(exchange_id, sender, receiver, created)
+        doc = doctor_request(exchange_id, sender, receiver, T0)
         if again:
             doc = replace(doc, header=replace(doc.header, document_id=f"{exchange_id}-2"))
         signed = (self.helsedir if sender == HELSEDIR else self.omd).sign(to_xml(doc))
@@ -193,7 +191,7 @@ def test_an_envelope_from_a_peer_is_stored_delivered_and_answered_with_a_signed_
         # Refused at admission: the document is addressed to another node's authority.
         (lambda bed, good: bed.request(OMD, "EE-TA"), "RECEIVER_NOT_AT_NODE"),
         # Refused by the storing transaction: a second Request in the exchange of the first.
-        (lambda bed, good: bed.request(OMD, HELSEDIR, again=good), "EXCHANGE_STATE_CONFLICT"),
+        (lambda bed, good: bed.request(OMD, HELSEDIR, good), "EXCHANGE_STATE_CONFLICT"),
     ],
     ids=["at-admission", "at-storing"],
 )

@@ -22,6 +22,8 @@ import signal
 import sys
 from pathlib import Path
 
+from gateway.config import load_config
+
 #: The running node's process id, in its node directory.
 PID_FILE = "gateway.pid"
 
@@ -93,6 +95,7 @@ def notify_running_node(node_dir: str | Path) -> None:
 
 
 def _reload(args: argparse.Namespace) -> int:
+    load_config(args.node_dir)  # not a node directory: CONFIG_NOT_FOUND, exit status 3
     pid = signal_reload(args.node_dir)
     if pid is None:
         print(f"error: no node is running in {args.node_dir} (no live {PID_FILE})", file=sys.stderr)

@@ -260,3 +260,10 @@ def test_keys_revoke_reaches_the_running_node_through_its_pid_file_and_sighup(tm
         [*gateway, "reload", str(setup.node_dir)], capture_output=True, text=True
     )
     assert reload.returncode == 1 and "no node is running" in reload.stderr
+
+
+def test_reload_of_a_directory_that_is_not_a_node_is_a_configuration_error(tmp_path) -> None:
+    from gateway.cli import main
+
+    code = main(["reload", str(tmp_path / "nowhere")])
+    assert code == 3  # CONFIG_NOT_FOUND, as for every command given a wrong NODE_DIR

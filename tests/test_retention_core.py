@@ -36,7 +36,10 @@ def test_period_refuses_what_is_not_a_number_and_a_unit(text: str) -> None:
 
 def test_months_are_calendar_months_clamped_to_the_month_end() -> None:
     assert Period(months=6).after(T) == datetime(2026, 2, 28, 10, 0, tzinfo=UTC)
-    assert Period(months=6).before(datetime(2026, 2, 28, 10, 0, tzinfo=UTC)) <= T
+    assert Period(months=6).before(datetime(2026, 2, 28, 10, 0, tzinfo=UTC)) == T
+    assert Period(months=1).before(datetime(2025, 3, 30, 10, 0, tzinfo=UTC)) == datetime(
+        2025, 2, 28, 10, 0, tzinfo=UTC
+    )
     assert Period(minutes=30).after(T) == T + timedelta(minutes=30)
 
 

@@ -59,12 +59,15 @@ class Period:
         return start + timedelta(minutes=self.minutes)
 
     def before(self, end: datetime) -> datetime:
-        """``end`` minus this period: a start earlier than this is due by ``end`` (months clamped)."""
+        """``end`` minus this period: every start up to this one is due by ``end``."""
         start = end - timedelta(minutes=self.minutes)
         if self.months:
             month0 = start.month - 1 - self.months
             year, month = start.year + month0 // 12, month0 % 12 + 1
-            day = min(start.day, calendar.monthrange(year, month)[1])
+            last = calendar.monthrange(year, month)[1]
+            # On the last day of a month, every later day of the earlier month is due too.
+            at_month_end = start.day == calendar.monthrange(start.year, start.month)[1]
+            day = last if at_month_end else min(start.day, last)
             start = start.replace(year=year, month=month, day=day)
         return start
 

@@ -28,6 +28,12 @@ from typing import Any
 
 from gateway.core.errors import ConfigurationError
 from gateway.core.ns import LANGUAGES, is_authority_id, is_node_id
+from gateway.core.retention import (
+    MAX_MONTHS_AFTER_CLOSURE,
+    Period,
+    PeriodInvalid,
+    RetentionPolicy,
+)
 
 #: File name of the configuration inside the node directory.
 CONFIG_FILE = "gateway.toml"
@@ -355,36 +361,101 @@ class TranslationConfig:
 _AREA_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
+def _retention_period(
+    months: int | None, text: str | None, name: str, max_months: int
+) -> Period | None:
+    """The period set by ``<name>`` (which wins) or ``months_<name>``, checked against ``max_months``."""
+    if text is None:
+        return Period(months=months) if months is not None else None
+    try:
+        period = Period.parse(text)
+    except PeriodInvalid as exc:
+        raise ConfigValueInvalid(f"{name}: {exc}") from None
+    if not period.at_most_months(max_months):
+        raise ConfigValueInvalid(f"{name}: must be at most {max_months} months")
+    return period
+
+
 @dataclass(frozen=True)
 class RetentionAreaConfig:
     """``[retention.areas.<AREA>]``: shorter limits for one legislation area."""
 
     months_after_closure: int | None = setting(None, minimum=1, maximum=6)
     months_if_never_closed: int | None = setting(None, minimum=1, maximum=120)
+    #: ``"30 minutes"``, ``"3 months"``...: the same limit in any unit (instead of the months).
+    after_closure: str | None = setting(None)
+    if_never_closed: str | None = setting(None)
+
+    def __post_init__(self) -> None:
+        self.periods()
+
+    def periods(self) -> tuple[Period | None, Period | None]:
+        """``(after_closure, if_never_closed)``, None where the node's setting applies."""
+        return (
+            _retention_period(
+                self.months_after_closure,
+                self.after_closure,
+                "after_closure",
+                MAX_MONTHS_AFTER_CLOSURE,
+            ),
+            _retention_period(
+                self.months_if_never_closed,
+                self.if_never_closed,
+                "if_never_closed",
+                MAX_MONTHS_IF_NEVER_CLOSED,
+            ),
+        )
+
+
+#: The longest limit for exchanges that never close, in months.
+MAX_MONTHS_IF_NEVER_CLOSED = 120
 
 
 @dataclass(frozen=True)
 class RetentionConfig:
-    """``[retention]``: when personal data of an exchange is erased."""
+    """``[retention]``: when personal data of an exchange is erased, and how often the purge runs."""
 
     months_after_closure: int = setting(6, minimum=1, maximum=6)
     months_if_never_closed: int = setting(24, minimum=1, maximum=120)
+    #: ``"30 minutes"``, ``"6 months"``...: the same limits in any unit (win over the months).
+    after_closure: str | None = setting(None)
+    if_never_closed: str | None = setting(None)
     areas: Mapping[str, RetentionAreaConfig] = setting(default_factory=_empty)
+    #: Seconds between two runs of the retention service.
+    interval_seconds: float = setting(60.0, minimum=1, maximum=86400)
+    #: Exchanges erased per database transaction.
+    batch_size: int = setting(500, minimum=1, maximum=10000)
 
     def __post_init__(self) -> None:
         for area in self.areas:
             if not _AREA_RE.match(area):
                 raise ConfigValueInvalid(f"areas: {area!r} is not a legislation area code")
+        self.policy(None)
+
+    def policy(self, area: str | None) -> RetentionPolicy:
+        """The limits that apply to exchanges of legislation area ``area`` (None: the node's)."""
+        after = _retention_period(
+            self.months_after_closure,
+            self.after_closure,
+            "after_closure",
+            MAX_MONTHS_AFTER_CLOSURE,
+        ) or Period(months=6)
+        never = _retention_period(
+            self.months_if_never_closed,
+            self.if_never_closed,
+            "if_never_closed",
+            MAX_MONTHS_IF_NEVER_CLOSED,
+        ) or Period(months=24)
+        specific = self.areas.get(area) if area is not None else None
+        if specific is not None:
+            area_after, area_never = specific.periods()
+            after, never = area_after or after, area_never or never
+        return RetentionPolicy(after_closure=after, if_never_closed=never)
 
     def for_area(self, area: str | None) -> tuple[int, int]:
-        """``(months_after_closure, months_if_never_closed)`` for a legislation area."""
-        specific = self.areas.get(area) if area is not None else None
-        after = self.months_after_closure
-        never = self.months_if_never_closed
-        if specific is not None:
-            after = specific.months_after_closure or after
-            never = specific.months_if_never_closed or never
-        return after, never
+        """``(months_after_closure, months_if_never_closed)`` for a legislation area (month settings)."""
+        policy = self.policy(area)
+        return policy.after_closure.months, policy.if_never_closed.months
 
 
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared, not bound

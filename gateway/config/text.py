@@ -158,11 +158,21 @@ port = {metrics_port}
 # (at most 6), or after months_if_never_closed if the exchange never closes.
 # months_after_closure = 6
 # months_if_never_closed = 24
+# The same limits in any unit, down to minutes (to rehearse a purge); when set
+# they win over the month settings. At most "6 months" after closure.
+# after_closure = "6 months"
+# if_never_closed = "24 months"
+# How often the retention service runs, and how many exchanges it erases per
+# transaction:
+# interval_seconds = 60.0
+# batch_size = 500
 #
 # Shorter limits for one legislation area:
 # [retention.areas.services]
 # months_after_closure = 3
 # months_if_never_closed = 12
+# after_closure = "30 minutes"
+# if_never_closed = "2 days"
 
 # Authorities whose national systems are registered at this node. `imi-gateway
 # keys issue-national` adds them here.

@@ -58,6 +58,7 @@ from gateway.service.localization import Localizer
 from gateway.service.metrics import NodeMetrics
 from gateway.service.outbound import PeerSender
 from gateway.service.pipeline import Pipeline
+from gateway.service.retention import RetentionService
 from gateway.service.runtime import ReactorClock, Runtime
 from gateway.service.tracking import TrackingQueries
 from gateway.service.trust import NodeTrustStores, TrustChanges
@@ -184,6 +185,7 @@ def build_node(
         published=directory.published,
     )
     tracking = TrackingQueries(runtime, peers.tracking, render=localizer.render)
+    top.add(RetentionService(runtime, config.retention, forget=localizer.forget))
 
     site = SiteFactory(config, reactor, metrics)
     api_guard = api_root(

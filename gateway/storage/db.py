@@ -50,7 +50,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -410,7 +410,9 @@ class Database(Service):
                 conn.exec_driver_sql("VACUUM exchanges, messages")
 
     def compact(self) -> Deferred[None]:
-        """:meth:`compact_sync` on the database thread pool."""
+        """:meth:`compact_sync` on the database thread pool (at once when ``inline``)."""
+        if self._inline:
+            return maybeDeferred(self.compact_sync)
         if self._pool is None:
             return fail(DatabaseUnavailable("the database thread pool is not running"))
         return deferToThreadPool(

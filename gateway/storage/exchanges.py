@@ -8,6 +8,7 @@ Erasure destroys the wrapped key and the sealed bodies; the metadata rows stay
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -275,10 +276,15 @@ def exchanges_due_for_erasure_txn(
     closed_before: datetime,
     created_before: datetime,
     area: str | None = None,
+    exclude_areas: Sequence[str] = (),
     limit: int = 100,
 ) -> list[str]:
     """Ids of unerased exchanges closed before ``closed_before``, or never closed and
-    created before ``created_before`` (the limit for exchanges that never close)."""
+    created before ``created_before`` (the limit for exchanges that never close).
+
+    Oldest first (by opening time). ``area`` keeps one legislation area,
+    ``exclude_areas`` leaves those out (areas with their own limits).
+    """
     query = select(exchanges.c.exchange_id).where(
         exchanges.c.erased_at.is_(None),
         or_(
@@ -288,8 +294,22 @@ def exchanges_due_for_erasure_txn(
     )
     if area is not None:
         query = query.where(exchanges.c.area == area)
-    query = query.order_by(exchanges.c.exchange_id).limit(limit)
+    if exclude_areas:
+        query = query.where(exchanges.c.area.not_in(list(exclude_areas)))
+    query = query.order_by(exchanges.c.created_at, exchanges.c.exchange_id).limit(limit)
     return list(conn.execute(query).scalars())
+
+
+@read_only
+def unerased_exchanges_txn(conn: Connection, *, limit: int = 1000) -> list[Exchange]:
+    """Metadata of exchanges whose personal data is still held, oldest first (retention report)."""
+    query = (
+        select(*_METADATA_COLUMNS)
+        .where(exchanges.c.erased_at.is_(None))
+        .order_by(exchanges.c.created_at, exchanges.c.exchange_id)
+        .limit(limit)
+    )
+    return [_exchange(r) for r in conn.execute(query)]
 
 
 def erase_exchange_txn(

@@ -15,6 +15,7 @@ from gateway.storage.exchanges import (
     exchanges_due_for_erasure_txn,
     list_exchanges_txn,
     set_exchange_state_txn,
+    unerased_exchanges_txn,
 )
 from gateway.storage.messages import (
     exchange_messages_txn,
@@ -23,6 +24,7 @@ from gateway.storage.messages import (
     submit_message_txn,
 )
 from gateway.storage.model import Stage
+from gateway.storage.retention import erase_exchanges_txn
 from gateway.storage.tracking import tracking_events_txn
 
 from .conftest import NODE, PEER, T0, envelope, payload, submission
@@ -130,7 +132,16 @@ def test_exchanges_due_for_erasure_after_closing_or_when_never_closed(db, sealer
     due = db.run_txn_sync(
         exchanges_due_for_erasure_txn, closed_before=now - 180 * DAY, created_before=now - 365 * DAY
     )
-    assert due == ["CLOSED-OLD", "OPEN-OLD"]
+    assert due == ["OPEN-OLD", "CLOSED-OLD"]  # oldest first
+    assert (
+        db.run_txn_sync(
+            exchanges_due_for_erasure_txn,
+            closed_before=now,
+            created_before=now,
+            exclude_areas=["PQ"],
+        )
+        == []
+    )
     assert (
         db.run_txn_sync(
             exchanges_due_for_erasure_txn,
@@ -212,3 +223,20 @@ def test_old_envelope_receipts_can_be_purged(db, sealer) -> None:
         node=NODE,
     )
     assert replay.replayed
+
+
+def test_erasing_a_batch_returns_counts_and_bodies_once_and_skips_erased_ones(db, sealer) -> None:
+    submit(db, sealer, "M1", "EX-A", now=T0, body=b"<doc>canary-A</doc>")
+    submit(db, sealer, "M2", "EX-B", now=T0)
+    db.run_txn_sync(erase_exchange_txn, "EX-B", now=T0 + DAY, node=NODE)
+
+    erased = db.run_txn_sync(
+        erase_exchanges_txn, ["EX-A", "EX-B"], now=T0 + 2 * DAY, node=NODE, sealer=sealer
+    )
+    assert [(e.exchange_id, e.messages, e.bodies) for e in erased] == [
+        ("EX-A", 1, (b"<doc>canary-A</doc>",))
+    ]
+    assert db.run_txn_sync(exchange_txn, "EX-A").erased_at == T0 + 2 * DAY
+    again = db.run_txn_sync(erase_exchanges_txn, ["EX-A", "EX-B"], now=T0 + 3 * DAY, node=NODE)
+    assert again == []
+    assert [e.exchange_id for e in db.run_txn_sync(unerased_exchanges_txn)] == []

@@ -1,0 +1,190 @@
+"""The retention service: erases the personal data of exchanges whose retention period has ended.
+
+Every ``interval_seconds`` on the node's injected clock it asks the store for
+due exchanges (:func:`~gateway.storage.exchanges.exchanges_due_for_erasure_txn`,
+oldest first), once per legislation area with its own limits and once for the
+rest, erases them ``batch_size`` at a time, one transaction a batch
+(:func:`~gateway.storage.retention.erase_exchanges_txn`: data key destroyed,
+sealed bodies gone, unsent copies dead), then compacts the database
+(``Database.compact``) and has the :class:`~gateway.service.localization.Localizer`
+forget the machine translations of the erased documents.
+
+Erasure is idempotent and each batch commits on its own, so a purge cut short
+by a crash finishes at the next run after restart. Each erasure is logged with
+the exchange id and counts only; :func:`audit_erasure_txn` is called for it
+inside the erasing transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy.engine import Connection
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from gateway.config import RetentionConfig
+from gateway.core.retention import RetentionPolicy
+from gateway.service.runtime import Runtime
+from gateway.storage.exchanges import exchanges_due_for_erasure_txn
+from gateway.storage.retention import ErasedExchange, erase_exchanges_txn
+
+__all__ = ["RetentionService", "audit_erasure_txn"]
+
+log = Logger()
+
+#: ``forget(body)``: drop what in-memory caches derived from a document's signed bytes.
+Forget = Callable[[bytes], Awaitable[None]]
+
+
+def audit_erasure_txn(
+    conn: Connection, erased: ErasedExchange, *, now: datetime, node: str
+) -> None:
+    """Hook: the audit entry of one erasure, written in the erasing transaction.
+
+    The audit log is not built yet; this is where its ``erasure`` entry goes
+    (exchange id and counts only, never the erased data).
+    """
+
+
+def _purge_batch_txn(
+    conn: Connection,
+    exchange_ids: Sequence[str],
+    *,
+    now: datetime,
+    node: str,
+    runtime: Runtime,
+    with_bodies: bool,
+) -> list[ErasedExchange]:
+    erased = erase_exchanges_txn(
+        conn,
+        exchange_ids,
+        now=now,
+        node=node,
+        sealer=runtime.sealer if with_bodies else None,
+    )
+    for one in erased:
+        audit_erasure_txn(conn, one, now=now, node=node)
+    return erased
+
+
+class RetentionService(Service):
+    """Runs the retention purge on the runtime's clock (see the module docstring)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        settings: RetentionConfig,
+        *,
+        forget: Forget | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._settings = settings
+        self._forget = forget
+        self._loop: LoopingCall | None = None
+        self._running: Deferred[int] | None = None
+
+    # -- service -------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
+        loop = LoopingCall(self.run_once)
+        loop.clock = self._runtime.clock  # type: ignore[assignment]  # seconds() and callLater suffice
+        self._loop = loop
+        loop.start(self._settings.interval_seconds, now=True)
+
+    def stopService(self) -> Deferred[None] | None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
+        running = self._running
+        if running is None:
+            return None
+        done: Deferred[None] = Deferred()
+        running.addBoth(lambda _: done.callback(None))
+        return done
+
+    # -- purging -------------------------------------------------------------------------
+
+    def run_once(self) -> Deferred[int]:
+        """Erase every exchange due now; the number erased. Never fails (errors are logged)."""
+        d = Deferred.fromCoroutine(self._purge())
+
+        def failed(failure: object) -> int:
+            log.failure("Retention purge failed; it is retried at the next run", failure)  # type: ignore[arg-type]
+            return 0
+
+        def finished(count: int) -> int:
+            self._running = None
+            return count
+
+        d.addErrback(failed)
+        if not d.called:  # still running: stopService waits for it
+            self._running = d
+            d.addCallback(finished)
+        return d
+
+    def _scopes(self) -> list[tuple[RetentionPolicy, str | None, tuple[str, ...]]]:
+        areas = tuple(sorted(self._settings.areas))
+        scopes: list[tuple[RetentionPolicy, str | None, tuple[str, ...]]] = [
+            (self._settings.policy(area), area, ()) for area in areas
+        ]
+        scopes.append((self._settings.policy(None), None, areas))
+        return scopes
+
+    async def _purge(self) -> int:
+        runtime = self._runtime
+        now = runtime.clock.now()
+        batch = self._settings.batch_size
+        total = 0
+        for policy, area, excluded in self._scopes():
+            while True:
+                due: list[str] = await runtime.db.run_txn(
+                    exchanges_due_for_erasure_txn,
+                    closed_before=policy.after_closure.before(now),
+                    created_before=policy.if_never_closed.before(now),
+                    area=area,
+                    exclude_areas=excluded,
+                    limit=batch,
+                )
+                if not due:
+                    break
+                erased: list[ErasedExchange] = await runtime.db.run_txn(
+                    _purge_batch_txn,
+                    due,
+                    now=now,
+                    node=runtime.node_id,
+                    runtime=runtime,
+                    with_bodies=self._forget is not None,
+                )
+                total += len(erased)
+                for one in erased:
+                    log.info(
+                        "Erased the personal data of exchange {exchange_id} ({messages} messages)",
+                        exchange_id=one.exchange_id,
+                        messages=one.messages,
+                    )
+                    await self._forget_bodies(one)
+                if len(due) < batch or not erased:
+                    break
+        if total:
+            await runtime.db.compact()
+            log.info("Retention purge erased {count} exchanges", count=total)
+        return total
+
+    async def _forget_bodies(self, erased: ErasedExchange) -> None:
+        if self._forget is None:
+            return
+        for body in erased.bodies:
+            try:
+                await self._forget(body)
+            except Exception as exc:  # a cache that fails must not stop the purge
+                log.error(
+                    "Cannot drop the translations of erased exchange {exchange_id} ({error_type})",
+                    exchange_id=erased.exchange_id,
+                    error_type=type(exc).__name__,
+                )

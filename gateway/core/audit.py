@@ -26,6 +26,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import cache
 from importlib.resources import as_file, files
 from typing import Any
@@ -39,6 +40,25 @@ from gateway.core.errors import GatewayError, InvalidInput
 from gateway.core.signing import verify
 
 AUDIT_NS = "urn:imi-gateway:audit:1"
+
+
+class Event(StrEnum):
+    """The event codes of audit entries (docs/audit.md)."""
+
+    SUBMITTED = "SUBMITTED"  # a national system submitted a document
+    TRANSFERRED = "TRANSFERRED"  # a document was sent to a peer node
+    RECEIVED = "RECEIVED"  # a document arrived from a peer node
+    RECEIPT = "RECEIPT"  # a peer node's receipt for a sent document
+    DELIVERED = "DELIVERED"  # a document was delivered to a national system
+    STATE_CHANGED = "STATE_CHANGED"  # an exchange changed state
+    PERSONAL_DATA_READ = "PERSONAL_DATA_READ"  # personal data of an exchange was read
+    ERASED = "ERASED"  # an exchange's personal data was erased
+    REFUSED = "REFUSED"  # a document or request was refused
+    CONFIG_CHANGED = "CONFIG_CHANGED"  # the node's configuration changed
+    TRUST_CHANGED = "TRUST_CHANGED"  # the trust store changed
+    AUTHORITIES_CHANGED = "AUTHORITIES_CHANGED"  # the node's authorities changed
+
+
 GENESIS = "0" * 64
 _ENCODING_TAG = b"imi-gateway-audit-entry-1"
 

@@ -77,7 +77,7 @@ def test_concurrent_writers_from_two_processes_keep_one_unbroken_chain(make_data
         try:
             for i in range(15):
                 append(db, base + i, exchange_id=f"EX-{base}")
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [

@@ -78,7 +78,7 @@ class AuditVerificationFailed(InvalidInput):
         self.seq = seq
         where = f"entry {seq}" if seq is not None else "export"
         first = (self.__doc__ or self.code).strip().splitlines()[0]
-        super().__init__(f"{self.code}: {where}: {detail or first}")
+        super().__init__(f"{where}: {detail or first}")
 
 
 class AuditSignatureInvalid(AuditVerificationFailed):
@@ -288,13 +288,17 @@ def build_export(
     *,
     at: datetime,
     contiguous: bool,
+    stored_hashes: Sequence[str] | None = None,
 ) -> etree._Element:
     """The unsigned export tree of the entries numbered ``selected`` (ascending).
 
     ``all_entries`` are entries 1..N (the checkpoint covers them all; each
     exported entry carries its inclusion path). ``contiguous`` says the
     selection is a range with no gaps (a time range), so a missing entry is
-    detectable; an exchange's entries are not contiguous.
+    detectable; an exchange's entries are not contiguous. ``stored_hashes``
+    are the hashes the store recorded when each entry was appended (entry
+    ``seq`` at index ``seq - 1``): exported as they are, so a row changed
+    later in the database shows as a modified entry.
     """
     leaves = [leaf_hash(entry_bytes(e)) for e in all_entries]
     nsmap: Any = {None: AUDIT_NS}  # lxml-stubs do not allow the None (default) prefix
@@ -321,7 +325,7 @@ def build_export(
         el.set("message", e.message_id)
         el.set("digest", e.digest)
         el.set("prev", e.prev)
-        el.set("hash", entry_hash(e))
+        el.set("hash", entry_hash(e) if stored_hashes is None else stored_hashes[seq - 1])
         el.set("path", " ".join(p.hex() for p in inclusion_path(seq - 1, leaves)))
     return root
 
@@ -337,9 +341,7 @@ def _validate(root: etree._Element) -> None:
     if not schema.validate(root):
         errors: Any = schema.error_log  # lxml-stubs do not type the error log's sequence API
         line = errors[0].line if len(errors) else 0
-        raise AuditExportInvalid(
-            f"AUDIT_EXPORT_INVALID: the export does not validate (line {line})"
-        )
+        raise AuditExportInvalid(f"the export does not validate against audit.xsd (line {line})")
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,12 @@ def audit_log_txn(conn: Connection) -> list[Entry]:
 
 
 @read_only
+def stored_hashes_txn(conn: Connection) -> list[str]:
+    """The hash recorded with each entry when it was appended, 1..N in order."""
+    return [r.hash for r in conn.execute(select(audit_log.c.hash).order_by(audit_log.c.seq))]
+
+
+@read_only
 def select_audit_txn(
     conn: Connection,
     *,
@@ -136,6 +142,23 @@ def write_checkpoint_txn(conn: Connection, *, at: datetime) -> Checkpoint:
     if known is None:
         conn.execute(insert(audit_checkpoints).values(size=cp.size, root=cp.root, at=cp.at))
     return cp
+
+
+def audit_export_txn(
+    conn: Connection,
+    *,
+    at: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    exchange_id: str | None = None,
+) -> tuple[list[Entry], list[str], list[int]]:
+    """In one transaction: record a checkpoint, then every entry, its stored hash, and the selection."""
+    write_checkpoint_txn(conn, at=at)
+    return (
+        audit_log_txn(conn),
+        stored_hashes_txn(conn),
+        select_audit_txn(conn, start=start, end=end, exchange_id=exchange_id),
+    )
 
 
 @read_only

@@ -208,3 +208,14 @@ def test_the_document_digest_is_keyed_and_the_entry_never_holds_the_document() -
     entry = audit.next_entry(None, at=T0, event="SUBMITTED", actor="a", digest=digest)
     assert b"Jane" not in audit.entry_bytes(entry)
     assert entry.prev == audit.GENESIS and entry.seq == 1
+
+
+def test_a_signed_export_that_breaks_the_schema_is_refused(node: pki.Issued) -> None:
+    signer = Signer(node.key, node.certificate)
+    data = resign(
+        signer,
+        export(signer, make_log(3), [1, 2, 3]),
+        lambda r: entries_of(r)[1].attrib.pop("hash"),
+    )
+    with pytest.raises(audit.AuditExportInvalid):
+        audit.verify_export(data, node.certificate, now=NOW)

@@ -4,9 +4,11 @@
   :mod:`gateway.core.audit`) INSIDE the transaction of the action it records,
   so a crash leaves no action without its entry and no entry without its
   action. It reads the last entry's number and hash and inserts the next
-  number, which is the primary key: on SQLite, ``BEGIN IMMEDIATE`` serialises
-  writers; on PostgreSQL a concurrent writer that took the same number first
-  makes the insert fail, raised as TransactionRace, and
+  number, which is the primary key. On SQLite, ``BEGIN IMMEDIATE`` serialises
+  writers; on PostgreSQL a transaction-scoped advisory lock does, held until
+  commit (so append late in a transaction: the lock serialises every
+  recorded action from there on). Should two appends still take the same
+  number, the insert fails, raised as TransactionRace, and
   :class:`~gateway.storage.db.Database` runs the whole transaction again.
 * :func:`record_erasure_txn`: the entry the retention service writes for each
   erased exchange (in the erasing transaction).
@@ -19,10 +21,11 @@ Entries hold metadata only: ids, codes, keyed digests and times.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -46,6 +49,23 @@ def _entry(row: Any) -> Entry:
     )
 
 
+#: The PostgreSQL advisory-lock key of the audit log's head.
+AUDIT_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"imi-gateway/audit-log").digest()[:8], "big", signed=True
+)
+
+
+def _lock_audit_head(conn: Connection) -> None:
+    """Serialise appends on PostgreSQL: a transaction-scoped advisory lock, held to commit.
+
+    Writers then wait for each other instead of failing on the entry number
+    and running their whole transaction again. SQLite's ``BEGIN IMMEDIATE``
+    already serialises all writers.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+
+
 def _last(conn: Connection) -> Entry | None:
     row = conn.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
     return None if row is None else _entry(row)
@@ -66,6 +86,7 @@ def append_audit_txn(
     ``digest`` is the keyed digest of the document
     (:func:`gateway.core.audit.document_digest`), never the document.
     """
+    _lock_audit_head(conn)
     entry = audit.next_entry(
         _last(conn),
         at=at,

@@ -216,28 +216,57 @@ def _split(n: int) -> int:
     return k
 
 
-def _mth(leaves: Sequence[bytes]) -> bytes:
-    if not leaves:
-        return hashlib.sha256(b"").digest()
-    if len(leaves) == 1:
-        return leaves[0]
-    k = _split(len(leaves))
-    return _node(_mth(leaves[:k]), _mth(leaves[k:]))
+class MerkleTree:
+    """The RFC 6962 tree over leaf hashes; subtree heads are computed once each.
+
+    So the tree head and the inclusion paths of all N leaves cost O(N log N)
+    together (an export proves every entry it holds).
+    """
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self._leaves = list(leaves)
+        self._heads: dict[tuple[int, int], bytes] = {}
+
+    def _mth(self, lo: int, hi: int) -> bytes:
+        if hi - lo == 1:
+            return self._leaves[lo]
+        head = self._heads.get((lo, hi))
+        if head is None:
+            k = _split(hi - lo)
+            head = _node(self._mth(lo, lo + k), self._mth(lo + k, hi))
+            self._heads[(lo, hi)] = head
+        return head
+
+    def root(self) -> str:
+        """The tree head (hex); the hash of the empty string for no leaves."""
+        if not self._leaves:
+            return sha256_hex(b"")
+        return self._mth(0, len(self._leaves)).hex()
+
+    def path(self, index: int) -> list[bytes]:
+        """The audit path of leaf ``index`` (0-based), nearest sibling first."""
+        path: list[bytes] = []
+        lo, hi = 0, len(self._leaves)
+        while hi - lo > 1:
+            k = _split(hi - lo)
+            if index < lo + k:
+                path.append(self._mth(lo + k, hi))
+                hi = lo + k
+            else:
+                path.append(self._mth(lo, lo + k))
+                lo = lo + k
+        path.reverse()
+        return path
 
 
 def merkle_root(leaves: Sequence[bytes]) -> str:
     """The tree head (hex) over leaf hashes ``leaves`` (entries 1..N in order)."""
-    return _mth(leaves).hex()
+    return MerkleTree(leaves).root()
 
 
 def inclusion_path(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     """The RFC 6962 audit path of leaf ``index`` (0-based) in the tree over ``leaves``."""
-    if len(leaves) <= 1:
-        return []
-    k = _split(len(leaves))
-    if index < k:
-        return [*inclusion_path(index, leaves[:k]), _mth(leaves[k:])]
-    return [*inclusion_path(index - k, leaves[k:]), _mth(leaves[:k])]
+    return MerkleTree(leaves).path(index)
 
 
 def path_root(index: int, size: int, leaf: bytes, path: Sequence[bytes]) -> str | None:
@@ -300,7 +329,7 @@ def build_export(
     ``seq`` at index ``seq - 1``): exported as they are, so a row changed
     later in the database shows as a modified entry.
     """
-    leaves = [leaf_hash(entry_bytes(e)) for e in all_entries]
+    tree = MerkleTree([leaf_hash(entry_bytes(e)) for e in all_entries])
     nsmap: Any = {None: AUDIT_NS}  # lxml-stubs do not allow the None (default) prefix
     root = etree.Element(_q("AuditExport"), nsmap=nsmap)
     root.set("version", "1")
@@ -312,7 +341,7 @@ def build_export(
         root.set("lastSeq", str(selected[-1]))
     cp = etree.SubElement(root, _q("Checkpoint"))
     cp.set("size", str(len(all_entries)))
-    cp.set("root", merkle_root(leaves))
+    cp.set("root", tree.root())
     cp.set("at", _utc_text(at))
     for seq in selected:
         e = all_entries[seq - 1]
@@ -326,7 +355,7 @@ def build_export(
         el.set("digest", e.digest)
         el.set("prev", e.prev)
         el.set("hash", entry_hash(e) if stored_hashes is None else stored_hashes[seq - 1])
-        el.set("path", " ".join(p.hex() for p in inclusion_path(seq - 1, leaves)))
+        el.set("path", " ".join(p.hex() for p in tree.path(seq - 1)))
     return root
 
 

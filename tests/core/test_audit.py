@@ -219,3 +219,30 @@ def test_a_signed_export_that_breaks_the_schema_is_refused(node: pki.Issued) -> 
     )
     with pytest.raises(audit.AuditExportInvalid):
         audit.verify_export(data, node.certificate, now=NOW)
+
+
+def _reference_path(index: int, leaves: list[bytes]) -> list[bytes]:
+    """RFC 6962 section 2.1.1 PATH(m, D[n]), written out recursively."""
+    import hashlib
+
+    def mth(d: list[bytes]) -> bytes:
+        if len(d) == 1:
+            return d[0]
+        k = 1 << ((len(d) - 1).bit_length() - 1)
+        return hashlib.sha256(b"\x01" + mth(d[:k]) + mth(d[k:])).digest()
+
+    if len(leaves) <= 1:
+        return []
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    if index < k:
+        return [*_reference_path(index, leaves[:k]), mth(leaves[k:])]
+    return [*_reference_path(index - k, leaves[k:]), mth(leaves[:k])]
+
+
+def test_the_shared_tree_gives_the_rfc_6962_paths() -> None:
+    for size in (1, 2, 3, 5, 8, 13, 33):
+        leaves = [audit.leaf_hash(bytes([i])) for i in range(size)]
+        tree = audit.MerkleTree(leaves)
+        assert [tree.path(i) for i in range(size)] == [
+            _reference_path(i, leaves) for i in range(size)
+        ]

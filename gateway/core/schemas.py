@@ -50,6 +50,8 @@ SCHEMA_FILES = (
     "directory.xsd",
     "xml.xsd",
     "xmldsig.xsd",
+    # not part of protocol.xsd: the audit export (gateway.core.audit), compiled on its own
+    "audit.xsd",
 )
 
 

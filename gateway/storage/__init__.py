@@ -6,7 +6,7 @@
   pool, retries lock and serialization failures, and runs the migrations;
 * ``tables``: the schema; ``migrations/``: its Alembic history;
 * ``model``: the dataclasses the stores take and return;
-* ``messages``, ``exchanges``, ``outbox``, ``deliveries``, ``tracking``: the
+* ``messages``, ``exchanges``, ``outbox``, ``deliveries``, ``tracking``, ``audit``: the
   stores, plain ``*_txn`` functions;
 * ``errors``: the storage error codes.
 

@@ -212,3 +212,32 @@ tracking = Table(
     Index(None, "exchange_id", "id"),
     sqlite_autoincrement=True,
 )
+
+# The audit log (gateway.core.audit, gateway.storage.audit): append-only,
+# hash-chained; metadata only (ids, codes, keyed digests, times).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # Assigned by append_audit_txn (last + 1); the primary key makes a
+    # concurrent append of the same number fail and retry.
+    Column("seq", BigId, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("event", String(CODE), nullable=False),
+    Column("actor", String(ID), nullable=False),
+    Column("exchange_id", String(ID), nullable=False),
+    Column("message_id", String(ID), nullable=False),
+    Column("digest", String(SHA256_HEX), nullable=False),
+    Column("prev", String(SHA256_HEX), nullable=False),
+    Column("hash", String(SHA256_HEX), nullable=False),
+    Index(None, "exchange_id", "seq"),
+    Index(None, "at"),
+)
+
+# Merkle tree heads over audit entries 1..size.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("size", BigId, primary_key=True, autoincrement=False),
+    Column("root", String(SHA256_HEX), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)

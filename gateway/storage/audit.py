@@ -1,0 +1,189 @@
+"""The audit log store: append entries inside the caller's transaction, select them for export.
+
+* :func:`append_audit_txn` appends the next entry of the hash chain (see
+  :mod:`gateway.core.audit`) INSIDE the transaction of the action it records,
+  so a crash leaves no action without its entry and no entry without its
+  action. It reads the last entry's number and hash and inserts the next
+  number, which is the primary key. On SQLite, ``BEGIN IMMEDIATE`` serialises
+  writers; on PostgreSQL a transaction-scoped advisory lock does, held until
+  commit (so append late in a transaction: the lock serialises every
+  recorded action from there on). Should two appends still take the same
+  number, the insert fails, raised as TransactionRace, and
+  :class:`~gateway.storage.db.Database` runs the whole transaction again.
+* :func:`record_erasure_txn`: the entry the retention service writes for each
+  erased exchange (in the erasing transaction).
+* :func:`audit_log_txn` (entries 1..N), :func:`select_audit_txn` (the numbers
+  of a time range or of one exchange) feed the export;
+  :func:`write_checkpoint_txn` / :func:`checkpoints_txn` keep the tree heads.
+
+Entries hold metadata only: ids, codes, keyed digests and times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from gateway.core import audit
+from gateway.core.audit import Checkpoint, Entry
+from gateway.storage.db import read_only
+from gateway.storage.errors import TransactionRace
+from gateway.storage.tables import audit_checkpoints, audit_log
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(
+        seq=row.seq,
+        at=row.at,
+        event=row.event,
+        actor=row.actor,
+        exchange_id=row.exchange_id,
+        message_id=row.message_id,
+        digest=row.digest,
+        prev=row.prev,
+    )
+
+
+#: The PostgreSQL advisory-lock key of the audit log's head.
+AUDIT_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"imi-gateway/audit-log").digest()[:8], "big", signed=True
+)
+
+
+def _lock_audit_head(conn: Connection) -> None:
+    """Serialise appends on PostgreSQL: a transaction-scoped advisory lock, held to commit.
+
+    Writers then wait for each other instead of failing on the entry number
+    and running their whole transaction again. SQLite's ``BEGIN IMMEDIATE``
+    already serialises all writers.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+
+
+def _last(conn: Connection) -> Entry | None:
+    row = conn.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
+    return None if row is None else _entry(row)
+
+
+def append_audit_txn(
+    conn: Connection,
+    *,
+    at: datetime,
+    event: str,
+    actor: str,
+    exchange_id: str = "",
+    message_id: str = "",
+    digest: str = "",
+) -> Entry:
+    """Append the next audit entry in the caller's transaction; return it.
+
+    ``digest`` is the keyed digest of the document
+    (:func:`gateway.core.audit.document_digest`), never the document.
+    """
+    _lock_audit_head(conn)
+    entry = audit.next_entry(
+        _last(conn),
+        at=at,
+        event=event,
+        actor=actor,
+        exchange_id=exchange_id,
+        message_id=message_id,
+        digest=digest,
+    )
+    try:
+        conn.execute(
+            insert(audit_log).values(
+                seq=entry.seq,
+                at=entry.at,
+                event=entry.event,
+                actor=entry.actor,
+                exchange_id=entry.exchange_id,
+                message_id=entry.message_id,
+                digest=entry.digest,
+                prev=entry.prev,
+                hash=audit.entry_hash(entry),
+            )
+        )
+    except IntegrityError as exc:
+        raise TransactionRace("an audit entry was appended concurrently") from exc
+    return entry
+
+
+def record_erasure_txn(conn: Connection, exchange_id: str, *, at: datetime, actor: str) -> Entry:
+    """The audit entry of an exchange's erasure (call it in the erasing transaction)."""
+    return append_audit_txn(
+        conn, at=at, event=audit.Event.ERASED, actor=actor, exchange_id=exchange_id
+    )
+
+
+@read_only
+def audit_log_txn(conn: Connection) -> list[Entry]:
+    """Every entry, 1..N in order (the checkpoint covers them all)."""
+    return [_entry(r) for r in conn.execute(select(audit_log).order_by(audit_log.c.seq))]
+
+
+@read_only
+def stored_hashes_txn(conn: Connection) -> list[str]:
+    """The hash recorded with each entry when it was appended, 1..N in order."""
+    return [r.hash for r in conn.execute(select(audit_log.c.hash).order_by(audit_log.c.seq))]
+
+
+@read_only
+def select_audit_txn(
+    conn: Connection,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    exchange_id: str | None = None,
+) -> list[int]:
+    """The numbers of the entries at ``start`` <= time < ``end`` and/or of one exchange."""
+    query = select(audit_log.c.seq).order_by(audit_log.c.seq)
+    if start is not None:
+        query = query.where(audit_log.c.at >= start)
+    if end is not None:
+        query = query.where(audit_log.c.at < end)
+    if exchange_id is not None:
+        query = query.where(audit_log.c.exchange_id == exchange_id)
+    return [row.seq for row in conn.execute(query)]
+
+
+def write_checkpoint_txn(conn: Connection, *, at: datetime) -> Checkpoint:
+    """Record the tree head over every entry so far (once per size)."""
+    entries = audit_log_txn(conn)
+    cp = audit.checkpoint(entries, at)
+    known = conn.execute(
+        select(audit_checkpoints.c.size).where(audit_checkpoints.c.size == cp.size)
+    ).first()
+    if known is None:
+        conn.execute(insert(audit_checkpoints).values(size=cp.size, root=cp.root, at=cp.at))
+    return cp
+
+
+def audit_export_txn(
+    conn: Connection,
+    *,
+    at: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    exchange_id: str | None = None,
+) -> tuple[list[Entry], list[str], list[int]]:
+    """In one transaction: record a checkpoint, then every entry, its stored hash, and the selection."""
+    write_checkpoint_txn(conn, at=at)
+    return (
+        audit_log_txn(conn),
+        stored_hashes_txn(conn),
+        select_audit_txn(conn, start=start, end=end, exchange_id=exchange_id),
+    )
+
+
+@read_only
+def checkpoints_txn(conn: Connection) -> list[Checkpoint]:
+    """The recorded tree heads, oldest first."""
+    rows = conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.size))
+    return [Checkpoint(r.size, r.root, r.at) for r in rows]

@@ -11,7 +11,7 @@ forget the machine translations of the erased documents.
 
 Erasure is idempotent and each batch commits on its own, so a purge cut short
 by a crash finishes at the next run after restart. Each erasure is logged with
-the exchange id and counts only; :func:`audit_erasure_txn` is called for it
+the exchange id and counts only; :func:`gateway.storage.audit.record_erasure_txn` records it
 inside the erasing transaction.
 """
 
@@ -29,25 +29,16 @@ from twisted.logger import Logger
 from gateway.config import RetentionConfig
 from gateway.core.retention import RetentionPolicy
 from gateway.service.runtime import Runtime
+from gateway.storage.audit import record_erasure_txn
 from gateway.storage.exchanges import exchanges_due_for_erasure_txn
 from gateway.storage.retention import ErasedExchange, erase_exchanges_txn
 
-__all__ = ["RetentionService", "audit_erasure_txn"]
+__all__ = ["RetentionService"]
 
 log = Logger()
 
 #: ``forget(body)``: drop what in-memory caches derived from a document's signed bytes.
 Forget = Callable[[bytes], Awaitable[None]]
-
-
-def audit_erasure_txn(
-    conn: Connection, erased: ErasedExchange, *, now: datetime, node: str
-) -> None:
-    """Hook: the audit entry of one erasure, written in the erasing transaction.
-
-    The audit log is not built yet; this is where its ``erasure`` entry goes
-    (exchange id and counts only, never the erased data).
-    """
 
 
 def _purge_batch_txn(
@@ -66,8 +57,8 @@ def _purge_batch_txn(
         node=node,
         sealer=runtime.sealer if with_bodies else None,
     )
-    for one in erased:
-        audit_erasure_txn(conn, one, now=now, node=node)
+    for one in erased:  # the audit entry belongs to the erasing transaction
+        record_erasure_txn(conn, one.exchange_id, at=now, actor=f"node:{node}")
     return erased
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from gateway.config import RetentionAreaConfig, RetentionConfig
+from gateway.core.audit import Event
 from gateway.service.retention import RetentionService
+from gateway.storage.audit import audit_log_txn
 from gateway.storage.exchanges import exchange_txn, set_exchange_state_txn
 from gateway.storage.messages import load_bodies_txn, submit_message_txn
 from gateway.storage.model import Stage
@@ -77,6 +79,11 @@ def test_an_exchange_closed_at_t_is_untouched_before_the_period_and_erased_after
     assert forgotten == [b"<Request id='M-EX-1'>Kari Nordmann</Request>"]
     stages = [e.stage for e in node.db.run_txn_sync(tracking_events_txn, "EX-1")]
     assert stages.count(Stage.PERSONAL_DATA_ERASED) == 1
+    # The erasure is in the audit log, written by the erasing transaction: no data, one entry.
+    entries = node.db.run_txn_sync(audit_log_txn)
+    assert [(e.event, e.exchange_id, e.actor) for e in entries] == [
+        (Event.ERASED, "EX-1", f"node:{NODE}")
+    ]
 
 
 def test_an_exchange_never_closed_is_erased_after_the_never_closed_limit(

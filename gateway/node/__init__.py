@@ -185,7 +185,10 @@ def build_node(
         published=directory.published,
     )
     tracking = TrackingQueries(runtime, peers.tracking, render=localizer.render)
-    top.add(RetentionService(runtime, config.retention, forget=localizer.forget))
+    # Translations are cached in memory only: without an engine there is nothing to forget,
+    # and the purge need not decrypt the erased documents to find them.
+    forget = localizer.forget if config.translation.engine != "none" else None
+    top.add(RetentionService(runtime, config.retention, forget=forget))
 
     site = SiteFactory(config, reactor, metrics)
     api_guard = api_root(

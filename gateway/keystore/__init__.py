@@ -64,6 +64,7 @@ from gateway.keystore.audit_key import (
     audit_key_path,
     ensure_audit_key,
     load_audit_key,
+    trust_listing,
 )
 from gateway.keystore.certs import (
     CertificateInfo,
@@ -181,4 +182,5 @@ __all__ = [
     "read_revocations",
     "revoke",
     "serialization",
+    "trust_listing",
 ]

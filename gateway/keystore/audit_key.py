@@ -13,8 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.core.audit import AUDIT_KEY_BYTES, AuditKey
+from gateway.keystore.certs import certificate_fingerprint
 from gateway.keystore.errors import KeyStoreError
-from gateway.keystore.layout import _locked, _read_private, atomic_write, node_paths
+from gateway.keystore.layout import (
+    NODE_KEY_NAMES,
+    _locked,
+    _read_private,
+    atomic_write,
+    node_paths,
+)
+from gateway.keystore.load import NodeTrust
 
 AUDIT_KEY_FILE = "audit.hmac"
 
@@ -59,5 +67,26 @@ __all__ = [
     "audit_key_path",
     "ensure_audit_key",
     "load_audit_key",
+    "trust_listing",
     "write_new_audit_key",
 ]
+
+
+def trust_listing(trust: NodeTrust) -> bytes:
+    """A canonical listing of what ``trust`` trusts: one line per pinned or revoked fingerprint.
+
+    TRUST_CHANGED audit entries carry its keyed digest: whoever holds the
+    audit key and the trust store can show which trust an entry recorded.
+    """
+    lines = [
+        f"peer {peer_id} {role} {certificate_fingerprint(cert)}"
+        for peer_id, peer in trust.peers.items()
+        for role, cert in zip(NODE_KEY_NAMES, peer.all(), strict=True)
+    ]
+    lines += [
+        f"national {authority_id} {certificate_fingerprint(cert)}"
+        for authority_id, certs in trust.national.items()
+        for cert in certs
+    ]
+    lines += [f"revoked {fp}" for fp in trust.revoked]
+    return "".join(f"{line}\n" for line in sorted(lines)).encode("ascii")

@@ -49,7 +49,7 @@ from gateway.node.services import (
     backoff_of,
     build_senders,
 )
-from gateway.node.trust_reload import TrustPins, TrustReloader
+from gateway.node.trust_reload import TrustPins, TrustReloader, record_trust_change
 from gateway.node_ports import PortsFile
 from gateway.service.deliveries import Deliveries, Pusher
 from gateway.service.directory_search import LiveSearch
@@ -264,6 +264,7 @@ def build_node(
         guarded=[(api_guard, api_site), (peer_guard, peer_site)],
         reload_peer_urls=reload_peer_urls,
         peer_moved=lambda peer: sync.sync_peer_soon(peer),
+        trust_changed=lambda changes: record_trust_change(runtime, trust.raw),
     )
 
     sync = DirectorySyncService(

@@ -57,8 +57,8 @@ from gateway.core.ns import DOC_NS
 from gateway.core.xmlparse import parse_xml
 from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores
-from gateway.storage.errors import DuplicateMessage
 from gateway.storage.audit import append_audit_txn
+from gateway.storage.errors import DuplicateMessage
 from gateway.storage.messages import (
     store_inbound_envelope_txn,
     stored_receipt_txn,

@@ -10,6 +10,9 @@ bytes: the authenticated caller, the code, and the keyed digest of the bytes.
 A duplicate is not a refusal and records nothing.
 """
 
+# The ``bed`` fixture is imported from the clocked pipeline tests (hence F811 on its uses).
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 from typing import Any

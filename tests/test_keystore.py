@@ -54,8 +54,11 @@ def test_init_creates_the_layout_with_private_permissions(tmp_path: pathlib.Path
         assert (node / "certs" / f"{name}.pem").is_file()
     assert mode(node / "keys" / "data.kek") == 0o600
     assert len((node / "keys" / "data.kek").read_bytes()) == 32
+    assert mode(node / "keys" / "audit.hmac") == 0o600
+    assert len((node / "keys" / "audit.hmac").read_bytes()) == 32
     assert mode(node / "gateway.toml") == 0o600
     assert sorted(p.name for p in (node / "keys").iterdir()) == [
+        "audit.hmac",
         "ca.key",
         "data.kek",
         "signing.key",

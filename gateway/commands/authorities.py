@@ -23,6 +23,7 @@ from pathlib import Path
 from gateway import config as config_mod
 from gateway import keystore
 from gateway.commands import usage_when_no_subcommand
+from gateway.commands._audit import record_change
 from gateway.commands._authority_options import (
     authority_options,
     build_competences,
@@ -32,6 +33,7 @@ from gateway.commands._authority_options import (
 )
 from gateway.commands.reload import notify_running_node
 from gateway.core import directory as rules
+from gateway.core.audit import Event
 from gateway.core.directory.document import Address, AuthorityEntry, build_directory
 from gateway.core.directory.jsonform import entry_to_json
 from gateway.core.search import SearchQuery
@@ -70,6 +72,7 @@ def _add(args: argparse.Namespace) -> int:
     )
     published = store.add(entry, now=_now())
     print(f"Registered {entry.authority_id}; directory version {published.version}.")
+    record_change(args.node_dir, Event.AUTHORITIES_CHANGED, entry.authority_id)
     notify_running_node(args.node_dir)
     return 0
 
@@ -114,6 +117,7 @@ def _update(args: argparse.Namespace) -> int:
 
     published = store.update(args.authority_id, edit, now=_now())
     print(f"Updated {args.authority_id}; directory version {published.version}.")
+    record_change(args.node_dir, Event.AUTHORITIES_CHANGED, args.authority_id)
     notify_running_node(args.node_dir)
     return 0
 
@@ -125,6 +129,7 @@ def _remove(args: argparse.Namespace) -> int:
         f"Removed {args.authority_id}; directory version {published.version} "
         "(peers drop it at their next synchronisation)."
     )
+    record_change(args.node_dir, Event.AUTHORITIES_CHANGED, args.authority_id)
     notify_running_node(args.node_dir)
     return 0
 
@@ -281,6 +286,9 @@ def _import(args: argparse.Namespace) -> int:
         f"Applied peer {args.peer_id}'s {kind}: now version {result.version}, "
         f"{len(result.changed)} authorities added or changed, {len(result.removed)} removed."
     )
+    # A peer's authorities and the certificates this node pins for them.
+    record_change(args.node_dir, Event.AUTHORITIES_CHANGED, args.peer_id)
+    record_change(args.node_dir, Event.TRUST_CHANGED, args.peer_id)
     notify_running_node(args.node_dir)
     return 0
 
@@ -337,6 +345,9 @@ def _demo(args: argparse.Namespace) -> int:
         store.add(entry, now=_now())
         added += 1
     published = store.published()
+    if added:
+        record_change(args.node_dir, Event.TRUST_CHANGED)
+        record_change(args.node_dir, Event.AUTHORITIES_CHANGED)
     print(
         f"Added {added} generated authorities of {node_id} (keys of their national systems in "
         f"{out}); directory version {published.version}."

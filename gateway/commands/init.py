@@ -56,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  {name:<8} cert   {pair.certificate_path}")
         print(f"           sha256 {pair.fingerprint}")
     print(f"  data key (KEK)  {paths.data_kek}")
+    print(f"  audit key       {keystore.audit_key_path(paths.root)}")
     print("Next steps:")
     print(f"  review {paths.config}")
     print(f"  imi-gateway keys issue-national {paths.root} {keys.node_id}-AUTHORITY --out DIR")

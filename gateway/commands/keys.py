@@ -16,7 +16,9 @@ from pathlib import Path
 from gateway import config as config_mod
 from gateway import keystore
 from gateway.commands import usage_when_no_subcommand
+from gateway.commands._audit import record_change
 from gateway.commands.reload import notify_running_node
+from gateway.core.audit import Event
 from gateway.storage.directory_files import DirectoryStore
 
 
@@ -135,13 +137,17 @@ def _issue_national(args: argparse.Namespace) -> int:
     print(f"  node CA     {issued.node_ca_path}")
     if issued.registered:
         print(f"Registered {issued.authority_id} under [[authorities]] in gateway.toml.")
-    _publish_issued(args.node_dir, issued.authority_id)
+    record_change(args.node_dir, Event.TRUST_CHANGED, issued.authority_id)
+    if issued.registered:
+        record_change(args.node_dir, Event.CONFIG_CHANGED, issued.authority_id)
+    if _publish_issued(args.node_dir, issued.authority_id):
+        record_change(args.node_dir, Event.AUTHORITIES_CHANGED, issued.authority_id)
     notify_running_node(args.node_dir)
     return 0
 
 
-def _publish_issued(node_dir: str, authority_id: str) -> None:
-    """List the new certificate in the node's published directory, or say how to.
+def _publish_issued(node_dir: str, authority_id: str) -> bool:
+    """List the new certificate in the node's published directory (True), or say how to.
 
     Once the directory lists any authority, peers pin exactly the listed
     certificates and the node refuses documents signed with others
@@ -154,15 +160,16 @@ def _publish_issued(node_dir: str, authority_id: str) -> None:
             f"Published the certificate in the authority directory (version {published.version}); "
             "peers pick it up at their next directory sync."
         )
-        return
+        return True
     if not store.published().entries:
-        return  # no directory published: peers trust any certificate of this node's CA
+        return False  # no directory published: peers trust any certificate of this node's CA
     print(
         f"{authority_id} is not in the published authority directory yet. Register it "
         f"(imi-gateway authorities add {node_dir} {authority_id} --name ...): until then "
         "the node refuses its documents (AUTHORITY_NOT_PUBLISHED), which peers that "
         "synced the directory would refuse."
     )
+    return False
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -199,6 +206,8 @@ def _import_peer(args: argparse.Namespace) -> int:
         "revoke it (keys revoke) if it does not match."
     )
     if result.changed:
+        record_change(args.node_dir, Event.TRUST_CHANGED, peer.node_id)
+        record_change(args.node_dir, Event.CONFIG_CHANGED, peer.node_id)
         notify_running_node(args.node_dir)
     return 0
 
@@ -211,6 +220,9 @@ def _revoke(args: argparse.Namespace) -> int:
         print(f"unbound the certificate from {authority_id} (archived under national/revoked/)")
     if result.already_revoked:
         print("(it was already revoked: nothing changed)")
+    else:
+        subject = result.unbound[0] if result.unbound else result.fingerprints[0]
+        record_change(args.node_dir, Event.TRUST_CHANGED, subject)
     notify_running_node(args.node_dir)
     return 0
 

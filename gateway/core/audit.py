@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
@@ -126,6 +127,70 @@ class AuditNotInCheckpoint(AuditVerificationFailed):
 def document_digest(audit_key: bytes, document: bytes) -> str:
     """The keyed digest of a document: HMAC-SHA256 with the node's audit key (hex)."""
     return hmac.new(audit_key, document, hashlib.sha256).hexdigest()
+
+
+#: The length of a node's audit key (``keys/audit.hmac``): 32 random bytes.
+AUDIT_KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class AuditKey:
+    """The node's audit key: keys the document digests of its entries. Never log it."""
+
+    secret: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.secret) != AUDIT_KEY_BYTES:
+            raise ValueError(f"an audit key is {AUDIT_KEY_BYTES} bytes")
+
+    @classmethod
+    def generate(cls) -> AuditKey:
+        """A fresh random key (``imi-gateway init``; the default of test runtimes)."""
+        return cls(secrets.token_bytes(AUDIT_KEY_BYTES))
+
+    def digest(self, document: bytes) -> str:
+        """:func:`document_digest` of ``document`` under this key."""
+        return document_digest(self.secret, document)
+
+
+def node_actor(node_id: str) -> str:
+    """The actor of an entry that a node wrote on its own account: ``node:<NODE_ID>``."""
+    return f"node:{node_id}"
+
+
+#: The actor of configuration, trust and authority changes made with ``imi-gateway`` commands.
+OPERATOR_ACTOR = "operator"
+
+#: Separates the refusal code from the refused document's message id in a REFUSED entry.
+REFUSAL_SEPARATOR = "/"
+
+
+def refusal_message(code: str, message_id: str = "") -> str:
+    """The ``message`` field of a REFUSED entry: ``CODE`` or ``CODE/MESSAGE_ID``.
+
+    An entry has no field of its own for the refusal's error code, so a
+    REFUSED entry carries it first in its message field (docs/audit.md);
+    message ids cannot contain ``/`` (schemas/common.xsd), so it parses back
+    unambiguously with :func:`parse_refusal`.
+    """
+    return f"{code}{REFUSAL_SEPARATOR}{message_id}" if message_id else code
+
+
+def parse_refusal(message: str) -> tuple[str, str]:
+    """``(code, message id)`` of a REFUSED entry's message field (see :func:`refusal_message`)."""
+    code, _, message_id = message.partition(REFUSAL_SEPARATOR)
+    return code, message_id
+
+
+@dataclass(frozen=True)
+class Record:
+    """An event to append: an entry before it gets its number, time and chain link."""
+
+    event: str
+    actor: str
+    exchange_id: str = ""
+    message_id: str = ""
+    digest: str = ""
 
 
 def _utc_text(moment: datetime) -> str:

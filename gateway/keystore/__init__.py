@@ -8,6 +8,8 @@ Layout (keys/README.md explains it to operators)::
         ca.key signing.key tls.key   PEM PKCS#8, 0600
         data.kek                   32 random bytes: key-encryption key for the
                                    per-exchange data keys (docs/storage.md), 0600
+        audit.hmac                 32 random bytes: the audit key, keys the document
+                                   digests of audit entries (docs/audit.md), 0600
       certs/ca.pem signing.pem tls.pem
       trust/peers/<NODE_ID>/{ca,signing,tls}.pem   pinned certificates of a peer
       national/<AUTHORITY_ID>.pem  certificate(s) bound to a national authority
@@ -57,6 +59,13 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 
 from gateway.core.errors import InvalidInput
+from gateway.keystore.audit_key import (
+    AUDIT_KEY_FILE,
+    audit_key_path,
+    ensure_audit_key,
+    load_audit_key,
+    trust_listing,
+)
 from gateway.keystore.certs import (
     CertificateInfo,
     PrivateKey,
@@ -116,6 +125,7 @@ from gateway.keystore.peers import (
 from gateway.keystore.revocation import Revocation, revoke
 
 __all__ = [
+    "AUDIT_KEY_FILE",
     "BUNDLE_FORMAT",
     "BUNDLE_VERSION",
     "CERTS_DIR",
@@ -151,15 +161,18 @@ __all__ = [
     "Revocation",
     "RevocationTargetUnknown",
     "atomic_write",
+    "audit_key_path",
     "certificate_fingerprint",
     "certificate_info",
     "check_authority_id",
     "clear_key_cache",
+    "ensure_audit_key",
     "export_node_bundle",
     "identity_uris",
     "import_peer",
     "init_node_dir",
     "issue_national_certificate",
+    "load_audit_key",
     "load_data_kek",
     "load_node_keys",
     "load_trust",
@@ -169,4 +182,5 @@ __all__ = [
     "read_revocations",
     "revoke",
     "serialization",
+    "trust_listing",
 ]

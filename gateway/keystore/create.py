@@ -17,6 +17,7 @@ from gateway import config as config_mod
 from gateway.core import pki
 from gateway.core.errors import InvalidInput
 from gateway.core.ns import is_node_id
+from gateway.keystore.audit_key import write_new_audit_key
 from gateway.keystore.certs import _cert_pem, _key_pem, _now
 from gateway.keystore.errors import NodeDirExists, NodeIdInvalid
 from gateway.keystore.layout import (
@@ -153,5 +154,6 @@ def _populate(
         atomic_write(paths.key(name), _key_pem(issued.key), 0o600)
         atomic_write(paths.cert(name), _cert_pem(issued.certificate), 0o644)
     atomic_write(paths.data_kek, secrets.token_bytes(DATA_KEK_BYTES), 0o600)
+    write_new_audit_key(paths.root)
     atomic_write(paths.revoked, REVOKED_HEADER.encode(), 0o644)
     atomic_write(paths.config, config_text.encode("utf-8"), 0o600)

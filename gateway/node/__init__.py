@@ -39,7 +39,7 @@ from gateway.core.clock import Clock
 from gateway.core.dataprotect import Sealer
 from gateway.core.errors import ConfigurationError
 from gateway.core.signing import Signer
-from gateway.keystore import load_data_kek, load_node_keys
+from gateway.keystore import audit_key_path, ensure_audit_key, load_data_kek, load_node_keys
 from gateway.node.listeners import LISTEN_BACKLOG, Listener, SiteFactory, build_listeners
 from gateway.node.services import (
     Closer,
@@ -49,7 +49,7 @@ from gateway.node.services import (
     backoff_of,
     build_senders,
 )
-from gateway.node.trust_reload import TrustPins, TrustReloader
+from gateway.node.trust_reload import TrustPins, TrustReloader, record_trust_change
 from gateway.node_ports import PortsFile
 from gateway.service.deliveries import Deliveries, Pusher
 from gateway.service.directory_search import LiveSearch
@@ -115,6 +115,12 @@ def build_node(
     """
     config = load_config(node_dir)
     keys = load_node_keys(node_dir)
+    audit_key, audit_key_created = ensure_audit_key(node_dir)
+    if audit_key_created:
+        log.info(
+            "Created the audit key {path}: this node directory had none",
+            path=str(audit_key_path(node_dir)),
+        )
     directory = DirectoryStore(node_dir)
     trust = NodeTrustStores(Path(node_dir), directory.authority_certificates)
     top = OrderedMultiService()
@@ -132,6 +138,7 @@ def build_node(
         signer=Signer(keys.signing.key, keys.signing.certificate),
         sealer=Sealer(load_data_kek(node_dir)),
         metrics=NodeMetrics(),
+        audit_key=audit_key,
     )
     clock, metrics = runtime.clock, runtime.metrics
     waiters = Waiters(clock)
@@ -257,6 +264,7 @@ def build_node(
         guarded=[(api_guard, api_site), (peer_guard, peer_site)],
         reload_peer_urls=reload_peer_urls,
         peer_moved=lambda peer: sync.sync_peer_soon(peer),
+        trust_changed=lambda changes: record_trust_change(runtime, trust.raw),
     )
 
     sync = DirectorySyncService(

@@ -3,7 +3,8 @@
 Re-reads the trust stores and applies them everywhere trust is used: the
 peer listener's accepted client CAs, the outbound TLS pins (peer nodes and
 push callbacks), and the connections open on the API and peer listeners
-(closed when their certificate is no longer trusted).
+(closed when their certificate is no longer trusted). A reload that changes
+what the node trusts is recorded in the audit log (TRUST_CHANGED).
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from gateway.keystore import NodeKeys
+from gateway.core.audit import Event, node_actor
+from gateway.keystore import NodeKeys, NodeTrust, trust_listing
+from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores, TrustChanges
+from gateway.storage.audit import append_audit_txn
 from gateway.transport.client import netloc_of
 from gateway.transport.http import LimitedSite
 from gateway.transport.tls import PinnedPeersPolicy, ReloadableServerOptions
@@ -70,9 +75,12 @@ class TrustReloader:
         guarded: list[tuple[Any, LimitedSite]],
         reload_peer_urls: Callable[[], list[str]] = list,
         peer_moved: Callable[[str], None] = lambda peer: None,
+        trust_changed: Callable[[TrustChanges], object] = lambda changes: None,
     ) -> None:
         """``reload_peer_urls`` re-reads the peers' URLs and names the moved peers;
-        ``peer_moved`` is told of each (its directory is synchronised at once)."""
+        ``peer_moved`` is told of each (its directory is synchronised at once);
+        ``trust_changed`` is told when the reload changed what the node trusts
+        (it records TRUST_CHANGED in the audit log)."""
         self._trust = trust
         self._pins = pins
         self._policy = policy
@@ -80,6 +88,7 @@ class TrustReloader:
         self._guarded = guarded
         self._reload_peer_urls = reload_peer_urls
         self._peer_moved = peer_moved
+        self._trust_changed = trust_changed
 
     def __call__(self) -> TrustChanges:
         changes = self._trust.reload()
@@ -104,7 +113,27 @@ class TrustReloader:
             revoked_added=changes.revoked_added,
             closed=closed,
         )
+        if changes.changed:
+            self._trust_changed(changes)
         return changes
 
 
-__all__ = ["TrustPins", "TrustReloader"]
+def record_trust_change(runtime: Runtime, trust: NodeTrust) -> Deferred[object]:
+    """Record TRUST_CHANGED (actor this node) with the keyed digest of the trust now applied.
+
+    Its own small transaction: the change is in memory and in files, not in
+    the database. A failure to record is logged.
+    """
+    digest = runtime.audit_key.digest(trust_listing(trust))
+    d: Deferred[object] = runtime.db.run_txn(
+        append_audit_txn,
+        at=runtime.clock.now(),
+        event=Event.TRUST_CHANGED,
+        actor=node_actor(runtime.node_id),
+        digest=digest,
+    )
+    d.addErrback(lambda failure: log.failure("Recording a trust change failed", failure))
+    return d
+
+
+__all__ = ["TrustPins", "TrustReloader", "record_trust_change"]

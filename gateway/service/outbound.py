@@ -150,18 +150,23 @@ class PeerSender(LeasedQueueWorker):
 
     def _build(
         self, items: list[OutboxItem], bodies: dict[str, bytes | None], now: datetime
-    ) -> bytes:
+    ) -> tuple[bytes, dict[str, str]]:
+        """The signed envelope, and each document's keyed digest for its TRANSFERRED entry."""
         payloads = [Payload(i.message_id, bodies[i.message_id]) for i in items]  # type: ignore[arg-type]  # erased (None) bodies were dead-lettered before
         root = build_envelope(self._rt.node_id, self.peer_id, f"env-{uuid.uuid4()}", now, payloads)
-        return self._rt.signer.sign(root)
+        digests = {p.message_id: self._rt.audit_key.digest(p.data) for p in payloads}
+        return self._rt.signer.sign(root), digests
 
-    def _check_receipt(self, answer: HTTPAnswer, sent: dict[str, str], now: datetime) -> str:
+    def _check_receipt(
+        self, answer: HTTPAnswer, sent: dict[str, str], now: datetime
+    ) -> tuple[str, str]:
+        """The verified receipt's SHA-256 and keyed digest (for its RECEIPT entries)."""
         verified = verify(answer.body, self._receipt_trust(), now=now)
         receipt = read_receipt(verified.root)
         got = {item.message_id: item.sha256 for item in receipt.items}
         if receipt.issuer_node != self.peer_id or got != sent:
             raise ReceiptMismatch()
-        return verified.sha256
+        return verified.sha256, self._rt.audit_key.digest(answer.body)
 
     async def _send_batch(self) -> bool:
         now = self._rt.clock.now()
@@ -199,14 +204,16 @@ class PeerSender(LeasedQueueWorker):
             items = [i for i in items if i not in erased]
             if not items:
                 return True
-        envelope: bytes = await self._rt.cpu(self._build, items, bodies, now)
+        built: tuple[bytes, dict[str, str]] = await self._rt.cpu(self._build, items, bodies, now)
+        envelope, digests = built
         sent = {i.message_id: sha256_hex(bodies[i.message_id] or b"") for i in items}
         started = self._rt.clock.seconds()
         answer = await self._client.post(self._url, envelope)
         if answer.status == 200:
-            receipt_sha: str = await self._rt.cpu(
+            checked: tuple[str, str] = await self._rt.cpu(
                 self._check_receipt, answer, sent, self._rt.clock.now()
             )
+            receipt_sha, receipt_digest = checked
             self.hold_until(None)
             await self._rt.db.run_txn(
                 mark_outbox_sent_txn,
@@ -214,6 +221,8 @@ class PeerSender(LeasedQueueWorker):
                 peer_receipt_sha256=receipt_sha,
                 now=self._rt.clock.now(),
                 node=self._rt.node_id,
+                digests=digests,
+                receipt_digest=receipt_digest,
             )
             self._rt.metrics.sent.labels(self.peer_id).inc(len(items))
             self._rt.metrics.envelope_seconds.labels(self.peer_id).observe(

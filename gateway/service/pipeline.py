@@ -20,6 +20,12 @@ Two entry points, one shape (parse, verify, decide, store, answer):
 A payload that is refused is reported in an Error document naming its
 message id, so that the sending node can dead-letter that one document and
 send the rest.
+
+The audit log (docs/audit.md): the storing transactions record SUBMITTED,
+RECEIVED and STATE_CHANGED, and the refusals they decide; a refusal before
+any storing transaction (signature, binding, schema, replay window, ...)
+gets its REFUSED entry in a small transaction of its own. The pipeline
+computes each document's keyed digest (``runtime.audit_key``) for them.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from gateway.core.admission import (
     admit_submission,
     country_of,
 )
+from gateway.core.audit import Event, node_actor, refusal_message
 from gateway.core.catalogue import CatalogueRegistry
 from gateway.core.certs import TrustStore
 from gateway.core.directory import PublishedDirectory
@@ -50,13 +57,15 @@ from gateway.core.ns import DOC_NS
 from gateway.core.xmlparse import parse_xml
 from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores
+from gateway.storage.audit import append_audit_txn
 from gateway.storage.errors import DuplicateMessage
 from gateway.storage.messages import (
     store_inbound_envelope_txn,
     stored_receipt_txn,
-    submit_message_txn,
+    submit_messages_txn,
 )
 from gateway.storage.model import (
+    Accepted,
     ExchangeInfo,
     InboundEnvelope,
     InboundPayload,
@@ -109,12 +118,14 @@ class Pipeline:
         self._on_received = on_received
         self._published = published
         self._published_ders: tuple[object, frozenset[bytes]] | None = None
+        self._audit_key = runtime.audit_key
 
     # --- national submissions -------------------------------------------------
 
     def _admit_submission(
         self, caller: str, body: bytes, now: datetime, published: frozenset[bytes]
-    ) -> tuple[Admitted, bytes]:
+    ) -> tuple[Admitted, bytes, str]:
+        """Admission, the signed receipt and the document's keyed digest (on the CPU pool)."""
         admitted = admit_submission(
             body,
             caller=caller,
@@ -135,7 +146,7 @@ class Pipeline:
                 )
             ],
         )
-        return admitted, receipt
+        return admitted, receipt, self._audit_key.digest(body)
 
     def _published_certificates(self) -> frozenset[bytes]:
         """The certificates (DER) this node's published directory lists (kept per version)."""
@@ -186,33 +197,9 @@ class Pipeline:
         try:
             # Read on the reactor thread (a stat of the directory state file).
             published = self._published_certificates()
-            admission: tuple[Admitted, bytes] = await self._cpu(
+            admission: tuple[Admitted, bytes, str] = await self._cpu(
                 self._admit_submission, caller, body, now, published
             )
-            admitted, receipt = admission
-            header = admitted.header
-            submission = Submission(
-                message_id=header.document_id,
-                exchange=self._exchange_info(admitted),
-                document_type=admitted.document_type,
-                sender_authority=header.sender,
-                receiver_authority=header.receiver,
-                peer_node=admitted.peer_node,
-                document_created_at=header.created,
-                body=body,
-                receipt=receipt,
-            )
-            await self._db.run_txn(
-                submit_message_txn,
-                submission,
-                sealer=self._sealer,
-                now=now,
-                node=self.node_id,
-                lifecycle=EXCHANGE_LIFECYCLE,
-            )
-        except DuplicateMessage as duplicate:
-            self._metrics.duplicates.labels("api").inc()
-            return duplicate.receipt
         except OutsideReplayWindow as stale:
             # A national system retrying long after its first attempt: if these
             # very bytes were accepted then, it gets that receipt (the checks
@@ -220,12 +207,48 @@ class Pipeline:
             original = await self._stored_receipt(body)
             if original is None:
                 self._metrics.refused.labels("api", stale.code).inc()
+                await self._record_refusal(caller, body, stale, now)
                 raise
             self._metrics.duplicates.labels("api").inc()
             return original
         except GatewayError as error:
             self._metrics.refused.labels("api", error.code).inc()
+            await self._record_refusal(caller, body, error, now)
             raise
+        admitted, receipt, digest = admission
+        header = admitted.header
+        submission = Submission(
+            message_id=header.document_id,
+            exchange=self._exchange_info(admitted),
+            document_type=admitted.document_type,
+            sender_authority=header.sender,
+            receiver_authority=header.receiver,
+            peer_node=admitted.peer_node,
+            document_created_at=header.created,
+            body=body,
+            receipt=receipt,
+            digest=digest,
+        )
+        try:
+            # The list form keeps a refusal's audit entry (REFUSED, in this transaction).
+            results: list[Accepted | GatewayError] = await self._db.run_txn(
+                submit_messages_txn,
+                [submission],
+                sealer=self._sealer,
+                now=now,
+                node=self.node_id,
+                lifecycle=EXCHANGE_LIFECYCLE,
+            )
+        except GatewayError as error:
+            self._metrics.refused.labels("api", error.code).inc()
+            raise
+        (result,) = results
+        if isinstance(result, DuplicateMessage):
+            self._metrics.duplicates.labels("api").inc()
+            return result.receipt
+        if isinstance(result, GatewayError):
+            self._metrics.refused.labels("api", result.code).inc()
+            raise result
         self._metrics.accepted.labels("submitted", admitted.document_type).inc()
         log.info(
             "Accepted {document_type} {message_id} from {authority} for node {peer}",
@@ -236,6 +259,33 @@ class Pipeline:
         )
         self._on_queued(admitted.peer_node)
         return receipt
+
+    async def _record_refusal(
+        self, actor: str, body: bytes, error: GatewayError, now: datetime, *, node: bool = False
+    ) -> None:
+        """A REFUSED entry, in a small transaction of its own, for a refusal before any storing one.
+
+        Only what is known without trusting the refused bytes: the caller
+        (authenticated by its TLS certificate), the error code, the message id
+        a refused payload of a verified envelope names, and the keyed digest of
+        the bytes. A server-side failure (5xx) is not a refusal and is not
+        recorded; a failure to record is logged and the refusal still answered.
+        """
+        if error.http_status >= 500:
+            return
+        message_id = error.message_id if isinstance(error, PayloadRefused) else ""
+        code = error.cause.code if isinstance(error, PayloadRefused) else error.code
+        try:
+            await self._db.run_txn(
+                append_audit_txn,
+                at=now,
+                event=Event.REFUSED,
+                actor=node_actor(actor) if node else actor,
+                message_id=refusal_message(code, message_id),
+                digest=await self._cpu(self._audit_key.digest, body),
+            )
+        except Exception:
+            log.failure("Recording the refusal ({code}) in the audit log failed", code=code)
 
     async def _stored_receipt(self, body: bytes) -> bytes | None:
         """The receipt of an earlier accepted submission of exactly ``body``, or None."""
@@ -301,6 +351,7 @@ class Pipeline:
                     document_created_at=header.created,
                     body=payload.data,
                     push=header.receiver in self._push,
+                    digest=self._audit_key.digest(payload.data),
                 )
             )
             items.append(ReceiptItem(payload.message_id, payload.sha256, ReceiptStatus.ACCEPTED))
@@ -332,13 +383,16 @@ class Pipeline:
             )
         except PayloadRefused as refused:
             self._metrics.refused.labels("peer", refused.cause.code).inc()
+            await self._record_refusal(peer, body, refused, now, node=True)
             raise
         except GatewayError as error:
             self._metrics.refused.labels("peer", error.code).inc()
+            await self._record_refusal(peer, body, error, now, node=True)
             raise
         if isinstance(result, Refused):
             # One document of the envelope cannot be stored (lifecycle conflict,
             # exchange of other authorities, erased exchange, reused id): name it.
+            # Its REFUSED entry was written in the storing transaction.
             self._metrics.refused.labels("peer", result.error.code).inc()
             raise PayloadRefused(result.message_id, result.error)
         if result.replayed:

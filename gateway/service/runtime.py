@@ -4,7 +4,7 @@
 service (the pipeline, the peer senders, deliveries, the pusher, tracking):
 the node's id, its :class:`~gateway.core.clock.Clock`, the database, the CPU
 pool, the node's signer, the :class:`~gateway.core.dataprotect.Sealer` that
-holds the key-encryption key, and the metrics.
+holds the key-encryption key, the metrics, and the audit key.
 
 The threading rule, for every service:
 
@@ -25,13 +25,14 @@ no threads, no sleeps.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
+from gateway.core.audit import AuditKey
 from gateway.core.clock import Clock, utc_from_seconds
 from gateway.core.dataprotect import Sealer
 from gateway.core.signing import Signer
@@ -81,6 +82,9 @@ class Runtime:
     metrics: NodeMetrics
     #: Blocking file I/O off the reactor (defaults to the CPU pool).
     io: RunInThread | None = None
+    #: Keys the document digests of audit entries (the node's ``keys/audit.hmac``;
+    #: a random one by default, for tests that build a runtime by hand).
+    audit_key: AuditKey = field(default_factory=AuditKey.generate, repr=False)
 
     def run_io(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
         return (self.io or self.cpu)(func, *args, **kwargs)

@@ -10,6 +10,8 @@
   recorded action from there on). Should two appends still take the same
   number, the insert fails, raised as TransactionRace, and
   :class:`~gateway.storage.db.Database` runs the whole transaction again.
+  :func:`append_audit_records_txn` appends several in one go (the stores
+  collect a transaction's events and append them at its end).
 * :func:`record_erasure_txn`: the entry the retention service writes for each
   erased exchange (in the erasing transaction).
 * :func:`audit_log_txn` (entries 1..N), :func:`select_audit_txn` (the numbers
@@ -22,6 +24,7 @@ Entries hold metadata only: ids, codes, keyed digests and times.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -86,33 +89,57 @@ def append_audit_txn(
     ``digest`` is the keyed digest of the document
     (:func:`gateway.core.audit.document_digest`), never the document.
     """
+    record = audit.Record(event, actor, exchange_id, message_id, digest)
+    (entry,) = append_audit_records_txn(conn, [record], at=at)
+    return entry
+
+
+def append_audit_records_txn(
+    conn: Connection, records: Sequence[audit.Record], *, at: datetime
+) -> list[Entry]:
+    """Append ``records`` in order as the next entries, in the caller's transaction.
+
+    One read of the log's head and one insert for all of them: the stores
+    collect the events of a transaction (a batch of documents, say) and
+    append them at its end, which is also where the PostgreSQL lock belongs.
+    """
+    if not records:
+        return []
     _lock_audit_head(conn)
-    entry = audit.next_entry(
-        _last(conn),
-        at=at,
-        event=event,
-        actor=actor,
-        exchange_id=exchange_id,
-        message_id=message_id,
-        digest=digest,
-    )
+    entries: list[Entry] = []
+    last = _last(conn)
+    for record in records:
+        last = audit.next_entry(
+            last,
+            at=at,
+            event=record.event,
+            actor=record.actor,
+            exchange_id=record.exchange_id,
+            message_id=record.message_id,
+            digest=record.digest,
+        )
+        entries.append(last)
     try:
         conn.execute(
-            insert(audit_log).values(
-                seq=entry.seq,
-                at=entry.at,
-                event=entry.event,
-                actor=entry.actor,
-                exchange_id=entry.exchange_id,
-                message_id=entry.message_id,
-                digest=entry.digest,
-                prev=entry.prev,
-                hash=audit.entry_hash(entry),
-            )
+            insert(audit_log),
+            [
+                {
+                    "seq": e.seq,
+                    "at": e.at,
+                    "event": e.event,
+                    "actor": e.actor,
+                    "exchange_id": e.exchange_id,
+                    "message_id": e.message_id,
+                    "digest": e.digest,
+                    "prev": e.prev,
+                    "hash": audit.entry_hash(e),
+                }
+                for e in entries
+            ],
         )
     except IntegrityError as exc:
         raise TransactionRace("an audit entry was appended concurrently") from exc
-    return entry
+    return entries
 
 
 def record_erasure_txn(conn: Connection, exchange_id: str, *, at: datetime, actor: str) -> Entry:

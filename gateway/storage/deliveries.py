@@ -23,6 +23,9 @@ from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from gateway.core import audit
+from gateway.core.audit import Event
+from gateway.storage.audit import append_audit_records_txn
 from gateway.storage.db import read_only
 from gateway.storage.leases import LEASE, LeasedTable, claim_txn, mark_dead_txn, mark_failed_txn
 from gateway.storage.messages import exchange_ids_of
@@ -89,6 +92,14 @@ def _track_delivered(conn: Connection, updated: Sequence[Any], *, now: datetime,
             for r in sorted(updated, key=lambda r: r.seq)
         ),
     )
+    append_audit_records_txn(
+        conn,
+        [
+            audit.Record(Event.DELIVERED, r.authority_id, exchange_of[r.message_id], r.message_id)
+            for r in sorted(updated, key=lambda r: r.seq)
+        ],
+        at=now,
+    )
 
 
 def ack_deliveries_txn(
@@ -97,7 +108,8 @@ def ack_deliveries_txn(
     """Acknowledge every unacknowledged delivery of ``authority_id`` with ``seq <= up_to``.
 
     Sets ``delivered_at``, stops any push still pending, and records a
-    ``delivered`` tracking row per message. Idempotent; returns the count.
+    ``delivered`` tracking row and a DELIVERED audit entry (actor the
+    authority) per message. Idempotent; returns the count.
     """
     updated = conn.execute(
         update(deliveries)
@@ -160,7 +172,8 @@ def mark_push_delivered_txn(
     """Record that the national system accepted pushed deliveries (seqs or claimed items).
 
     Not fenced: the national system has the document, whoever pushed it.
-    Adds a ``delivered`` tracking row per message; returns the count.
+    Adds a ``delivered`` tracking row and a DELIVERED audit entry per message;
+    returns the count.
     """
     numbers = [s.seq if isinstance(s, PushItem) else s for s in seqs]
     if not numbers:

@@ -18,7 +18,9 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core import dataprotect
+from gateway.core.audit import Event, node_actor
 from gateway.core.dataprotect import Sealer
+from gateway.storage.audit import append_audit_txn
 from gateway.storage.db import read_only
 from gateway.storage.errors import (
     ExchangeErased,
@@ -69,6 +71,8 @@ class OpenExchange:
     created: bool
     # The state-change tracking rows for the caller to insert after its own.
     tracking: tuple[dict[str, Any], ...]
+    # True when the document opened the exchange or moved its state (a STATE_CHANGED entry).
+    state_changed: bool = False
 
 
 def open_exchange(
@@ -124,7 +128,9 @@ def open_exchange(
         track = _stage_rows(
             info.exchange_id, lifecycle, document_type, None, state, now, node, message_id
         )
-        return OpenExchange(info.exchange_id, data_key, state, created=True, tracking=track)
+        return OpenExchange(
+            info.exchange_id, data_key, state, created=True, tracking=track, state_changed=True
+        )
 
     stored = ExchangeSides(row.requester_authority, row.responder_authority, row.state)
     if not stored.has_parties(sender, receiver):
@@ -142,7 +148,14 @@ def open_exchange(
     track = _stage_rows(
         info.exchange_id, lifecycle, document_type, row.state, state, now, node, message_id
     )
-    return OpenExchange(info.exchange_id, data_key, state, created=False, tracking=track)
+    return OpenExchange(
+        info.exchange_id,
+        data_key,
+        state,
+        created=False,
+        tracking=track,
+        state_changed=state != row.state,
+    )
 
 
 def _stage_rows(
@@ -236,6 +249,7 @@ def set_exchange_state_txn(
     optional short ``detail`` code. ``closed=True`` records the closing time (starting the retention timer) if
     not yet set, ``closed=False`` clears it (reopened), ``None`` leaves it.
     Raises :class:`ExchangeStateChanged` when the state is not ``expected``.
+    A change of state is recorded in the audit log (STATE_CHANGED, actor the node).
     """
     row = conn.execute(
         select(exchanges).where(exchanges.c.exchange_id == exchange_id).with_for_update()
@@ -251,6 +265,14 @@ def set_exchange_state_txn(
         conn,
         [tracking_row(exchange_id, stage or state, at=now, node=node, detail=detail)],
     )
+    if state != row.state:
+        append_audit_txn(
+            conn,
+            at=now,
+            event=Event.STATE_CHANGED,
+            actor=node_actor(node),
+            exchange_id=exchange_id,
+        )
     return exchange_txn(conn, exchange_id)
 
 

@@ -12,6 +12,11 @@
 * :func:`load_message_txn` / :func:`load_bodies_txn` unseal stored bodies.
 
 Message ids are unique forever: the row (without its body) outlives erasure.
+
+Each stored document is recorded in the audit log in its storing transaction
+(SUBMITTED or RECEIVED, then STATE_CHANGED when it opened the exchange or
+moved its state), and so is each document refused here (REFUSED); see
+docs/audit.md.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from gateway.core import dataprotect
+from gateway.core import audit, dataprotect
+from gateway.core.audit import Event, node_actor
 from gateway.core.dataprotect import Sealer
 from gateway.core.docxml import sha256_hex
 from gateway.core.errors import GatewayError, Unavailable
+from gateway.storage.audit import append_audit_records_txn
 from gateway.storage.db import read_only
 from gateway.storage.errors import (
     DuplicateMessage,
@@ -38,11 +45,12 @@ from gateway.storage.errors import (
     MessageNotFound,
     TransactionRace,
 )
-from gateway.storage.exchanges import open_exchange
+from gateway.storage.exchanges import OpenExchange, open_exchange
 from gateway.storage.model import (
     KEEP_STATE,
     Accepted,
     InboundEnvelope,
+    InboundPayload,
     InboundResult,
     Lifecycle,
     MessageMeta,
@@ -126,11 +134,15 @@ def submit_messages_txn(
     message_rows: list[dict[str, Any]] = []
     outbox_rows: list[dict[str, Any]] = []
     track_rows: list[dict[str, Any]] = []
+    records: list[audit.Record] = []
     for sub in submissions:
         sha = sha256_hex(sub.body)
         earlier = prior.get(sub.message_id)
         if earlier is not None:
-            results.append(_resubmission_error(sub.message_id, sha, earlier))
+            error = _resubmission_error(sub.message_id, sha, earlier)
+            results.append(error)
+            if not isinstance(error, DuplicateMessage):  # a duplicate gets its receipt again
+                records.append(_refusal(sub, sub.sender_authority, error))
             continue
         try:
             opened = open_exchange(
@@ -149,7 +161,9 @@ def submit_messages_txn(
             raise
         except GatewayError as exc:
             results.append(exc)
+            records.append(_refusal(sub, sub.sender_authority, exc))
             continue
+        records.extend(_stored_records(Event.SUBMITTED, sub, sub.sender_authority, opened))
         # Later submissions in this batch with the same id see this one.
         prior[sub.message_id] = _Prior("out", sha, sub.receipt)
         message_rows.append(
@@ -204,7 +218,33 @@ def submit_messages_txn(
     if outbox_rows:
         conn.execute(insert(outbox), outbox_rows)
     insert_tracking(conn, track_rows)
+    append_audit_records_txn(conn, records, at=now)  # last: see storage/audit.py
     return results
+
+
+def _stored_records(
+    event: Event, doc: Submission | InboundPayload, actor: str, opened: OpenExchange
+) -> list[audit.Record]:
+    """The audit records of a stored document: ``event``, then STATE_CHANGED if it moved the state."""
+    records = [audit.Record(event, actor, opened.exchange_id, doc.message_id, doc.digest)]
+    if opened.state_changed:
+        records.append(
+            audit.Record(
+                Event.STATE_CHANGED, doc.sender_authority, opened.exchange_id, doc.message_id
+            )
+        )
+    return records
+
+
+def _refusal(doc: Submission | InboundPayload, actor: str, error: GatewayError) -> audit.Record:
+    """The REFUSED record of a document refused while storing it (the code in the message field)."""
+    return audit.Record(
+        Event.REFUSED,
+        actor,
+        doc.exchange.exchange_id,
+        audit.refusal_message(error.code, doc.message_id),
+        doc.digest,
+    )
 
 
 class _Prior:
@@ -227,7 +267,11 @@ def submit_message_txn(
     node: str,
     lifecycle: Lifecycle = KEEP_STATE,
 ) -> Accepted:
-    """Store one submitted document; raises the refusal (e.g. :class:`DuplicateMessage`)."""
+    """Store one submitted document; raises the refusal (e.g. :class:`DuplicateMessage`).
+
+    Raising rolls the transaction back, the refusal's audit entry with it: the
+    pipeline calls :func:`submit_messages_txn`, which keeps that entry.
+    """
     (result,) = submit_messages_txn(
         conn, [submission], sealer=sealer, now=now, node=node, lifecycle=lifecycle
     )
@@ -308,6 +352,12 @@ def store_inbound_envelope_txn(
         )
         if isinstance(result, Refused):
             savepoint.rollback()  # nothing of a refused envelope is stored
+    if isinstance(result, Refused):
+        # ... but its refusal is recorded, in this transaction.
+        refused = next(p for p in envelope.payloads if p.message_id == result.message_id)
+        append_audit_records_txn(
+            conn, [_refusal(refused, node_actor(envelope.peer_node), result.error)], at=now
+        )
     return result
 
 
@@ -340,6 +390,7 @@ def _store_envelope(
     message_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
     track_rows: list[dict[str, Any]] = []
+    records: list[audit.Record] = []
     for payload in envelope.payloads:
         sha = sha256_hex(payload.body)
         earlier = prior.get(payload.message_id)
@@ -366,6 +417,9 @@ def _store_envelope(
         except GatewayError as exc:
             # Name the document, so the sender can set it aside and send the rest.
             return Refused(payload.message_id, exc)
+        records.extend(
+            _stored_records(Event.RECEIVED, payload, node_actor(envelope.peer_node), opened)
+        )
         prior[payload.message_id] = _Prior("in", sha, None)
         stored.append(payload.message_id)
         message_rows.append(
@@ -413,6 +467,7 @@ def _store_envelope(
     if delivery_rows:
         _lock_delivery_streams(conn, (r["authority_id"] for r in delivery_rows))
         conn.execute(insert(deliveries), delivery_rows)
+    append_audit_records_txn(conn, records, at=now)  # last: see storage/audit.py
     return InboundResult(
         receipt=envelope.receipt,
         replayed=False,

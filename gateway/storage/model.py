@@ -162,6 +162,8 @@ class Submission:
     body: bytes = field(repr=False)
     # The node-signed receipt answered to the submitter (returned again for a duplicate).
     receipt: bytes = field(repr=False)
+    # The keyed digest of ``body`` for its audit entry (gateway.core.audit.AuditKey.digest).
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,8 @@ class InboundPayload:
     body: bytes = field(repr=False)
     # True: deliver by pushing to the authority's callback; False: it pulls.
     push: bool = False
+    # The keyed digest of ``body`` for its audit entry (gateway.core.audit.AuditKey.digest).
+    digest: str = ""
 
 
 @dataclass(frozen=True)

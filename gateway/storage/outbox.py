@@ -14,13 +14,16 @@ in-place requeue, dead-letter listing and retry, queue depth).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
+from gateway.core import audit
+from gateway.core.audit import Event, node_actor
+from gateway.storage.audit import append_audit_records_txn
 from gateway.storage.db import read_only
 from gateway.storage.leases import LEASE, LeasedTable, claim_txn, mark_dead_txn, mark_failed_txn
 from gateway.storage.messages import exchange_ids_of
@@ -103,10 +106,16 @@ def mark_outbox_sent_txn(
     peer_receipt_sha256: str,
     now: datetime,
     node: str,
+    digests: Mapping[str, str] | None = None,
+    receipt_digest: str = "",
 ) -> int:
     """Record that the peer acknowledged rows ``ids`` (ids or claimed items) with a receipt.
 
-    ``peer_receipt_sha256`` is the hex SHA-256 of the receipt's bytes.
+    ``peer_receipt_sha256`` is the hex SHA-256 of the receipt's bytes. Each
+    row marked is recorded in the audit log: TRANSFERRED (actor this node,
+    with ``digests[message_id]``, the keyed digest of the document sent) and
+    RECEIPT (actor the peer, with ``receipt_digest``, the keyed digest of its
+    receipt).
 
     Not fenced: once the peer holds the message, the row is sent whoever
     claimed it last. Dead rows stay dead. Returns the number of rows marked.
@@ -127,6 +136,20 @@ def mark_outbox_sent_txn(
         .returning(outbox.c.message_id, outbox.c.peer_node)
     ).all()
     _track(conn, updated, Stage.RECEIVED_BY_PEER, now=now, node=node, detail=None)
+    exchange_of = exchange_ids_of(conn, [r.message_id for r in updated])
+    records: list[audit.Record] = []
+    for r in updated:
+        exchange_id = exchange_of[r.message_id]
+        digest = (digests or {}).get(r.message_id, "")
+        records.append(
+            audit.Record(Event.TRANSFERRED, node_actor(node), exchange_id, r.message_id, digest)
+        )
+        records.append(
+            audit.Record(
+                Event.RECEIPT, node_actor(r.peer_node), exchange_id, r.message_id, receipt_digest
+            )
+        )
+    append_audit_records_txn(conn, records, at=now)
     return len(updated)
 
 

@@ -77,9 +77,7 @@ class TSAClient:
         self._url = check_tsa_url(url)
         self.pinned: x509.Certificate | None = None
         if signer_ca_file:
-            self.pinned = x509.load_pem_x509_certificate(
-                _load_pem(signer_ca_file, "tsa_ca_file")
-            )
+            self.pinned = x509.load_pem_x509_certificate(_load_pem(signer_ca_file, "tsa_ca_file"))
         policy: IPolicyForHTTPS = (
             PinnedCAPolicy(_load_pem(tls_ca_file, "tsa_tls_ca_file"))
             if tls_ca_file

@@ -198,7 +198,9 @@ def _verify(
         rest = rest[1:]
     if rest and rest[0].tag == der.context(1):  # CRLs: not used
         rest = rest[1:]
-    signer_info = _one(_one(rest, "signerInfos").expect(der.SET, "signerInfos").children(), "signer")
+    signer_info = _one(
+        _one(rest, "signerInfos").expect(der.SET, "signerInfos").children(), "signer"
+    )
     tst_der = _tst_info(encap)
 
     tst = der.parse(tst_der).expect(der.SEQUENCE, "TSTInfo").children()
@@ -233,6 +235,9 @@ def _verify(
     _check_signer(cert, pinned, gen_time)
     signed = der.tlv(der.SET, signed_attrs.content)  # signed as a SET, not as [0]
     _check_signature(
-        cert, sig_alg.children()[0].as_oid(), signature.expect(der.OCTET_STRING, "sig").content, signed
+        cert,
+        sig_alg.children()[0].as_oid(),
+        signature.expect(der.OCTET_STRING, "sig").content,
+        signed,
     )
     return TimestampInfo(gen_time, policy, serial, cert)

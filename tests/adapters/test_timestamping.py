@@ -45,14 +45,16 @@ def client(url: str, tmp_path: Path, keys: TSAKeys | None) -> TSAClient:
     if keys is not None:
         ca_file = tmp_path / "tsa-ca.pem"
         ca_file.write_bytes(keys.ca_pem())
-    return TSAClient(reactor, url, signer_ca_file=str(ca_file) if ca_file else None, timeout_seconds=5)
+    return TSAClient(
+        reactor, url, signer_ca_file=str(ca_file) if ca_file else None, timeout_seconds=5
+    )
 
 
 @pytest_twisted.ensureDeferred
 async def test_the_client_gets_a_token_that_verifies_here_and_with_openssl(
     tsa: tuple[LocalTSA, str], keys: TSAKeys, tmp_path: Path
 ) -> None:
-    local, url = tsa
+    _, url = tsa
     tsa_client = client(url, tmp_path, keys)
     try:
         token = await tsa_client.timestamp(IMPRINT)

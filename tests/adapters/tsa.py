@@ -83,7 +83,9 @@ def _sha256_alg() -> bytes:
     return der.seq(der.oid(rfc3161.SHA256), der.null())
 
 
-def sign_token(keys: TSAKeys, imprint_raw: bytes, nonce: int | None, serial: int, at: datetime) -> bytes:
+def sign_token(
+    keys: TSAKeys, imprint_raw: bytes, nonce: int | None, serial: int, at: datetime
+) -> bytes:
     """A TimeStampToken (DER ContentInfo) over the request's MessageImprint element."""
     tst = der.seq(
         der.integer(1),
@@ -97,14 +99,18 @@ def sign_token(keys: TSAKeys, imprint_raw: bytes, nonce: int | None, serial: int
     ess = der.seq(der.seq(der.seq(der.octets(hashlib.sha256(cert_der).digest()))))
     attributes = [
         der.seq(der.oid(rfc3161.CONTENT_TYPE), der.set_of(der.oid(rfc3161.TST_INFO))),
-        der.seq(der.oid(rfc3161.MESSAGE_DIGEST), der.set_of(der.octets(hashlib.sha256(tst).digest()))),
+        der.seq(
+            der.oid(rfc3161.MESSAGE_DIGEST), der.set_of(der.octets(hashlib.sha256(tst).digest()))
+        ),
         der.seq(der.oid(SIGNING_CERTIFICATE_V2), der.set_of(ess)),
     ]
     signed_attrs = der.set_of(*attributes)
     signature = keys.key.sign(signed_attrs, ec.ECDSA(hashes.SHA256()))
     signer_info = der.seq(
         der.integer(1),
-        der.seq(keys.certificate.issuer.public_bytes(), der.integer(keys.certificate.serial_number)),
+        der.seq(
+            keys.certificate.issuer.public_bytes(), der.integer(keys.certificate.serial_number)
+        ),
         _sha256_alg(),
         der.tlv(der.context(0), der.parse(signed_attrs).content),
         der.seq(der.oid(rfc3161.ECDSA_SHA256)),

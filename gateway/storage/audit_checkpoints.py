@@ -211,13 +211,10 @@ def peer_checkpoint_txn(
 @read_only
 def peer_checkpoints_txn(conn: Connection) -> dict[str, tuple[StoredCheckpoint, int]]:
     """Per peer: the newest checkpoint held, and how many are held."""
-    counts: dict[str, int] = dict(
-        conn.execute(
-            select(audit_peer_checkpoints.c.peer, func.count()).group_by(
-                audit_peer_checkpoints.c.peer
-            )
-        ).tuples()
+    query = select(audit_peer_checkpoints.c.peer, func.count()).group_by(
+        audit_peer_checkpoints.c.peer
     )
+    counts: dict[str, int] = {row[0]: row[1] for row in conn.execute(query)}
     out: dict[str, tuple[StoredCheckpoint, int]] = {}
     for peer in sorted(counts):
         held = held_peer_checkpoint_txn(conn, peer)

@@ -68,7 +68,7 @@ def _checkpoint(args: argparse.Namespace) -> int:
     try:
         entries = db.run_txn_sync(audit_log_txn)
         newest = db.run_txn_sync(newest_signed_checkpoint_txn)
-        if entries and (newest is None or newest.checkpoint.size < len(entries)):
+        if newest is None or newest.checkpoint.size < len(entries):
             keys = keystore.load_node_keys(args.node_dir)
             cp = audit.checkpoint(entries, datetime.now(UTC))
             signed = Signer(keys.signing.key, keys.signing.certificate).sign(
@@ -78,8 +78,7 @@ def _checkpoint(args: argparse.Namespace) -> int:
             newest = db.run_txn_sync(newest_signed_checkpoint_txn)
     finally:
         db.stop()
-    if newest is None:
-        raise NotFound("the audit log is empty: there is no checkpoint to sign")
+    assert newest is not None  # just stored
     _write(args.output, newest.signed)
     print(f"checkpoint: size {newest.checkpoint.size} root {newest.checkpoint.root}")
     if args.token:
@@ -167,6 +166,8 @@ def consistency_for_export(
     leaves = [audit.leaf_hash(audit.entry_bytes(e)) for e in entries]
     if held.size > len(leaves):
         raise NotFound("the checkpoint is larger than this node's log")
+    if held.size == 0:
+        return export  # every log extends the empty one: nothing to prove
     return add_consistency(export, held, audit.consistency_proof(held.size, leaves))
 
 
@@ -187,7 +188,8 @@ def register_checkpoint_commands(
         help="sign a checkpoint of the log now and write the newest one",
         description=(
             "Sign a checkpoint (the Merkle tree head of the audit log) if the log grew since "
-            "the newest one, and write the newest signed checkpoint to FILE."
+            "the newest one (or of the empty log, if none was signed yet), and write the "
+            "newest signed checkpoint to FILE."
         ),
     )
     cp.add_argument("node_dir", metavar="NODE_DIR")

@@ -136,9 +136,7 @@ class SignedCheckpoint:
 
 
 def checkpoint_document(node_id: str, cp: Checkpoint) -> etree._Element:
-    """The unsigned ``AuditCheckpoint`` of ``cp`` (the node signs it)."""
-    if cp.size < 1:
-        raise ValueError("an empty log has no checkpoint to sign")
+    """The unsigned ``AuditCheckpoint`` of ``cp`` (the node signs it; size 0: the empty log)."""
     root = _new("AuditCheckpoint")
     root.set("node", node_id)
     root.set("size", str(cp.size))
@@ -299,7 +297,7 @@ def check_export_against(
     if peer.size > mine.size:
         raise AuditCheckpointNotProven("the peer's checkpoint is newer than the export")
     proof: tuple[bytes, ...] = ()
-    if peer.size < mine.size:
+    if 0 < peer.size < mine.size:  # every log extends the empty one
         signed_root = verify(export, trust, now=now).root  # read only the signed tree
         el = signed_root.find(_q("Consistency"))
         if el is None or el.get("from") != str(peer.size):

@@ -17,6 +17,11 @@ from pathlib import Path
 
 from gateway import keystore
 from gateway.commands import usage_when_no_subcommand
+from gateway.commands._audit_checkpoints import (
+    consistency_for_export,
+    register_checkpoint_commands,
+    verify_against_checkpoint,
+)
 from gateway.commands.queue import _database
 from gateway.commands.verify import _time
 from gateway.core import audit, certs
@@ -49,6 +54,8 @@ def _export(args: argparse.Namespace) -> int:
     tree = audit.build_export(
         node_id, entries, selected, at=now, contiguous=contiguous, stored_hashes=hashes
     )
+    if args.consistent_with:
+        tree = consistency_for_export(args.node_dir, tree, entries, args.consistent_with)
     data = Signer(keys.signing.key, keys.signing.certificate).sign(tree)
     if args.output == "-":
         sys.stdout.buffer.write(data)
@@ -66,6 +73,9 @@ def _verify(args: argparse.Namespace) -> int:
     span = f"entries {seqs[0]}..{seqs[-1]}" if seqs else "no entries"
     print(f"valid: {len(seqs)} audit entries ({span}) of node {result.node_id}")
     print(f"checkpoint: size {result.checkpoint.size} root {result.checkpoint.root}")
+    if args.checkpoint:
+        now = args.at or datetime.now(UTC)
+        print(verify_against_checkpoint(data, certificate, args.checkpoint, now))
     return 0
 
 
@@ -91,6 +101,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--to", dest="end", type=_time, metavar="TIME", help="until (excluded)")
     export.add_argument("--exchange", metavar="ID", help="the entries of one exchange")
     export.add_argument("-o", "--output", required=True, metavar="FILE", help="'-': stdout")
+    export.add_argument(
+        "--consistent-with",
+        metavar="CHECKPOINT",
+        help="prove the log extends this checkpoint of the node (as a peer holds it)",
+    )
     export.set_defaults(func=_export, parser=export)
 
     check = sub.add_parser(
@@ -106,4 +121,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("file", metavar="FILE")
     check.add_argument("--cert", required=True, metavar="NODE_CERT", help="the node's signing.pem")
     check.add_argument("--at", type=_time, metavar="TIME", help="verify at this time, not now")
+    check.add_argument(
+        "--checkpoint",
+        metavar="CHECKPOINT",
+        help="also prove the export extends this signed checkpoint (held by a peer)",
+    )
     check.set_defaults(func=_verify, parser=check)
+    register_checkpoint_commands(sub)

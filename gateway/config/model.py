@@ -458,6 +458,33 @@ class RetentionConfig:
         return policy.after_closure.months, policy.if_never_closed.months
 
 
+def _check_tsa_url(value: str | None) -> None:
+    """``https://``, or ``http://`` to a loopback address (a TSA on the same host)."""
+    if value is None:
+        return
+    if re.match(r"http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(/|\Z)", value):
+        return
+    _check_https_url(value, "tsa_url")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """``[audit]``: signed checkpoints of the audit log, exchanged with peers, time-stamped."""
+
+    #: Seconds between two checkpoint runs (sign if the log grew, time-stamp, send to peers).
+    checkpoint_interval: float = setting(300.0, minimum=1, maximum=86400)
+    #: An RFC 3161 time-stamping authority's URL (none: checkpoints are not time-stamped).
+    tsa_url: str | None = None
+    #: PEM file: the TSA's certificate or its CA; tokens signed by anyone else are refused.
+    tsa_ca_file: str | None = None
+    #: PEM file: the CA of the TSA's HTTPS server (default: the system's trust store).
+    tsa_tls_ca_file: str | None = None
+    tsa_timeout_seconds: float = setting(30.0, minimum=1, maximum=600)
+
+    def __post_init__(self) -> None:
+        _check_tsa_url(self.tsa_url)
+
+
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared, not bound
 
 
@@ -479,6 +506,7 @@ class NodeConfig:
     authorities: tuple[AuthorityConfig, ...] = ()
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def __post_init__(self) -> None:
         node_id = self.node.id

@@ -174,6 +174,16 @@ port = {metrics_port}
 # after_closure = "30 minutes"
 # if_never_closed = "2 days"
 
+[audit]
+# Every checkpoint_interval seconds the node signs a checkpoint of its audit log
+# (if it grew) and sends it to its peers; with tsa_url each one is also
+# time-stamped by an RFC 3161 authority (docs/audit.md).
+# checkpoint_interval = 300.0
+# tsa_url = "https://tsa.example.org/tsr"
+# tsa_ca_file = "trust/tsa-ca.pem"
+# tsa_tls_ca_file = "trust/tsa-tls-ca.pem"
+# tsa_timeout_seconds = 30.0
+
 # Authorities whose national systems are registered at this node. `imi-gateway
 # keys issue-national` adds them here.
 # [[authorities]]

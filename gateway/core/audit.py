@@ -517,3 +517,89 @@ def verify_export(data: bytes, certificate: x509.Certificate, *, now: datetime) 
     if contiguous and previous is not None and previous[0].seq != declared_last:
         raise AuditEntryRemoved(previous[0].seq + 1)
     return VerifiedExport(root.get("node", ""), cp, tuple(e for e, _, _ in parsed))
+
+
+# --- consistency proofs (RFC 6962 2.1.2, verified as in RFC 9162 2.1.4.2) ------------------
+
+
+class AuditConsistencyInvalid(InvalidInput):
+    """A consistency proof between two audit checkpoints does not hold: the later log does not extend the earlier one."""
+
+    code = "AUDIT_CONSISTENCY_INVALID"
+
+
+def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """The RFC 6962 consistency proof from the tree over the first ``old_size`` leaves to all.
+
+    Empty when ``old_size`` is 0 or equals ``len(leaves)`` (nothing to prove).
+    """
+    size = len(leaves)
+    if not 0 <= old_size <= size:
+        raise ValueError("old_size must be between 0 and the number of leaves")
+    if old_size in (0, size):
+        return []
+    tree = MerkleTree(leaves)
+    proof: list[bytes] = []
+
+    def subproof(m: int, lo: int, hi: int, complete: bool) -> None:
+        n = hi - lo
+        if m == n:
+            if not complete:
+                proof.append(tree._mth(lo, hi))
+            return
+        k = _split(n)
+        if m <= k:
+            subproof(m, lo, lo + k, complete)
+            proof.append(tree._mth(lo + k, hi))
+        else:
+            subproof(m - k, lo + k, hi, False)
+            proof.append(tree._mth(lo, lo + k))
+
+    subproof(old_size, 0, size, True)
+    return proof
+
+
+def verify_consistency(
+    old_size: int, old_root: str, new_size: int, new_root: str, proof: Sequence[bytes]
+) -> None:
+    """Check that the tree (``new_size``, ``new_root``) extends (``old_size``, ``old_root``).
+
+    Raises AUDIT_CONSISTENCY_INVALID otherwise: a node whose log of
+    ``new_size`` entries does not start with the ``old_size`` entries it
+    signed before has rewritten its history.
+    """
+    if old_size < 0 or new_size < old_size:
+        raise AuditConsistencyInvalid("a checkpoint's size is smaller than an earlier one's")
+    if old_size == 0:
+        if proof:
+            raise AuditConsistencyInvalid("a proof from the empty log must be empty")
+        return
+    if old_size == new_size:
+        if proof or old_root != new_root:
+            raise AuditConsistencyInvalid("two checkpoints of the same size differ")
+        return
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # a power of two: the old root is a subtree head
+        path.insert(0, bytes.fromhex(old_root))
+    if not path:
+        raise AuditConsistencyInvalid("the consistency proof is empty")
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise AuditConsistencyInvalid("the consistency proof is too long")
+        if fn & 1 or fn == sn:
+            fr = _node(c, fr)
+            sr = _node(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = _node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0 or fr.hex() != old_root or sr.hex() != new_root:
+        raise AuditConsistencyInvalid("the later checkpoint does not extend the earlier one")

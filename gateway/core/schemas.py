@@ -52,6 +52,8 @@ SCHEMA_FILES = (
     "xmldsig.xsd",
     # not part of protocol.xsd: the audit export (gateway.core.audit), compiled on its own
     "audit.xsd",
+    # the audit checkpoints peers exchange (gateway.core.audit_checkpoint), on its own too
+    "audit-checkpoint.xsd",
 )
 
 

@@ -32,6 +32,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 
+from gateway.adapters.timestamping import TSAClient
 from gateway.adapters.translation import build_translation_service
 from gateway.config import NodeConfig, load_config
 from gateway.core.catalogue import CatalogueRegistry, load_catalogues
@@ -46,11 +47,13 @@ from gateway.node.services import (
     CPUPool,
     OrderedMultiService,
     PeerAPI,
+    PeerCheckpoints,
     backoff_of,
     build_senders,
 )
 from gateway.node.trust_reload import TrustPins, TrustReloader, record_trust_change
 from gateway.node_ports import PortsFile
+from gateway.service.audit_checkpoints import AuditCheckpointService
 from gateway.service.deliveries import Deliveries, Pusher
 from gateway.service.directory_search import LiveSearch
 from gateway.service.directory_sync import DirectorySyncService
@@ -66,6 +69,7 @@ from gateway.service.waiters import Waiters
 from gateway.storage.db import Database
 from gateway.storage.directory_files import DirectoryStore
 from gateway.transport.api import api_root, peer_root
+from gateway.transport.audit_checkpoints import audit_tree
 from gateway.transport.client import HTTPSClient
 from gateway.transport.directory import AuthoritySearchResource, DirectoryResource
 from gateway.transport.health import health_root
@@ -196,6 +200,16 @@ def build_node(
     # and the purge need not decrypt the erased documents to find them.
     forget = localizer.forget if config.translation.engine != "none" else None
     top.add(RetentionService(runtime, config.retention, forget=forget))
+    tsa = _tsa_client(config, reactor)
+    checkpoints = AuditCheckpointService(
+        runtime,
+        interval=config.audit.checkpoint_interval,
+        peer_ids=lambda: sorted(peer_urls),
+        peers=PeerCheckpoints(peers),
+        peer_trust=trust.envelopes,
+        tsa=tsa,
+    )
+    top.add(checkpoints)
 
     site = SiteFactory(config, reactor, metrics)
     api_guard = api_root(
@@ -219,7 +233,8 @@ def build_node(
         extra={
             b"directory": DirectoryResource(
                 directory, runtime.signer.sign, clock=clock, run=cpu.run
-            )
+            ),
+            b"audit": audit_tree(checkpoints),
         }
         | (peer_resources or {}),
     )
@@ -291,7 +306,14 @@ def build_node(
     for listener in listeners:
         top.add(listener)
     top.add(PortsFile(node_dir, listeners.api, listeners.peer, listeners.health))
-    top.add(Closer(waiters.cancel_all, client.close, translation.close))
+    top.add(
+        Closer(
+            waiters.cancel_all,
+            client.close,
+            translation.close,
+            *([tsa.close] if tsa is not None else []),
+        )
+    )
 
     parts = NodeParts(
         config=config,
@@ -309,6 +331,24 @@ def build_node(
         reload_trust=reload_trust,
     )
     return top, parts
+
+
+def _tsa_client(config: NodeConfig, reactor: Any) -> TSAClient | None:
+    """The RFC 3161 client of ``[audit] tsa_url`` (files relative to the node directory)."""
+    audit = config.audit
+    if not audit.tsa_url:
+        return None
+
+    def path(name: str | None) -> str | None:
+        return None if name is None else str(config.node_dir / name)
+
+    return TSAClient(
+        reactor,
+        audit.tsa_url,
+        signer_ca_file=path(audit.tsa_ca_file),
+        tls_ca_file=path(audit.tsa_tls_ca_file),
+        timeout_seconds=audit.tsa_timeout_seconds,
+    )
 
 
 __all__ = ["LISTEN_BACKLOG", "Listener", "NodeParts", "build_node"]

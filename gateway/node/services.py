@@ -17,8 +17,10 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from gateway.config import NodeConfig
+from gateway.core.envelopes import read_error
 from gateway.core.errors import NotFound, Unavailable
 from gateway.core.retry import Backoff
+from gateway.core.xmlparse import parse_xml
 from gateway.service.outbound import PeerSender
 from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores
@@ -132,6 +134,51 @@ class PeerAPI:
     def directory(self, peer: str, since: int | None) -> Deferred[bytes | None]:
         return self.get(peer, "/peer/v1/directory" + ("" if since is None else f"?since={since}"))
 
+    def post(self, peer: str, path: str, body: bytes) -> Deferred[bytes]:
+        """POST ``body`` to ``path`` of a peer's API: the answer's body on 200, else an error.
+
+        An Error document's code is kept (``Unavailable`` naming it); redirects
+        and encoded answers are refused as for :meth:`get`.
+        """
+        url = self._urls.get(peer)
+        if url is None:
+            return fail(NotFound(f"no URL is configured for peer {peer}"))
+
+        def body_of(answer: Any) -> bytes:
+            if answer.status != 200:
+                raise Unavailable(f"peer {peer} answered HTTP {answer.status}{_code_of(answer)}")
+            return bytes(answer.body)
+
+        return self._client.post(url.rstrip("/") + path, body).addCallback(body_of)
+
+
+class PeerCheckpoints:
+    """The peers' ``/peer/v1/audit/checkpoints`` (for ``service.audit_checkpoints``)."""
+
+    PATH = "/peer/v1/audit/checkpoints"
+
+    def __init__(self, api: PeerAPI) -> None:
+        self._api = api
+
+    def held(self, peer: str) -> Deferred[bytes]:
+        def present(body: bytes | None) -> bytes:
+            if body is None:
+                raise Unavailable(f"peer {peer} answered HTTP 304 to a checkpoint query")
+            return body
+
+        return self._api.get(peer, self.PATH).addCallback(present)
+
+    def offer(self, peer: str, body: bytes) -> Deferred[bytes]:
+        return self._api.post(peer, self.PATH, body)
+
+
+def _code_of(answer: Any) -> str:
+    """`` (CODE)`` of an Error document answer, or nothing."""
+    try:
+        return f" ({read_error(parse_xml(answer.body)).code})"
+    except Exception:  # any other answer has no code to show
+        return ""
+
 
 def backoff_of(config: NodeConfig) -> Backoff:
     outbound = config.outbound
@@ -172,6 +219,7 @@ __all__ = [
     "Closer",
     "OrderedMultiService",
     "PeerAPI",
+    "PeerCheckpoints",
     "backoff_of",
     "build_senders",
 ]

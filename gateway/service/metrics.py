@@ -75,3 +75,10 @@ class NodeMetrics:
             ["listener"],
             registry=self.registry,
         )
+        self.audit_checkpoint_conflicts = Counter(
+            "imi_audit_checkpoint_conflicts_total",
+            "Audit checkpoints a peer sent that do not extend the one held from it "
+            "(the peer rewrote its history), by peer.",
+            ["peer"],
+            registry=self.registry,
+        )

@@ -241,3 +241,43 @@ audit_checkpoints = Table(
     Column("root", String(SHA256_HEX), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
 )
+
+# Node-signed checkpoints of this node's audit log (gateway.service.audit_checkpoints),
+# each with its RFC 3161 time-stamp token once a TSA granted one.
+audit_signed_checkpoints = Table(
+    "audit_signed_checkpoints",
+    metadata,
+    Column("size", BigId, primary_key=True, autoincrement=False),
+    Column("root", String(SHA256_HEX), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("signed", LargeBinary(), nullable=False),
+    Column("tsa_token", LargeBinary(), nullable=True),
+)
+
+# The signed checkpoints peers sent of THEIR logs, each consistent with the one before.
+audit_peer_checkpoints = Table(
+    "audit_peer_checkpoints",
+    metadata,
+    Column("peer", String(ACTOR), primary_key=True),
+    Column("size", BigId, primary_key=True, autoincrement=False),
+    Column("root", String(SHA256_HEX), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("signed", LargeBinary(), nullable=False),
+    Column("tsa_token", LargeBinary(), nullable=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+)
+
+# Checkpoints a peer sent that do not extend the one held from it: kept as evidence.
+audit_peer_conflicts = Table(
+    "audit_peer_conflicts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("peer", String(ACTOR), nullable=False),
+    Column("detected_at", UTCDateTime(), nullable=False),
+    Column("code", String(CODE), nullable=False),
+    Column("held_size", BigId, nullable=False),
+    Column("offered_size", BigId, nullable=False),
+    Column("offered_root", String(SHA256_HEX), nullable=False),
+    Column("signed", LargeBinary(), nullable=False),
+    Index(None, "peer", "id"),
+)

@@ -204,7 +204,12 @@ async def test_every_route_of_every_listener_refuses_unknown_revoked_expired_and
             "/api/v1/exchanges",
             "/api/v1/authorities",
         } <= api_paths
-        assert {"/peer/v1/envelopes", "/peer/v1/exchanges", "/peer/v1/directory"} <= peer_paths
+        assert {
+            "/peer/v1/envelopes",
+            "/peer/v1/exchanges",
+            "/peer/v1/directory",
+            "/peer/v1/audit/checkpoints",
+        } <= peer_paths
 
         # Health: plain HTTP, exactly the public allow-list.
         health = parts.health.site.resource

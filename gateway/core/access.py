@@ -184,7 +184,9 @@ def check_request_competences(
             f"{header.receiver} is not competent for question set {question_set}"
         )
     if not _covered(sender_directory, header.sender, area, question_set, catalogue):
-        raise SenderNotCompetent(f"{header.sender} is not competent for question set {question_set}")
+        raise SenderNotCompetent(
+            f"{header.sender} is not competent for question set {question_set}"
+        )
 
 
 def check_forward_target(forward: Forward) -> None:

@@ -25,11 +25,13 @@ send the rest.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from twisted.logger import Logger
 
+from gateway.core.access import EVERYTHING, Directory, PeerAccess, check_forward
 from gateway.core.admission import (
     Admitted,
     OutsideReplayWindow,
@@ -41,7 +43,7 @@ from gateway.core.admission import (
 from gateway.core.catalogue import CatalogueRegistry
 from gateway.core.certs import TrustStore
 from gateway.core.directory import PublishedDirectory
-from gateway.core.documents import ExchangeDocument, Request
+from gateway.core.documents import ExchangeDocument, Forward, Request
 from gateway.core.docxml import sha256_hex
 from gateway.core.envelopes import ReceiptItem, ReceiptStatus, build_receipt
 from gateway.core.errors import GatewayError, InvalidInput
@@ -50,7 +52,8 @@ from gateway.core.ns import DOC_NS
 from gateway.core.xmlparse import parse_xml
 from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores
-from gateway.storage.errors import DuplicateMessage
+from gateway.storage.errors import DuplicateMessage, ExchangeNotFound
+from gateway.storage.exchanges import exchange_txn
 from gateway.storage.messages import (
     store_inbound_envelope_txn,
     stored_receipt_txn,
@@ -91,6 +94,8 @@ class Pipeline:
         on_delivery: Callable[[str], None] = lambda authority: None,
         on_received: Callable[[ExchangeDocument], None] = lambda document: None,
         published: Callable[[], PublishedDirectory] | None = None,
+        peer_access: PeerAccess = EVERYTHING,
+        peer_directories: Callable[[], Mapping[str, Directory]] | None = None,
     ) -> None:
         self.node_id = runtime.node_id
         self._now = runtime.clock.now
@@ -109,11 +114,18 @@ class Pipeline:
         self._on_received = on_received
         self._published = published
         self._published_ders: tuple[object, frozenset[bytes]] | None = None
+        self._peer_access = peer_access
+        self._peer_directories = peer_directories
 
     # --- national submissions -------------------------------------------------
 
     def _admit_submission(
-        self, caller: str, body: bytes, now: datetime, published: frozenset[bytes]
+        self,
+        caller: str,
+        body: bytes,
+        now: datetime,
+        published: frozenset[bytes],
+        directories: _Directories,
     ) -> tuple[Admitted, bytes]:
         admitted = admit_submission(
             body,
@@ -125,6 +137,9 @@ class Pipeline:
             window_seconds=self._window,
             catalogues=self._catalogues,
             published=published,
+            peer_access=self._peer_access,
+            own_directory=directories.own,
+            peer_directories=directories.peers,
         )
         receipt = self._sign_receipt(
             caller,
@@ -136,6 +151,46 @@ class Pipeline:
             ],
         )
         return admitted, receipt
+
+    def _directories(self) -> _Directories:
+        """The directories the access rules read: this node's published one, the peers' cached ones."""
+        own = self._published().entries if self._published is not None else None
+        peers = self._peer_directories() if self._peer_directories is not None else {}
+        return _Directories(own, peers)
+
+    async def _check_forward(
+        self, document: ExchangeDocument, target_directory: Directory | None
+    ) -> str | None:
+        """A Forward: check its target's competence for the stored exchange; return ForwardTo.
+
+        The exchange's question set is read from the stored exchange (a
+        Forward does not repeat it). An exchange not stored here, or not
+        between the document's two authorities, is left to the storing
+        transaction, which answers as for an unknown exchange.
+        """
+        if not isinstance(document, Forward):
+            return None
+        header = document.header
+        try:
+            exchange = await self._db.run_txn(exchange_txn, header.exchange_id)
+        except ExchangeNotFound:
+            return document.forward_to
+        if {header.sender, header.receiver} != {
+            exchange.requester_authority,
+            exchange.responder_authority,
+        }:
+            return document.forward_to
+        catalogue = None
+        if self._catalogues is not None and exchange.catalogue_version:
+            catalogue = self._catalogues.get(exchange.catalogue_version)
+        check_forward(
+            document,
+            area=exchange.area,
+            question_set=exchange.question_set,
+            target_directory=target_directory,
+            catalogue=catalogue,
+        )
+        return document.forward_to
 
     def _published_certificates(self) -> frozenset[bytes]:
         """The certificates (DER) this node's published directory lists (kept per version)."""
@@ -186,11 +241,13 @@ class Pipeline:
         try:
             # Read on the reactor thread (a stat of the directory state file).
             published = self._published_certificates()
+            directories = self._directories()
             admission: tuple[Admitted, bytes] = await self._cpu(
-                self._admit_submission, caller, body, now, published
+                self._admit_submission, caller, body, now, published, directories
             )
             admitted, receipt = admission
             header = admitted.header
+            forward_to = await self._check_forward(admitted.document, directories.own)
             submission = Submission(
                 message_id=header.document_id,
                 exchange=self._exchange_info(admitted),
@@ -201,6 +258,7 @@ class Pipeline:
                 document_created_at=header.created,
                 body=body,
                 receipt=receipt,
+                forward_to=forward_to,
             )
             await self._db.run_txn(
                 submit_message_txn,
@@ -235,6 +293,8 @@ class Pipeline:
             peer=admitted.peer_node,
         )
         self._on_queued(admitted.peer_node)
+        if forward_to is not None:
+            self._on_delivery(forward_to)  # the Request is delivered to the new responder
         return receipt
 
     async def _stored_receipt(self, body: bytes) -> bytes | None:
@@ -263,7 +323,7 @@ class Pipeline:
         return cached[1]
 
     def _admit_envelope(
-        self, peer: str, body: bytes, now: datetime
+        self, peer: str, body: bytes, now: datetime, directories: _Directories
     ) -> tuple[InboundEnvelope, dict[str, ExchangeDocument]]:
         verified, envelope = admit_envelope(
             body,
@@ -286,6 +346,9 @@ class Pipeline:
                     trust=trust,
                     now=now,
                     catalogues=self._catalogues,
+                    peer_access=self._peer_access,
+                    own_directory=directories.own,
+                    peer_directory=directories.peers.get(peer),
                 )
             except GatewayError as error:
                 raise PayloadRefused(payload.message_id, error) from None
@@ -301,6 +364,11 @@ class Pipeline:
                     document_created_at=header.created,
                     body=payload.data,
                     push=header.receiver in self._push,
+                    forward_to=(
+                        admitted.document.forward_to
+                        if isinstance(admitted.document, Forward)
+                        else None
+                    ),
                 )
             )
             items.append(ReceiptItem(payload.message_id, payload.sha256, ReceiptStatus.ACCEPTED))
@@ -314,14 +382,27 @@ class Pipeline:
         )
         return inbound, documents
 
+    async def _check_forwards(
+        self, peer: str, documents: Mapping[str, ExchangeDocument], directories: _Directories
+    ) -> None:
+        """Check each Forward of an envelope against the peer's directory (PayloadRefused)."""
+        for message_id, document in documents.items():
+            if isinstance(document, Forward):
+                try:
+                    await self._check_forward(document, directories.peers.get(peer))
+                except GatewayError as error:
+                    raise PayloadRefused(message_id, error) from None
+
     async def receive_envelope(self, peer: str, body: bytes) -> bytes:
         """Admit and store a peer's envelope; returns the signed receipt bytes."""
         now = self._now()
         try:
+            directories = self._directories()
             admitted: tuple[InboundEnvelope, dict[str, ExchangeDocument]] = await self._cpu(
-                self._admit_envelope, peer, body, now
+                self._admit_envelope, peer, body, now, directories
             )
             inbound, documents = admitted
+            await self._check_forwards(peer, documents, directories)
             result = await self._db.run_txn(
                 store_inbound_envelope_txn,
                 inbound,
@@ -358,6 +439,14 @@ class Pipeline:
             duplicates=len(result.duplicates),
         )
         return result.receipt
+
+
+@dataclass(frozen=True)
+class _Directories:
+    """The directories the access rules read, taken once per request on the reactor thread."""
+
+    own: Directory | None
+    peers: Mapping[str, Directory]
 
 
 def _document_id(body: bytes) -> str | None:

@@ -51,6 +51,7 @@ from gateway.storage.model import (
     StoredMessage,
     Submission,
 )
+from gateway.storage.personal_data import hand_over
 from gateway.storage.tables import deliveries, envelopes_in, exchanges, messages, outbox
 from gateway.storage.tracking import insert_tracking, tracking_row
 
@@ -150,6 +151,8 @@ def submit_messages_txn(
         except GatewayError as exc:
             results.append(exc)
             continue
+        if sub.forward_to is not None:
+            hand_over(conn, opened.exchange_id, sub.forward_to, now=now, node=node)
         # Later submissions in this batch with the same id see this one.
         prior[sub.message_id] = _Prior("out", sha, sub.receipt)
         message_rows.append(
@@ -249,7 +252,7 @@ def stored_receipt_txn(conn: Connection, message_id: str, sha256: str) -> bytes 
     return None if receipt is None else bytes(receipt)
 
 
-def _lock_delivery_streams(conn: Connection, authority_ids: Iterable[str]) -> None:
+def lock_delivery_streams(conn: Connection, authority_ids: Iterable[str]) -> None:
     """Make each authority's delivery seqs commit in increasing order (PostgreSQL).
 
     Sequence values are taken at insert but become visible at commit; two
@@ -366,6 +369,8 @@ def _store_envelope(
         except GatewayError as exc:
             # Name the document, so the sender can set it aside and send the rest.
             return Refused(payload.message_id, exc)
+        if payload.forward_to is not None:
+            hand_over(conn, opened.exchange_id, payload.forward_to, now=now, node=node)
         prior[payload.message_id] = _Prior("in", sha, None)
         stored.append(payload.message_id)
         message_rows.append(
@@ -411,7 +416,7 @@ def _store_envelope(
     _insert_messages(conn, message_rows)
     insert_tracking(conn, track_rows)
     if delivery_rows:
-        _lock_delivery_streams(conn, (r["authority_id"] for r in delivery_rows))
+        lock_delivery_streams(conn, (r["authority_id"] for r in delivery_rows))
         conn.execute(insert(deliveries), delivery_rows)
     return InboundResult(
         receipt=envelope.receipt,

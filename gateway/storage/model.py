@@ -162,6 +162,8 @@ class Submission:
     body: bytes = field(repr=False)
     # The node-signed receipt answered to the submitter (returned again for a duplicate).
     receipt: bytes = field(repr=False)
+    # A Forward: the authority that becomes the exchange's responder (ForwardTo).
+    forward_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,8 @@ class InboundPayload:
     body: bytes = field(repr=False)
     # True: deliver by pushing to the authority's callback; False: it pulls.
     push: bool = False
+    # A Forward: the authority that becomes the exchange's responder (ForwardTo).
+    forward_to: str | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.core.access import EVERY_AREA, PeerAccess
 from gateway.core.errors import ConfigurationError
 from gateway.core.ns import LANGUAGES, is_authority_id, is_node_id
 from gateway.core.retention import (
@@ -485,6 +486,32 @@ class AuditConfig:
         _check_tsa_url(self.tsa_url)
 
 
+@dataclass(frozen=True)
+class AccessConfig:
+    """``[access]``: the peer nodes this node exchanges with, and in which legislation areas."""
+
+    #: ``{ PT = ["PQD"], SE = ["*"] }``: per peer node, the legislation areas ("*": every
+    #: area). Empty (the default): every configured peer, every area. Once one peer is
+    #: listed, a peer not listed is allowed nothing (docs/access.md).
+    peers: Mapping[str, tuple[str, ...]] = setting(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        for peer, areas in self.peers.items():
+            if not is_node_id(peer):
+                raise ConfigValueInvalid(f"peers: {peer!r} is not an EEA country code")
+            for area in areas:
+                if area != EVERY_AREA and not _AREA_RE.match(area):
+                    raise ConfigValueInvalid(
+                        f"peers.{peer}: {area!r} is not a legislation area code or *"
+                    )
+
+    def rules(self) -> PeerAccess:
+        """The sans-IO rules (``gateway.core.access.PeerAccess``) these settings make."""
+        if not self.peers:
+            return PeerAccess()
+        return PeerAccess({peer: frozenset(areas) for peer, areas in self.peers.items()})
+
+
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared, not bound
 
 
@@ -507,6 +534,7 @@ class NodeConfig:
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
 
     def __post_init__(self) -> None:
         node_id = self.node.id

@@ -184,6 +184,12 @@ port = {metrics_port}
 # tsa_tls_ca_file = "trust/tsa-tls-ca.pem"
 # tsa_timeout_seconds = 30.0
 
+[access]
+# The peer nodes this node exchanges with, and in which legislation areas
+# ("*": every area). Unset: every peer in trust/peers/, every area. Once one
+# peer is listed, a peer not listed is allowed nothing (see docs/access.md).
+# peers = {{ PT = ["PQD"], SE = ["*"] }}
+
 # Authorities whose national systems are registered at this node. `imi-gateway
 # keys issue-national` adds them here.
 # [[authorities]]

@@ -16,17 +16,25 @@ transaction; everything else is decided here.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.core.access import (
+    EVERYTHING,
+    Directory,
+    PeerAccess,
+    check_forward_target,
+    check_request_competences,
+)
 from gateway.core.catalogue import Catalogue, CatalogueCodeUnknown, CatalogueRegistry
 from gateway.core.certs import TrustStore
 from gateway.core.documents import (
     Answer,
     ExchangeDocument,
+    Forward,
     Header,
     InformationRequest,
     Request,
@@ -186,6 +194,41 @@ def check_catalogue(document: ExchangeDocument, catalogues: CatalogueRegistry | 
         )
 
 
+def check_access(
+    document: ExchangeDocument,
+    *,
+    peer: str,
+    peer_access: PeerAccess,
+    sender_directory: Directory | None,
+    receiver_directory: Directory | None,
+    catalogues: CatalogueRegistry | None,
+) -> None:
+    """The access rules of ``gateway.core.access`` that need no stored state.
+
+    A Request: this node exchanges its legislation area with ``peer``
+    (PEER_AREA_NOT_ALLOWED), and both authorities are competent for its
+    question set by the directories given (AUTHORITY_NOT_COMPETENT,
+    SENDER_NOT_COMPETENT). A Forward: it names another authority of the
+    sender's node (FORWARD_TARGET_INVALID); its competence needs the stored
+    exchange's question set and is checked by the pipeline
+    (``gateway.core.access.check_forward``).
+    """
+    if isinstance(document, Request):
+        peer_access.check(peer, document.legislation_area)
+        catalogue = None
+        version = document.header.catalogue_version
+        if catalogues is not None and version is not None:
+            catalogue = catalogues.get(version)
+        check_request_competences(
+            document,
+            sender_directory=sender_directory,
+            receiver_directory=receiver_directory,
+            catalogue=catalogue,
+        )
+    elif isinstance(document, Forward):
+        check_forward_target(document)
+
+
 def admit_submission(
     data: bytes,
     *,
@@ -197,6 +240,9 @@ def admit_submission(
     window_seconds: float,
     catalogues: CatalogueRegistry | None = None,
     published: Collection[bytes] = (),
+    peer_access: PeerAccess = EVERYTHING,
+    own_directory: Directory | None = None,
+    peer_directories: Mapping[str, Directory] | None = None,
 ) -> Admitted:
     """Admit a document submitted by the national system of authority ``caller``.
 
@@ -207,6 +253,10 @@ def admit_submission(
     exactly those, so a document signed with another certificate is refused
     here (AUTHORITY_NOT_PUBLISHED) rather than acknowledged and then refused
     by the peer. An empty directory leaves peers trusting this node's CA.
+    ``peer_access``, ``own_directory`` (this node's published authorities)
+    and ``peer_directories`` (each peer's cached directory) feed
+    :func:`check_access`, so that a document the peer would refuse for
+    access reasons is refused here, before it is acknowledged.
     """
     verified = verify(data, trust, now=now)
     document = read_exchange_document(verified.root)
@@ -226,6 +276,14 @@ def admit_submission(
     if peer not in peers:
         raise ReceiverNodeUnknown(f"no peer node is configured for {peer}")
     check_catalogue(document, catalogues)
+    check_access(
+        document,
+        peer=peer,
+        peer_access=peer_access,
+        sender_directory=own_directory,
+        receiver_directory=(peer_directories or {}).get(peer),
+        catalogues=catalogues,
+    )
     return Admitted(verified=verified, document=document, peer_node=peer)
 
 
@@ -260,13 +318,19 @@ def admit_payload(
     trust: TrustStore,
     now: datetime,
     catalogues: CatalogueRegistry | None = None,
+    peer_access: PeerAccess = EVERYTHING,
+    own_directory: Directory | None = None,
+    peer_directory: Directory | None = None,
 ) -> Admitted:
     """Admit one signed document from an envelope of ``peer_node``.
 
     ``trust`` holds the certificates of that peer's authorities (pinned from
     its directory, or its node CA). The document's own creation time is not
     windowed here: it may have waited in the sender's queue while this node
-    was down; the envelope's time is.
+    was down; the envelope's time is. The access rules are checked again
+    here (:func:`check_access`), with this node's own ``[access]`` settings,
+    its published directory for the receiver and the peer's cached
+    directory for the sender.
     """
     verified = verify(payload.data, trust, now=now)
     document = read_exchange_document(verified.root)
@@ -281,6 +345,14 @@ def admit_payload(
     # country's authorities (the sender's country was checked above).
     check_id_scope(header, document.document_type)
     check_catalogue(document, catalogues)
+    check_access(
+        document,
+        peer=peer_node,
+        peer_access=peer_access,
+        sender_directory=peer_directory,
+        receiver_directory=own_directory,
+        catalogues=catalogues,
+    )
     return Admitted(verified=verified, document=document, peer_node=peer_node)
 
 
@@ -299,6 +371,7 @@ __all__ = [
     "admit_envelope",
     "admit_payload",
     "admit_submission",
+    "check_access",
     "check_id_scope",
     "check_window",
     "country_of",

@@ -22,7 +22,7 @@ bench commands) import the global one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,11 @@ from twisted.web.resource import Resource
 from gateway.adapters.timestamping import TSAClient
 from gateway.adapters.translation import build_translation_service
 from gateway.config import NodeConfig, load_config
+from gateway.core.access import Directory
 from gateway.core.catalogue import CatalogueRegistry, load_catalogues
 from gateway.core.clock import Clock
 from gateway.core.dataprotect import Sealer
-from gateway.core.errors import ConfigurationError
+from gateway.core.errors import ConfigurationError, GatewayError
 from gateway.core.signing import Signer
 from gateway.keystore import audit_key_path, ensure_audit_key, load_data_kek, load_node_keys
 from gateway.node.listeners import LISTEN_BACKLOG, Listener, SiteFactory, build_listeners
@@ -194,6 +195,8 @@ def build_node(
         on_delivery=delivered,
         on_received=localizer.start_translations,
         published=directory.published,
+        peer_access=config.access.rules(),
+        peer_directories=lambda: peer_directories(directory, trust.peer_ids),
     )
     tracking = TrackingQueries(runtime, peers.tracking, render=localizer.render)
     # Translations are cached in memory only: without an engine there is nothing to forget,
@@ -349,6 +352,19 @@ def _tsa_client(config: NodeConfig, reactor: Any) -> TSAClient | None:
         tls_ca_file=path(audit.tsa_tls_ca_file),
         timeout_seconds=audit.tsa_timeout_seconds,
     )
+
+
+def peer_directories(directory: DirectoryStore, peers: Iterable[str]) -> dict[str, Directory]:
+    """The cached directory of each peer (a peer without a readable one is left out)."""
+    result: dict[str, Directory] = {}
+    for peer in peers:
+        try:
+            cached = directory.cached(peer)
+        except GatewayError:
+            continue  # unreadable: logged by directory sync; the receiving node decides
+        if cached is not None:
+            result[peer] = cached.entries
+    return result
 
 
 __all__ = ["LISTEN_BACKLOG", "Listener", "NodeParts", "build_node"]

@@ -11,6 +11,15 @@ when nothing is there yet. A national system that crashes before storing a
 batch simply asks again with its old cursor: nothing is lost and nothing it
 acknowledged comes twice.
 
+Personal data: every document handed out is unsealed through
+``storage/personal_data.py: read_personal_data_txn``, for the authority it
+goes to and only while that authority is party to the exchange (the
+requester or the current responder); each read is an audit entry
+(PERSONAL_DATA_READ) in the same transaction. A Forward withdraws the former
+responder's waiting deliveries of that exchange; one that a pull or a push
+had already picked up is withheld (PERSONAL_DATA_WITHHELD): a pull skips it
+and its cursor moves on, a push is stopped (dead, still never readable).
+
 Push: for authorities configured with a ``push_url``, a :class:`Pusher`
 claims undelivered rows and POSTs each signed Delivery to the callback over
 mutual TLS (the node's TLS certificate), retrying with backoff; a 2xx answer
@@ -24,12 +33,13 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from twisted.logger import Logger
 
+from gateway.core.access import PersonalDataWithheld
 from gateway.core.envelopes import Rendering, build_delivery
 from gateway.core.errors import GatewayError, Unavailable
 from gateway.core.retry import Backoff
@@ -39,14 +49,15 @@ from gateway.service.waiters import Waiters
 from gateway.storage.deliveries import (
     ack_deliveries_txn,
     claim_push_deliveries_txn,
+    mark_push_dead_txn,
     mark_push_delivered_txn,
     mark_push_failed_txn,
     pending_deliveries_txn,
 )
 from gateway.storage.leases import IDLE_POLL_SECONDS
-from gateway.storage.messages import load_bodies_txn
 from gateway.storage.model import Delivery as DeliveryRow
 from gateway.storage.model import PushItem
+from gateway.storage.personal_data import PersonalData, read_personal_data_txn
 from gateway.transport.client import HTTPSClient
 
 log = Logger()
@@ -90,12 +101,12 @@ class Deliveries:
         return self._rt.signer.sign(root)
 
     def _sign_all(
-        self, rows: Sequence[DeliveryRow], bodies: dict[str, bytes | None], now: datetime
+        self, rows: Sequence[DeliveryRow], bodies: Mapping[str, bytes], now: datetime
     ) -> list[HandedOut]:
         out = []
         for row in rows:
             body = bodies.get(row.message_id)
-            if body is None:  # erased meanwhile: nothing left to deliver
+            if body is None:  # erased, or withheld (no longer party): nothing to hand out
                 continue
             out.append(HandedOut(row.seq, row.message_id, self.sign_delivery(row, body, now)))
         return out
@@ -122,11 +133,15 @@ class Deliveries:
             )
         if not rows:
             return [], after
-        bodies: dict[str, bytes | None] = await self._rt.db.run_txn(
-            load_bodies_txn, [r.message_id for r in rows], sealer=self._rt.sealer
+        read: PersonalData = await self._rt.db.run_txn(
+            read_personal_data_txn,
+            authority,
+            [r.message_id for r in rows],
+            sealer=self._rt.sealer,
+            now=self._rt.clock.now(),
         )
         handed: list[HandedOut] = await self._rt.cpu(
-            self._sign_all, rows, bodies, self._rt.clock.now()
+            self._sign_all, rows, read.bodies, self._rt.clock.now()
         )
         self._rt.metrics.deliveries.labels("pull").inc(len(handed))
         return handed, rows[-1].seq
@@ -192,13 +207,25 @@ class Pusher(LeasedQueueWorker):
             )
             if pending:
                 rows[item.seq] = pending[0]
-        bodies: dict[str, bytes | None] = await self._rt.db.run_txn(
-            load_bodies_txn, [i.message_id for i in items], sealer=self._rt.sealer
-        )
+        read: dict[str, PersonalData] = {}
+        for authority in sorted({i.authority_id for i in items}):
+            read[authority] = await self._rt.db.run_txn(
+                read_personal_data_txn,
+                authority,
+                [i.message_id for i in items if i.authority_id == authority],
+                sealer=self._rt.sealer,
+                now=now,
+            )
         for item in items:
             url = self._urls.get(item.authority_id)
-            body = bodies.get(item.message_id)
+            body = read[item.authority_id].bodies.get(item.message_id)
             row = rows.get(item.seq)
+            if item.message_id in read[item.authority_id].withheld:
+                await self._rt.db.run_txn(
+                    mark_push_dead_txn, [item], reason=PersonalDataWithheld.code
+                )
+                done.add(item.seq)
+                continue
             if url is None or body is None or row is None:
                 await self._rt.db.run_txn(
                     mark_push_failed_txn,

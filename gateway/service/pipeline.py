@@ -31,11 +31,13 @@ computes each document's keyed digest (``runtime.audit_key``) for them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from twisted.logger import Logger
 
+from gateway.core.access import EVERYTHING, Directory, PeerAccess, check_forward
 from gateway.core.admission import (
     Admitted,
     OutsideReplayWindow,
@@ -48,7 +50,7 @@ from gateway.core.audit import Event, node_actor, refusal_message
 from gateway.core.catalogue import CatalogueRegistry
 from gateway.core.certs import TrustStore
 from gateway.core.directory import PublishedDirectory
-from gateway.core.documents import ExchangeDocument, Request
+from gateway.core.documents import ExchangeDocument, Forward, Request
 from gateway.core.docxml import sha256_hex
 from gateway.core.envelopes import ReceiptItem, ReceiptStatus, build_receipt
 from gateway.core.errors import GatewayError, InvalidInput
@@ -58,7 +60,8 @@ from gateway.core.xmlparse import parse_xml
 from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores
 from gateway.storage.audit import append_audit_txn
-from gateway.storage.errors import DuplicateMessage
+from gateway.storage.errors import DuplicateMessage, ExchangeNotFound
+from gateway.storage.exchanges import exchange_txn
 from gateway.storage.messages import (
     store_inbound_envelope_txn,
     stored_receipt_txn,
@@ -100,6 +103,8 @@ class Pipeline:
         on_delivery: Callable[[str], None] = lambda authority: None,
         on_received: Callable[[ExchangeDocument], None] = lambda document: None,
         published: Callable[[], PublishedDirectory] | None = None,
+        peer_access: PeerAccess = EVERYTHING,
+        peer_directories: Callable[[], Mapping[str, Directory]] | None = None,
     ) -> None:
         self.node_id = runtime.node_id
         self._now = runtime.clock.now
@@ -119,11 +124,18 @@ class Pipeline:
         self._published = published
         self._published_ders: tuple[object, frozenset[bytes]] | None = None
         self._audit_key = runtime.audit_key
+        self._peer_access = peer_access
+        self._peer_directories = peer_directories
 
     # --- national submissions -------------------------------------------------
 
     def _admit_submission(
-        self, caller: str, body: bytes, now: datetime, published: frozenset[bytes]
+        self,
+        caller: str,
+        body: bytes,
+        now: datetime,
+        published: frozenset[bytes],
+        directories: _Directories,
     ) -> tuple[Admitted, bytes, str]:
         """Admission, the signed receipt and the document's keyed digest (on the CPU pool)."""
         admitted = admit_submission(
@@ -136,6 +148,9 @@ class Pipeline:
             window_seconds=self._window,
             catalogues=self._catalogues,
             published=published,
+            peer_access=self._peer_access,
+            own_directory=directories.own,
+            peer_directories=directories.peers,
         )
         receipt = self._sign_receipt(
             caller,
@@ -147,6 +162,46 @@ class Pipeline:
             ],
         )
         return admitted, receipt, self._audit_key.digest(body)
+
+    def _directories(self) -> _Directories:
+        """The directories the access rules read: this node's published one, the peers' cached ones."""
+        own = self._published().entries if self._published is not None else None
+        peers = self._peer_directories() if self._peer_directories is not None else {}
+        return _Directories(own, peers)
+
+    async def _check_forward(
+        self, document: ExchangeDocument, target_directory: Directory | None
+    ) -> str | None:
+        """A Forward: check its target's competence for the stored exchange; return ForwardTo.
+
+        The exchange's question set is read from the stored exchange (a
+        Forward does not repeat it). An exchange not stored here, or not
+        between the document's two authorities, is left to the storing
+        transaction, which answers as for an unknown exchange.
+        """
+        if not isinstance(document, Forward):
+            return None
+        header = document.header
+        try:
+            exchange = await self._db.run_txn(exchange_txn, header.exchange_id)
+        except ExchangeNotFound:
+            return document.forward_to
+        if {header.sender, header.receiver} != {
+            exchange.requester_authority,
+            exchange.responder_authority,
+        }:
+            return document.forward_to
+        catalogue = None
+        if self._catalogues is not None and exchange.catalogue_version:
+            catalogue = self._catalogues.get(exchange.catalogue_version)
+        check_forward(
+            document,
+            area=exchange.area,
+            question_set=exchange.question_set,
+            target_directory=target_directory,
+            catalogue=catalogue,
+        )
+        return document.forward_to
 
     def _published_certificates(self) -> frozenset[bytes]:
         """The certificates (DER) this node's published directory lists (kept per version)."""
@@ -197,9 +252,11 @@ class Pipeline:
         try:
             # Read on the reactor thread (a stat of the directory state file).
             published = self._published_certificates()
+            directories = self._directories()
             admission: tuple[Admitted, bytes, str] = await self._cpu(
-                self._admit_submission, caller, body, now, published
+                self._admit_submission, caller, body, now, published, directories
             )
+            forward_to = await self._check_forward(admission[0].document, directories.own)
         except OutsideReplayWindow as stale:
             # A national system retrying long after its first attempt: if these
             # very bytes were accepted then, it gets that receipt (the checks
@@ -228,6 +285,7 @@ class Pipeline:
             body=body,
             receipt=receipt,
             digest=digest,
+            forward_to=forward_to,
         )
         try:
             # The list form keeps a refusal's audit entry (REFUSED, in this transaction).
@@ -258,6 +316,8 @@ class Pipeline:
             peer=admitted.peer_node,
         )
         self._on_queued(admitted.peer_node)
+        if forward_to is not None:
+            self._on_delivery(forward_to)  # the Request is delivered to the new responder
         return receipt
 
     async def _record_refusal(
@@ -313,7 +373,7 @@ class Pipeline:
         return cached[1]
 
     def _admit_envelope(
-        self, peer: str, body: bytes, now: datetime
+        self, peer: str, body: bytes, now: datetime, directories: _Directories
     ) -> tuple[InboundEnvelope, dict[str, ExchangeDocument]]:
         verified, envelope = admit_envelope(
             body,
@@ -336,6 +396,9 @@ class Pipeline:
                     trust=trust,
                     now=now,
                     catalogues=self._catalogues,
+                    peer_access=self._peer_access,
+                    own_directory=directories.own,
+                    peer_directory=directories.peers.get(peer),
                 )
             except GatewayError as error:
                 raise PayloadRefused(payload.message_id, error) from None
@@ -352,6 +415,11 @@ class Pipeline:
                     body=payload.data,
                     push=header.receiver in self._push,
                     digest=self._audit_key.digest(payload.data),
+                    forward_to=(
+                        admitted.document.forward_to
+                        if isinstance(admitted.document, Forward)
+                        else None
+                    ),
                 )
             )
             items.append(ReceiptItem(payload.message_id, payload.sha256, ReceiptStatus.ACCEPTED))
@@ -365,14 +433,27 @@ class Pipeline:
         )
         return inbound, documents
 
+    async def _check_forwards(
+        self, peer: str, documents: Mapping[str, ExchangeDocument], directories: _Directories
+    ) -> None:
+        """Check each Forward of an envelope against the peer's directory (PayloadRefused)."""
+        for message_id, document in documents.items():
+            if isinstance(document, Forward):
+                try:
+                    await self._check_forward(document, directories.peers.get(peer))
+                except GatewayError as error:
+                    raise PayloadRefused(message_id, error) from None
+
     async def receive_envelope(self, peer: str, body: bytes) -> bytes:
         """Admit and store a peer's envelope; returns the signed receipt bytes."""
         now = self._now()
         try:
+            directories = self._directories()
             admitted: tuple[InboundEnvelope, dict[str, ExchangeDocument]] = await self._cpu(
-                self._admit_envelope, peer, body, now
+                self._admit_envelope, peer, body, now, directories
             )
             inbound, documents = admitted
+            await self._check_forwards(peer, documents, directories)
             result = await self._db.run_txn(
                 store_inbound_envelope_txn,
                 inbound,
@@ -412,6 +493,14 @@ class Pipeline:
             duplicates=len(result.duplicates),
         )
         return result.receipt
+
+
+@dataclass(frozen=True)
+class _Directories:
+    """The directories the access rules read, taken once per request on the reactor thread."""
+
+    own: Directory | None
+    peers: Mapping[str, Directory]
 
 
 def _document_id(body: bytes) -> str | None:

@@ -1,8 +1,12 @@
 """Tracking records: every stage of an exchange, for the authorities involved only.
 
-An authority that is not one of the exchange's two authorities gets
-NOT_FOUND, exactly as for an exchange that does not exist, so the API does
-not reveal which exchanges exist.
+What an authority sees is decided by ``gateway.core.access.visibility``:
+the exchange's two authorities (the requester and the CURRENT responder)
+see the stages and the renderings; a former responder (it forwarded the
+exchange) sees the stages only, and the record says
+``personalData="PERSONAL_DATA_WITHHELD"``; any other authority gets
+EXCHANGE_NOT_FOUND, exactly as for an exchange that does not exist, so the
+API does not reveal which exchanges exist.
 
 Each node records the stages it observes. A national system asking its own
 node gets both halves: this node's stages and the peer node's (fetched over
@@ -17,18 +21,21 @@ For the authorities involved, the record also renders the exchange's coded
 content in this node's languages: the questions of the Request and any
 InformationRequest, and the coded answers of each Answer (``Document``
 elements with one ``Rendering`` per language, as in deliveries). Reading them
-unseals personal data of the exchange, which only its two authorities may do.
+unseals personal data of the exchange, which only its two authorities may do,
+through ``storage/personal_data.py: read_personal_data_txn`` (one audit entry
+PERSONAL_DATA_READ per document read, in the reading transaction).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lxml import etree
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from gateway.core.access import PersonalDataWithheld, Visibility
 from gateway.core.docxml import format_datetime, new_root
 from gateway.core.envelopes import Rendering
 from gateway.core.errors import GatewayError
@@ -37,8 +44,13 @@ from gateway.core.xmlparse import parse_xml
 from gateway.service.runtime import Runtime
 from gateway.storage.errors import ExchangeNotFound
 from gateway.storage.exchanges import exchange_txn
-from gateway.storage.messages import exchange_messages_txn, load_bodies_txn
+from gateway.storage.messages import exchange_messages_txn
 from gateway.storage.model import Exchange, MessageMeta, TrackingEvent
+from gateway.storage.personal_data import (
+    PersonalData,
+    exchange_visibility_txn,
+    read_personal_data_txn,
+)
 from gateway.storage.tracking import tracking_events_txn
 
 log = Logger()
@@ -76,6 +88,7 @@ def tracking_xml(
     stages: Sequence[etree._Element],
     peer_status: str | None = None,
     documents: Sequence[tuple[MessageMeta, Sequence[Rendering]]] = (),
+    withheld: bool = False,
 ) -> bytes:
     root = new_root("Tracking")
     root.set("exchangeId", exchange.exchange_id)
@@ -84,6 +97,8 @@ def tracking_xml(
     root.set("responder", exchange.responder_authority)
     if peer_status is not None:
         root.set("peer", peer_status)
+    if withheld:
+        root.set("personalData", PersonalDataWithheld.code)
     for element in sorted(stages, key=lambda e: e.get("at", "")):
         root.append(element)
     for meta, renderings in documents:
@@ -122,7 +137,7 @@ class TrackingQueries:
         self._render = render
 
     def _render_all(
-        self, metas: Sequence[MessageMeta], bodies: dict[str, bytes | None]
+        self, metas: Sequence[MessageMeta], bodies: Mapping[str, bytes]
     ) -> list[tuple[MessageMeta, Sequence[Rendering]]]:
         assert self._render is not None
         out = []
@@ -133,7 +148,7 @@ class TrackingQueries:
         return out
 
     async def _rendered_documents(
-        self, exchange_id: str
+        self, exchange_id: str, authority: str
     ) -> list[tuple[MessageMeta, Sequence[Rendering]]]:
         if self._render is None:
             return []
@@ -141,29 +156,36 @@ class TrackingQueries:
         metas = [m for m in metas if m.document_type in RENDERED_TYPES and not m.erased]
         if not metas:
             return []
-        bodies = await self._db.run_txn(
-            load_bodies_txn, [m.message_id for m in metas], sealer=self._rt.sealer
+        read: PersonalData = await self._db.run_txn(
+            read_personal_data_txn,
+            authority,
+            [m.message_id for m in metas],
+            sealer=self._rt.sealer,
+            now=self._rt.clock.now(),
         )
         rendered: list[tuple[MessageMeta, Sequence[Rendering]]] = await self._rt.cpu(
-            self._render_all, metas, bodies
+            self._render_all, metas, read.bodies
         )
         return rendered
 
     async def record(
         self, exchange_id: str, authority: str
-    ) -> tuple[Exchange, list[TrackingEvent]]:
-        try:
-            exchange = await self._db.run_txn(exchange_txn, exchange_id)
-        except ExchangeNotFound:
-            exchange = None
-        if exchange is None or not exchange.involves(authority):
+    ) -> tuple[Exchange, list[TrackingEvent], Visibility]:
+        """The exchange, its stages and what ``authority`` may see of it.
+
+        EXCHANGE_NOT_FOUND unless ``authority`` is or was one of its
+        authorities (the same answer as for an unknown exchange).
+        """
+        seen = await self._db.run_txn(exchange_visibility_txn, exchange_id, authority)
+        if seen is None:
             raise ExchangeNotFound(f"no exchange {exchange_id!r} involves {authority}")
+        exchange, visible = seen
         events = await self._db.run_txn(tracking_events_txn, exchange_id)
-        return exchange, events
+        return exchange, events, visible
 
     async def record_xml(self, exchange_id: str, authority: str) -> bytes:
-        """Both nodes' stages of the exchange, for one of its two authorities."""
-        exchange, events = await self.record(exchange_id, authority)
+        """Both nodes' stages of the exchange, for one of its authorities (or a former one)."""
+        exchange, events, visible = await self.record(exchange_id, authority)
         stages = _stage_elements(events)
         peer = next(
             (n for n in (exchange.requester_node, exchange.responder_node) if n != self._node_id),
@@ -190,8 +212,9 @@ class TrackingQueries:
                     peer=peer,
                 )
                 status = "unavailable"
-        documents = await self._rendered_documents(exchange_id)
-        xml: bytes = await self._rt.cpu(tracking_xml, exchange, stages, status, documents)
+        withheld = visible is not Visibility.PERSONAL_DATA
+        documents = [] if withheld else await self._rendered_documents(exchange_id, authority)
+        xml: bytes = await self._rt.cpu(tracking_xml, exchange, stages, status, documents, withheld)
         return xml
 
     async def peer_record_xml(self, exchange_id: str, peer: str) -> bytes:

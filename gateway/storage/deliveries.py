@@ -2,7 +2,7 @@
 
 Every received message gets one delivery row for its receiving authority.
 ``seq`` is the pull cursor: per authority, seqs become visible in increasing
-order (see ``messages._lock_delivery_streams``), so a client that processed
+order (see ``messages.lock_delivery_streams``), so a client that processed
 everything up to ``seq`` N may acknowledge up to N without skipping a row
 that was committed late.
 

@@ -59,6 +59,7 @@ from gateway.storage.model import (
     StoredMessage,
     Submission,
 )
+from gateway.storage.personal_data import hand_over
 from gateway.storage.tables import deliveries, envelopes_in, exchanges, messages, outbox
 from gateway.storage.tracking import insert_tracking, tracking_row
 
@@ -164,6 +165,8 @@ def submit_messages_txn(
             records.append(_refusal(sub, sub.sender_authority, exc))
             continue
         records.extend(_stored_records(Event.SUBMITTED, sub, sub.sender_authority, opened))
+        if sub.forward_to is not None:
+            hand_over(conn, opened.exchange_id, sub.forward_to, now=now, node=node)
         # Later submissions in this batch with the same id see this one.
         prior[sub.message_id] = _Prior("out", sha, sub.receipt)
         message_rows.append(
@@ -293,7 +296,7 @@ def stored_receipt_txn(conn: Connection, message_id: str, sha256: str) -> bytes 
     return None if receipt is None else bytes(receipt)
 
 
-def _lock_delivery_streams(conn: Connection, authority_ids: Iterable[str]) -> None:
+def lock_delivery_streams(conn: Connection, authority_ids: Iterable[str]) -> None:
     """Make each authority's delivery seqs commit in increasing order (PostgreSQL).
 
     Sequence values are taken at insert but become visible at commit; two
@@ -420,6 +423,8 @@ def _store_envelope(
         records.extend(
             _stored_records(Event.RECEIVED, payload, node_actor(envelope.peer_node), opened)
         )
+        if payload.forward_to is not None:
+            hand_over(conn, opened.exchange_id, payload.forward_to, now=now, node=node)
         prior[payload.message_id] = _Prior("in", sha, None)
         stored.append(payload.message_id)
         message_rows.append(
@@ -465,7 +470,7 @@ def _store_envelope(
     _insert_messages(conn, message_rows)
     insert_tracking(conn, track_rows)
     if delivery_rows:
-        _lock_delivery_streams(conn, (r["authority_id"] for r in delivery_rows))
+        lock_delivery_streams(conn, (r["authority_id"] for r in delivery_rows))
         conn.execute(insert(deliveries), delivery_rows)
     append_audit_records_txn(conn, records, at=now)  # last: see storage/audit.py
     return InboundResult(

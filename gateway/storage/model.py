@@ -164,6 +164,8 @@ class Submission:
     receipt: bytes = field(repr=False)
     # The keyed digest of ``body`` for its audit entry (gateway.core.audit.AuditKey.digest).
     digest: str = ""
+    # A Forward: the authority that becomes the exchange's responder (ForwardTo).
+    forward_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,8 @@ class InboundPayload:
     push: bool = False
     # The keyed digest of ``body`` for its audit entry (gateway.core.audit.AuditKey.digest).
     digest: str = ""
+    # A Forward: the authority that becomes the exchange's responder (ForwardTo).
+    forward_to: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Lifecycle moves played across two real nodes: any document type, from either side.
 
-The requester is NO-HELSEDIR (node NO), the responder PT-OMD (node PT). A
+The requester is NO-HELSEDIR (node NO), the responder PT-OMD (node PT); a
+Forward hands the exchange to the other authority of node PT (PT-ACSS, then
+back to PT-OMD), which is the responder from then on. A
 :class:`Pair` submits a document of a given type from a given side into an
 exchange through the sender's national-system API and, when it is accepted,
 waits until the peer node stored it and the sender's node has the peer's
@@ -53,11 +55,13 @@ from tests.nodes import RunningNode
 from tests.transport.test_peer_security import refusal
 from tests.waiting import until
 
-REQUESTER, RESPONDER = "NO-HELSEDIR", "PT-OMD"
+REQUESTER, RESPONDER, FORWARD_TO = "NO-HELSEDIR", "PT-OMD", "PT-ACSS"
 AUTHORITY = {Role.REQUESTER: REQUESTER, Role.RESPONDER: RESPONDER}
 NODE = {Role.REQUESTER: "NO", Role.RESPONDER: "PT"}
 OTHER = {Role.REQUESTER: Role.RESPONDER, Role.RESPONDER: Role.REQUESTER}
-AUTHORITIES = {"NO": [REQUESTER], "PT": [RESPONDER]}
+AUTHORITIES = {"NO": [REQUESTER], "PT": [RESPONDER, FORWARD_TO]}
+#: Where a Forward from each responder hands the exchange.
+FORWARDED_TO = {RESPONDER: FORWARD_TO, FORWARD_TO: RESPONDER}
 
 Move = tuple[str, Role]
 
@@ -92,9 +96,15 @@ def expected_refusal(document_type: str, role: Role) -> str:
     return "EXCHANGE_STATE_CONFLICT"
 
 
-def document(document_type: str, exchange_id: str, role: Role, seq: int) -> ExchangeDocument:
-    """A schema-valid document of ``document_type`` from ``role``'s authority."""
-    sender, receiver = AUTHORITY[role], AUTHORITY[OTHER[role]]
+def document(
+    document_type: str, exchange_id: str, role: Role, seq: int, responder: str = RESPONDER
+) -> ExchangeDocument:
+    """A schema-valid document of ``document_type`` from ``role``'s authority.
+
+    ``responder`` is the exchange's current responder (a Forward changes it).
+    """
+    parties = {Role.REQUESTER: REQUESTER, Role.RESPONDER: responder}
+    sender, receiver = parties[role], parties[OTHER[role]]
     local = exchange_id.split(":", 1)[1]
     now = datetime.now(UTC)
     request_id = scoped_id(REQUESTER, f"{local}-0")  # the Request, the first move
@@ -119,7 +129,7 @@ def document(document_type: str, exchange_id: str, role: Role, seq: int) -> Exch
         "Answer": lambda: Answer(header, replies=tuple(Reply(q, (o,)) for q, o in DOCTOR_ANSWERS)),
         "Closure": lambda: Closure(header),
         "Rejection": lambda: Rejection(header, reason="NOT_COMPETENT"),
-        "Forward": lambda: Forward(header, forward_to="PT-ACSS"),
+        "Forward": lambda: Forward(header, forward_to=FORWARDED_TO[responder]),
         "Withdrawal": lambda: Withdrawal(header, reason="NO_LONGER_NEEDED"),
         "Reminder": lambda: Reminder(header),
         "Escalation": lambda: Escalation(header, reason="ANSWER_OVERDUE"),
@@ -134,10 +144,12 @@ class Pair:
         self.nodes = nodes
         self.systems = systems
         self._seq: dict[str, itertools.count[int]] = {}
+        self._responder: dict[str, str] = {}
 
     def new_exchange(self) -> str:
         exchange_id = scoped_id(REQUESTER, f"T-{uuid.uuid4().hex[:16]}")
         self._seq[exchange_id] = itertools.count()
+        self._responder[exchange_id] = RESPONDER
         return exchange_id
 
     async def send(self, exchange_id: str, document_type: str, role: Role) -> str | None:
@@ -146,8 +158,9 @@ class Pair:
         A refusal by the sender's node returns its error code; one by the peer
         node (the nodes disagree) returns a text naming the peer's code.
         """
-        doc = document(document_type, exchange_id, role, next(self._seq[exchange_id]))
-        system = self.systems[AUTHORITY[role]]
+        responder = self._responder[exchange_id]
+        doc = document(document_type, exchange_id, role, next(self._seq[exchange_id]), responder)
+        system = self.systems[doc.header.sender]
         answer = await system.submit_raw(system.sign(to_xml(doc)))
         if answer.status != 200:
             return refusal(answer)[1]
@@ -179,6 +192,8 @@ class Pair:
         if answered != "stored":
             return str(answered)
         await until(receipt_back)
+        if isinstance(doc, Forward):
+            self._responder[exchange_id] = doc.forward_to
         return None
 
     async def drive(self, exchange_id: str, state: State) -> None:

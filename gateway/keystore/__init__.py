@@ -9,7 +9,9 @@ Layout (keys/README.md explains it to operators)::
         data.kek                   32 random bytes: key-encryption key for the
                                    per-exchange data keys (docs/storage.md), 0600
       certs/ca.pem signing.pem tls.pem
+      certs/previous/              replaced certificates during a rotation's overlap
       trust/peers/<NODE_ID>/{ca,signing,tls}.pem   pinned certificates of a peer
+      trust/peers/<NODE_ID>/previous/  the peer's replaced ones, during its overlap
       national/<AUTHORITY_ID>.pem  certificate(s) bound to a national authority
                                    (several during a rotation)
       national/revoked/<FP>.pem    certificates unbound by ``keys revoke``
@@ -45,7 +47,10 @@ Modules (this package re-exports their public names; import from
 * operations, one module per command: :mod:`~gateway.keystore.create`
   (``init``), :mod:`~gateway.keystore.national` (``keys issue-national``),
   :mod:`~gateway.keystore.peers` (``keys export``, ``keys import-peer``),
-  :mod:`~gateway.keystore.revocation` (``keys revoke``). Their edits of
+  :mod:`~gateway.keystore.revocation` (``keys revoke``),
+  :mod:`~gateway.keystore.rotation` (``keys rotate``, ``keys retire-old``;
+  replaced certificates kept through the overlap by
+  :mod:`~gateway.keystore.previous`). Their edits of
   gateway.toml are text edits made by :mod:`gateway.config` (``with_peer``,
   ``with_authority``); this package writes the file.
 """
@@ -77,6 +82,7 @@ from gateway.keystore.errors import (
     PeerAlreadyKnown,
     PeerBundleInvalid,
     RevocationTargetUnknown,
+    RotationInvalid,
 )
 from gateway.keystore.layout import (
     CERTS_DIR,
@@ -103,6 +109,7 @@ from gateway.keystore.load import (
     load_node_keys,
     load_trust,
     read_revocations,
+    reload_node_keys,
 )
 from gateway.keystore.national import NationalIssued, check_authority_id, issue_national_certificate
 from gateway.keystore.peers import (
@@ -114,6 +121,13 @@ from gateway.keystore.peers import (
     parse_node_bundle,
 )
 from gateway.keystore.revocation import Revocation, revoke
+from gateway.keystore.rotation import (
+    DEFAULT_OVERLAP_DAYS,
+    Rotation,
+    own_overlap_until,
+    retire_old,
+    rotate_node_keys,
+)
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -121,6 +135,7 @@ __all__ = [
     "CERTS_DIR",
     "DATA_KEK_BYTES",
     "DATA_KEK_FILE",
+    "DEFAULT_OVERLAP_DAYS",
     "KEYS_DIR",
     "LOCK_FILE",
     "NATIONAL_DIR",
@@ -150,6 +165,8 @@ __all__ = [
     "PrivateKey",
     "Revocation",
     "RevocationTargetUnknown",
+    "Rotation",
+    "RotationInvalid",
     "atomic_write",
     "certificate_fingerprint",
     "certificate_info",
@@ -165,8 +182,12 @@ __all__ = [
     "load_trust",
     "node_paths",
     "normalize_fingerprint",
+    "own_overlap_until",
     "parse_node_bundle",
     "read_revocations",
+    "reload_node_keys",
+    "retire_old",
     "revoke",
+    "rotate_node_keys",
     "serialization",
 ]

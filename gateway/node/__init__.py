@@ -48,14 +48,15 @@ from gateway.node.services import (
     PeerAPI,
     backoff_of,
     build_senders,
+    watched_certificates,
 )
-from gateway.node.trust_reload import TrustPins, TrustReloader
+from gateway.node.trust_reload import NodeIdentity, RotatingSigner, TrustPins, TrustReloader
 from gateway.node_ports import PortsFile
 from gateway.service.deliveries import Deliveries, Pusher
 from gateway.service.directory_search import LiveSearch
 from gateway.service.directory_sync import DirectorySyncService
 from gateway.service.localization import Localizer
-from gateway.service.metrics import NodeMetrics
+from gateway.service.metrics import MetricsRefresher, NodeMetrics
 from gateway.service.outbound import PeerSender
 from gateway.service.pipeline import Pipeline
 from gateway.service.retention import RetentionService
@@ -129,7 +130,7 @@ def build_node(
         clock=clock or ReactorClock(reactor),
         db=db,
         cpu=cpu.run,
-        signer=Signer(keys.signing.key, keys.signing.certificate),
+        signer=RotatingSigner(Signer(keys.signing.key, keys.signing.certificate)),
         sealer=Sealer(load_data_kek(node_dir)),
         metrics=NodeMetrics(),
     )
@@ -189,6 +190,19 @@ def build_node(
     # and the purge need not decrypt the erased documents to find them.
     forget = localizer.forget if config.translation.engine != "none" else None
     top.add(RetentionService(runtime, config.retention, forget=forget))
+    metrics.know_peers(peer_urls)
+    metrics.know_push_authorities(push_urls)
+    top.add(
+        MetricsRefresher(
+            metrics,
+            db,
+            clock,
+            interval=config.metrics.refresh_seconds,
+            peers=lambda: sorted(peer_urls),
+            authorities=lambda: [a.id for a in config.authorities],
+            certificates=lambda: watched_certificates(identity.keys, trust),
+        )
+    )
 
     site = SiteFactory(config, reactor, metrics)
     api_guard = api_root(
@@ -219,6 +233,8 @@ def build_node(
     peer_site = site(peer_guard, "peer", config.peer.max_connections, config.limits.max_body_bytes)
     api_tls = ReloadableServerOptions(keys.tls.key, keys.tls.certificate, [keys.ca.certificate])
     peer_tls = ReloadableServerOptions(keys.tls.key, keys.tls.certificate, pins.peer_cas())
+    assert isinstance(runtime.signer, RotatingSigner)
+    identity = NodeIdentity(keys, runtime.signer, servers=[api_tls, peer_tls], client=policy)
 
     def health_check() -> Deferred[Any]:
         return db.run_txn(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
@@ -257,6 +273,7 @@ def build_node(
         guarded=[(api_guard, api_site), (peer_guard, peer_site)],
         reload_peer_urls=reload_peer_urls,
         peer_moved=lambda peer: sync.sync_peer_soon(peer),
+        identity=identity,
     )
 
     sync = DirectorySyncService(

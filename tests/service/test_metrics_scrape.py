@@ -50,7 +50,9 @@ def has_samples(name: str, scraped: dict[str, list[tuple[dict[str, str], float]]
     return any(s == name or s in (f"{name}_bucket", f"{name}_count") for s in scraped)
 
 
-def value(scraped: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str) -> float:
+def value(
+    scraped: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+) -> float:
     for got, v in scraped.get(name, []):
         if all(got.get(k) == want for k, want in labels.items()):
             return v

@@ -91,7 +91,7 @@ async def test_rotation_under_traffic_loses_and_refuses_nothing(tmp_path: Path) 
             (old.signing.certificate, new.signing.certificate),
             (old.tls.certificate, new.tls.certificate),
         )
-        mid_no, mid_pt = len(from_no), len(from_pt)
+        mid_no = len(from_no)
         no.parts.reload_trust()  # NO now signs and presents the new keys
         assert mid_no < COUNT, "the rotation came after the traffic"
 

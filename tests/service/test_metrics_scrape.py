@@ -85,7 +85,7 @@ async def test_every_documented_metric_has_samples_on_a_running_node(tmp_path) -
     systems = {
         a: NationalSystem(reactor, setups[a[:2]], a) for ids in AUTHORITIES.values() for a in ids
     }
-    helsedir, udir, omd = systems["NO-HELSEDIR"], systems["NO-UDIR"], systems["PT-OMD"]
+    helsedir, omd = systems["NO-HELSEDIR"], systems["PT-OMD"]
     now = datetime.now(UTC)
     try:
         # Received at NO: one pulled by HELSEDIR, one pushed (and failing) to UDIR.

@@ -1,7 +1,7 @@
 """``imi-gateway keys``: inspect and manage a node's certificates and trust store.
 
-Sub-commands: ``show``, ``issue-national``, ``export``, ``import-peer`` and
-``revoke``. The work is done by :mod:`gateway.keystore`; this module parses
+Sub-commands: ``show``, ``issue-national``, ``export``, ``import-peer``,
+``revoke``, ``rotate`` and ``retire-old``. The work is done by :mod:`gateway.keystore`; this module parses
 arguments and prints results (never key material).
 """
 
@@ -46,6 +46,11 @@ def _show(args: argparse.Namespace) -> int:
             [
                 keystore.certificate_info(name, cert, revoked)
                 for name, cert in zip(keystore.NODE_KEY_NAMES, certs.all(), strict=True)
+            ]
+            + [
+                keystore.certificate_info(f"{name}-old", cert, revoked)
+                for name, old in (("signing", certs.previous_signing), ("tls", certs.previous_tls))
+                for cert in old
             ]
             if certs
             else []
@@ -198,7 +203,14 @@ def _import_peer(args: argparse.Namespace) -> int:
     result = keystore.import_peer(args.node_dir, data, url=args.url, replace=args.replace)
     peer = result.certificates
     verb = "Imported" if result.changed else "Already up to date:"
+    if result.rotated:
+        verb = "Added the rotated keys of"
     print(f"{verb} peer {peer.node_id} at {result.url}")
+    if result.rotated:
+        print(
+            "  its previous signing and TLS certificates stay accepted until the end of "
+            f"the overlap (retire them earlier: imi-gateway keys retire-old NODE_DIR {peer.node_id})"
+        )
     for name, cert in zip(keystore.NODE_KEY_NAMES, peer.all(), strict=True):
         print(f"  {name:<8} sha256 {keystore.certificate_fingerprint(cert)}")
     print(
@@ -225,6 +237,46 @@ def _revoke(args: argparse.Namespace) -> int:
         record_change(args.node_dir, Event.TRUST_CHANGED, subject)
     notify_running_node(args.node_dir)
     return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    rotation = keystore.rotate_node_keys(args.node_dir, overlap_days=args.overlap_days)
+    record_change(args.node_dir, Event.TRUST_CHANGED, f"rotate {rotation.node_id}")
+    print(f"Rotated the signing and TLS keys of node {rotation.node_id}.")
+    for role in ("signing", "tls"):
+        print(f"  {role:<8} old sha256 {rotation.old[role]}")
+        print(f"  {role:<8} new sha256 {rotation.new[role]}")
+    print(f"Peers accept the old certificates until {rotation.overlap_until:%Y-%m-%d %H:%M} UTC.")
+    print(
+        "Next: send the new bundle to each peer (imi-gateway keys export), let them import it "
+        "(keys import-peer adds it next to the old one), then make this node use the new "
+        f"keys: imi-gateway reload {args.node_dir}"
+    )
+    return 0
+
+
+def _retire_old(args: argparse.Namespace) -> int:
+    dropped = keystore.retire_old(args.node_dir, args.peers)
+    if not dropped:
+        print("No previous certificates to retire.")
+        return 0
+    record_change(args.node_dir, Event.TRUST_CHANGED, "retire-old " + ",".join(dropped))
+    for what in dropped:
+        print(
+            f"Retired the previous certificates of {what if what == 'this node' else 'peer ' + what}."
+        )
+    notify_running_node(args.node_dir)
+    return 0
+
+
+def _overlap_days(value: str) -> int:
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days") from None
+    if not 1 <= days <= 365:
+        raise argparse.ArgumentTypeError("the overlap must be between 1 and 365 days")
+    return days
 
 
 def _days(value: str) -> int:
@@ -309,8 +361,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="trust a peer node from its exported bundle",
         description=(
             "Check a peer's bundle (from its 'keys export'), store its certificates under "
-            "trust/peers/ID/ and add it to [[peers]] in gateway.toml. Other certificates "
-            "for a known peer are refused unless --replace is given (a rotation)."
+            "trust/peers/ID/ and add it to [[peers]] in gateway.toml. New signing and TLS "
+            "certificates of a known peer from the same CA (its key rotation) are added "
+            "next to the old ones, which stay accepted until the overlap the bundle "
+            "announces ends; certificates from another CA are refused unless --replace "
+            "is given."
         ),
     )
     imp.add_argument("node_dir", metavar="NODE_DIR")
@@ -331,3 +386,39 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rev.add_argument("node_dir", metavar="NODE_DIR")
     rev.add_argument("target", metavar="FINGERPRINT|AUTHORITY_ID")
     rev.set_defaults(func=_revoke)
+
+    rot = sub.add_parser(
+        "rotate",
+        help="renew the node's signing and TLS keys and certificates, with an overlap",
+        description=(
+            "Issue new signing and TLS keys and certificates (825 days) from the node CA, "
+            "for the same node id and host names, replacing the old keys. The old "
+            "certificates are kept until the end of the overlap; the exported bundle "
+            "announces it, and peers that import it (keys import-peer) accept old and new "
+            "certificates until then. A running node starts using the new keys at its next "
+            "reload (imi-gateway reload): let the peers import the new bundle first. "
+            "See docs/operator-keys.md."
+        ),
+    )
+    rot.add_argument("node_dir", metavar="NODE_DIR")
+    rot.add_argument(
+        "--overlap-days",
+        type=_overlap_days,
+        default=keystore.DEFAULT_OVERLAP_DAYS,
+        metavar="N",
+        help=f"days the old certificates stay accepted (default {keystore.DEFAULT_OVERLAP_DAYS})",
+    )
+    rot.set_defaults(func=_rotate)
+
+    ret = sub.add_parser(
+        "retire-old",
+        help="stop accepting the certificates a rotation replaced, before the overlap ends",
+        description=(
+            "Drop the previous certificates kept through a key rotation's overlap: this "
+            "node's own and every peer's, or only the peers named. A running node is told "
+            "to reload."
+        ),
+    )
+    ret.add_argument("node_dir", metavar="NODE_DIR")
+    ret.add_argument("peers", metavar="PEER", nargs="*", help="only these peers' (node ids)")
+    ret.set_defaults(func=_retire_old)

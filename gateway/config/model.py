@@ -259,6 +259,8 @@ class MetricsConfig:
     host: str = "127.0.0.1"
     port: int = setting(9100, minimum=0, maximum=65535)  # 0: any free port
     max_connections: int = setting(64, minimum=1, maximum=100_000)
+    #: How often the gauges of stored state and certificate expiry are re-read.
+    refresh_seconds: float = setting(15.0, minimum=1, maximum=3600)
 
     def __post_init__(self) -> None:
         _check_listen_address(self.host, "host")

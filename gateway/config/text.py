@@ -112,6 +112,7 @@ port = {peer_port}
 # host = "127.0.0.1"
 port = {metrics_port}
 # max_connections = 64
+# refresh_seconds = 15               # how often queue depths and certificate expiry are re-read
 
 [limits]
 # max_body_bytes = 16777216          # largest request body accepted (16 MiB)

@@ -11,7 +11,9 @@ Layout (keys/README.md explains it to operators)::
         audit.hmac                 32 random bytes: the audit key, keys the document
                                    digests of audit entries (docs/audit.md), 0600
       certs/ca.pem signing.pem tls.pem
+      certs/previous/              replaced certificates during a rotation's overlap
       trust/peers/<NODE_ID>/{ca,signing,tls}.pem   pinned certificates of a peer
+      trust/peers/<NODE_ID>/previous/  the peer's replaced ones, during its overlap
       national/<AUTHORITY_ID>.pem  certificate(s) bound to a national authority
                                    (several during a rotation)
       national/revoked/<FP>.pem    certificates unbound by ``keys revoke``
@@ -47,7 +49,10 @@ Modules (this package re-exports their public names; import from
 * operations, one module per command: :mod:`~gateway.keystore.create`
   (``init``), :mod:`~gateway.keystore.national` (``keys issue-national``),
   :mod:`~gateway.keystore.peers` (``keys export``, ``keys import-peer``),
-  :mod:`~gateway.keystore.revocation` (``keys revoke``). Their edits of
+  :mod:`~gateway.keystore.revocation` (``keys revoke``),
+  :mod:`~gateway.keystore.rotation` (``keys rotate``, ``keys retire-old``;
+  replaced certificates kept through the overlap by
+  :mod:`~gateway.keystore.previous`). Their edits of
   gateway.toml are text edits made by :mod:`gateway.config` (``with_peer``,
   ``with_authority``); this package writes the file.
 """
@@ -86,6 +91,7 @@ from gateway.keystore.errors import (
     PeerAlreadyKnown,
     PeerBundleInvalid,
     RevocationTargetUnknown,
+    RotationInvalid,
 )
 from gateway.keystore.layout import (
     CERTS_DIR,
@@ -112,6 +118,7 @@ from gateway.keystore.load import (
     load_node_keys,
     load_trust,
     read_revocations,
+    reload_node_keys,
 )
 from gateway.keystore.national import NationalIssued, check_authority_id, issue_national_certificate
 from gateway.keystore.peers import (
@@ -123,6 +130,13 @@ from gateway.keystore.peers import (
     parse_node_bundle,
 )
 from gateway.keystore.revocation import Revocation, revoke
+from gateway.keystore.rotation import (
+    DEFAULT_OVERLAP_DAYS,
+    Rotation,
+    own_overlap_until,
+    retire_old,
+    rotate_node_keys,
+)
 
 __all__ = [
     "AUDIT_KEY_FILE",
@@ -131,6 +145,7 @@ __all__ = [
     "CERTS_DIR",
     "DATA_KEK_BYTES",
     "DATA_KEK_FILE",
+    "DEFAULT_OVERLAP_DAYS",
     "KEYS_DIR",
     "LOCK_FILE",
     "NATIONAL_DIR",
@@ -160,6 +175,8 @@ __all__ = [
     "PrivateKey",
     "Revocation",
     "RevocationTargetUnknown",
+    "Rotation",
+    "RotationInvalid",
     "atomic_write",
     "audit_key_path",
     "certificate_fingerprint",
@@ -178,9 +195,13 @@ __all__ = [
     "load_trust",
     "node_paths",
     "normalize_fingerprint",
+    "own_overlap_until",
     "parse_node_bundle",
     "read_revocations",
+    "reload_node_keys",
+    "retire_old",
     "revoke",
+    "rotate_node_keys",
     "serialization",
     "trust_listing",
 ]

@@ -63,3 +63,9 @@ class RevocationTargetUnknown(NotFound):
     """Neither a SHA-256 fingerprint nor an authority with a bound certificate."""
 
     code = "REVOCATION_TARGET_UNKNOWN"
+
+
+class RotationInvalid(InvalidInput):
+    """A key rotation was asked with invalid options (overlap outside 1-365 days, unknown peer)."""
+
+    code = "ROTATION_INVALID"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -41,6 +42,7 @@ from gateway.keystore.layout import (
     _require_node_dir,
     node_paths,
 )
+from gateway.keystore.previous import read_previous
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,15 @@ def load_node_keys(node_dir: str | Path) -> NodeKeys:
         if cached is None:
             cached = _key_cache[root] = _load_node_keys(node_paths(root))
         return cached
+
+
+def reload_node_keys(node_dir: str | Path) -> NodeKeys:
+    """Read the node's keys from disk again (after ``keys rotate``) and cache them."""
+    root = Path(node_dir).resolve()
+    fresh = _load_node_keys(node_paths(root))
+    with _key_cache_lock:
+        _key_cache[root] = fresh
+    return fresh
 
 
 def clear_key_cache() -> None:
@@ -151,15 +162,36 @@ def load_data_kek(node_dir: str | Path) -> bytes:
 
 @dataclass(frozen=True)
 class PeerCertificates:
-    """The pinned certificates of a peer node."""
+    """The pinned certificates of a peer node.
+
+    ``signing`` and ``tls`` are the peer's current certificates. During a key
+    rotation's overlap (``keys import-peer`` of a rotated peer's bundle) the
+    ones they replaced are kept in ``previous_signing`` / ``previous_tls``
+    until ``overlap_until``: the pin sets ``signing_set`` and ``tls_set``
+    accept old and new alike.
+    """
 
     node_id: str
     ca: x509.Certificate
     signing: x509.Certificate
     tls: x509.Certificate
+    previous_signing: tuple[x509.Certificate, ...] = ()
+    previous_tls: tuple[x509.Certificate, ...] = ()
+    overlap_until: datetime | None = None
 
     def all(self) -> tuple[x509.Certificate, ...]:
+        """The current CA, signing and TLS certificates (in ``NODE_KEY_NAMES`` order)."""
         return (self.ca, self.signing, self.tls)
+
+    @property
+    def signing_set(self) -> tuple[x509.Certificate, ...]:
+        """Every signing certificate accepted from this peer (older ones first)."""
+        return (*self.previous_signing, self.signing)
+
+    @property
+    def tls_set(self) -> tuple[x509.Certificate, ...]:
+        """Every TLS certificate accepted from this peer (older ones first)."""
+        return (*self.previous_tls, self.tls)
 
 
 @dataclass(frozen=True)
@@ -222,16 +254,39 @@ def _read_revoked(path: Path) -> dict[str, str]:
     return entries
 
 
+def _with_previous(peer: PeerCertificates, entry: Path, now: datetime | None) -> PeerCertificates:
+    """``peer`` with its previous certificates, while the rotation's overlap lasts."""
+    previous = read_previous(entry, f"peer {peer.node_id}")
+    if previous is None or not previous.active(now or datetime.now(UTC)):
+        return peer
+    for name, cert in (
+        *(("signing", c) for c in previous.signing),
+        *(("tls", c) for c in previous.tls),
+    ):
+        _validate_peer(peer.node_id, peer.ca, cert, cert, KeyStoreError, f"{entry} ({name})")
+    return PeerCertificates(
+        peer.node_id,
+        peer.ca,
+        peer.signing,
+        peer.tls,
+        previous_signing=previous.signing,
+        previous_tls=previous.tls,
+        overlap_until=previous.until,
+    )
+
+
 def read_revocations(node_dir: str | Path) -> Mapping[str, str]:
     """Revoked fingerprints of ``node_dir`` with the comment recorded for each."""
     return MappingProxyType(_read_revoked(node_paths(node_dir).revoked))
 
 
-def load_trust(node_dir: str | Path) -> NodeTrust:
+def load_trust(node_dir: str | Path, *, now: datetime | None = None) -> NodeTrust:
     """Read the trust store (peers, national systems, revocations) of ``node_dir``.
 
     Not cached: certificates load in microseconds and the operator may change
-    the store while the node runs (reload on demand).
+    the store while the node runs (reload on demand). A peer's previous
+    certificates (a rotation's overlap) are read while ``now`` (default: the
+    wall clock) is before the overlap's end.
     """
     paths = node_paths(node_dir)
     _require_node_dir(paths)
@@ -257,7 +312,9 @@ def load_trust(node_dir: str | Path) -> NodeTrust:
                 for name in NODE_KEY_NAMES
             )
             _validate_peer(entry.name, ca, signing, tls, KeyStoreError, str(entry))
-            peers[entry.name] = PeerCertificates(entry.name, ca, signing, tls)
+            peers[entry.name] = _with_previous(
+                PeerCertificates(entry.name, ca, signing, tls), entry, now
+            )
     national: dict[str, tuple[x509.Certificate, ...]] = {}
     if paths.national_dir.is_dir():
         for entry in sorted(paths.national_dir.glob("*.pem")):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -15,6 +15,8 @@ from gateway.keystore.certs import _cert_pem, _load_cert, _now, certificate_fing
 from gateway.keystore.errors import PeerAlreadyKnown, PeerBundleInvalid
 from gateway.keystore.layout import NODE_KEY_NAMES, _file_mode, _locked, atomic_write, node_paths
 from gateway.keystore.load import PeerCertificates, _validate_peer, load_trust
+from gateway.keystore.previous import read_previous, remove_previous, write_previous
+from gateway.keystore.rotation import DEFAULT_OVERLAP_DAYS, own_overlap_until
 
 BUNDLE_FORMAT = "imi-gateway-node-bundle"
 BUNDLE_VERSION = 1
@@ -41,6 +43,10 @@ def export_node_bundle(node_dir: str | Path) -> bytes:
         "certificates": {name: _cert_pem(cert).decode("ascii") for name, cert in certs.items()},
         "fingerprints": {name: certificate_fingerprint(cert) for name, cert in certs.items()},
     }
+    overlap_until = own_overlap_until(paths.root)
+    if overlap_until is not None:
+        # A rotation is under way: peers keep the certificates they have until then.
+        bundle["overlap_until"] = overlap_until.isoformat()
     return (json.dumps(bundle, indent=2) + "\n").encode("utf-8")
 
 
@@ -51,6 +57,8 @@ class ImportedPeer:
     certificates: PeerCertificates
     url: str
     changed: bool
+    #: The peer's certificates were added next to its old ones (a rotation, same CA).
+    rotated: bool = False
 
     @property
     def ca_fingerprint(self) -> str:
@@ -111,9 +119,12 @@ def import_peer(
 
     The peer's URL is ``url`` if given, else the one already configured for
     the peer, else the one announced in the bundle. Importing the same
-    certificates again changes at most the URL. Other certificates for a known
-    peer are refused (:class:`PeerAlreadyKnown`) unless ``replace`` is true (a
-    rotation: the old certificates are replaced; revoke them if compromised).
+    certificates again changes at most the URL. New signing and TLS
+    certificates from the peer's pinned CA are a key rotation: they are added,
+    and the old ones stay accepted until the overlap the bundle announces (or
+    30 days) ends. Certificates from another CA are refused
+    (:class:`PeerAlreadyKnown`) unless ``replace`` is true: then every old
+    certificate is dropped (revoke them if compromised).
     """
     paths = node_paths(node_dir)
     peer, announced = parse_node_bundle(bundle_bytes, now=now)
@@ -138,18 +149,84 @@ def import_peer(
         same = existing is not None and [certificate_fingerprint(c) for c in existing.all()] == [
             certificate_fingerprint(c) for c in peer.all()
         ]
-        if existing is not None and not same and not replace:
+        rotation = (
+            existing is not None
+            and not same
+            and not replace
+            and certificate_fingerprint(existing.ca) == certificate_fingerprint(peer.ca)
+        )
+        if existing is not None and not same and not replace and not rotation:
             raise PeerAlreadyKnown(
-                f"peer {peer.node_id} is already known with other certificates; "
+                f"peer {peer.node_id} is already known with another CA; "
                 "check the new fingerprints with its operator, then import with --replace"
             )
+        if rotation:
+            assert existing is not None
+            _check_newer(existing, peer)
         text = paths.config.read_text(encoding="utf-8")
         new_text = config_mod.with_peer(text, paths.root, peer.node_id, peer_url)
         if not same:
             directory = paths.peer_dir(peer.node_id)
             directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+            if rotation:
+                assert existing is not None
+                _keep_previous(directory, existing, peer, _bundle_overlap(bundle_bytes), now)
+            else:
+                remove_previous(directory)
             for name, cert in zip(NODE_KEY_NAMES, peer.all(), strict=True):
                 atomic_write(directory / f"{name}.pem", _cert_pem(cert), 0o644)
         if new_text != text:
             atomic_write(paths.config, new_text.encode("utf-8"), _file_mode(paths.config))
-    return ImportedPeer(peer, peer_url, changed=not same or new_text != text)
+    return ImportedPeer(peer, peer_url, changed=not same or new_text != text, rotated=rotation)
+
+
+def _check_newer(existing: PeerCertificates, peer: PeerCertificates) -> None:
+    """A rotation brings certificates newer than the current ones (not an old bundle again)."""
+    for name, old, new in (
+        ("signing", existing.signing, peer.signing),
+        ("tls", existing.tls, peer.tls),
+    ):
+        if new.not_valid_before_utc < old.not_valid_before_utc:
+            raise PeerBundleInvalid(
+                f"the bundle's {name} certificate is older than the one this node has for "
+                f"peer {peer.node_id} (an old bundle?)"
+            )
+
+
+def _bundle_overlap(bundle: bytes) -> datetime | None:
+    """The end of the overlap a rotated node's bundle announces, if any."""
+    value = json.loads(bundle.decode("utf-8")).get("overlap_until")
+    if value is None:
+        return None
+    try:
+        until = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        until = None
+    if until is None or until.tzinfo is None:
+        raise PeerBundleInvalid("the bundle's overlap_until is not an ISO 8601 time with offset")
+    return until
+
+
+def _keep_previous(
+    directory: Path,
+    existing: PeerCertificates,
+    peer: PeerCertificates,
+    announced: datetime | None,
+    now: datetime | None,
+) -> None:
+    """Keep the peer's replaced certificates next to the new ones until the overlap ends."""
+    moment = _now(now)
+    earlier = read_previous(directory, f"peer {peer.node_id}")
+    active = earlier is not None and earlier.active(moment)
+    until = announced or moment + timedelta(days=DEFAULT_OVERLAP_DAYS)
+    if earlier is not None and active:
+        until = max(until, earlier.until)
+    new = {certificate_fingerprint(peer.signing), certificate_fingerprint(peer.tls)}
+    signing = (*(earlier.signing if earlier and active else ()), existing.signing)
+    tls = (*(earlier.tls if earlier and active else ()), existing.tls)
+    write_previous(
+        directory,
+        tuple(c for c in signing if certificate_fingerprint(c) not in new),
+        tuple(c for c in tls if certificate_fingerprint(c) not in new),
+        until,
+    )

@@ -110,6 +110,10 @@ def _known_certificates(
     for peer in trust.peers.values():
         for name, cert in zip(NODE_KEY_NAMES, peer.all(), strict=True):
             known[certificate_fingerprint(cert)] = (f"peer {peer.node_id} {name} certificate", cert)
+        for name, previous in (("signing", peer.previous_signing), ("tls", peer.previous_tls)):
+            for cert in previous:
+                what = f"peer {peer.node_id} previous {name} certificate"
+                known[certificate_fingerprint(cert)] = (what, cert)
     for authority_id, certs in bound.items():
         for cert in certs:
             known[certificate_fingerprint(cert)] = (f"national system {authority_id}", cert)

@@ -51,15 +51,22 @@ from gateway.node.services import (
     PeerCheckpoints,
     backoff_of,
     build_senders,
+    watched_certificates,
 )
-from gateway.node.trust_reload import TrustPins, TrustReloader, record_trust_change
+from gateway.node.trust_reload import (
+    NodeIdentity,
+    RotatingSigner,
+    TrustPins,
+    TrustReloader,
+    record_trust_change,
+)
 from gateway.node_ports import PortsFile
 from gateway.service.audit_checkpoints import AuditCheckpointService
 from gateway.service.deliveries import Deliveries, Pusher
 from gateway.service.directory_search import LiveSearch
 from gateway.service.directory_sync import DirectorySyncService
 from gateway.service.localization import Localizer
-from gateway.service.metrics import NodeMetrics
+from gateway.service.metrics import MetricsRefresher, NodeMetrics
 from gateway.service.outbound import PeerSender
 from gateway.service.pipeline import Pipeline
 from gateway.service.retention import RetentionService
@@ -140,7 +147,7 @@ def build_node(
         clock=clock or ReactorClock(reactor),
         db=db,
         cpu=cpu.run,
-        signer=Signer(keys.signing.key, keys.signing.certificate),
+        signer=RotatingSigner(Signer(keys.signing.key, keys.signing.certificate)),
         sealer=Sealer(load_data_kek(node_dir)),
         metrics=NodeMetrics(),
         audit_key=audit_key,
@@ -213,6 +220,19 @@ def build_node(
         tsa=tsa,
     )
     top.add(checkpoints)
+    metrics.know_peers(peer_urls)
+    metrics.know_push_authorities(push_urls)
+    top.add(
+        MetricsRefresher(
+            metrics,
+            db,
+            clock,
+            interval=config.metrics.refresh_seconds,
+            peers=lambda: sorted(peer_urls),
+            authorities=lambda: [a.id for a in config.authorities],
+            certificates=lambda: watched_certificates(identity.keys, trust),
+        )
+    )
 
     site = SiteFactory(config, reactor, metrics)
     api_guard = api_root(
@@ -244,6 +264,8 @@ def build_node(
     peer_site = site(peer_guard, "peer", config.peer.max_connections, config.limits.max_body_bytes)
     api_tls = ReloadableServerOptions(keys.tls.key, keys.tls.certificate, [keys.ca.certificate])
     peer_tls = ReloadableServerOptions(keys.tls.key, keys.tls.certificate, pins.peer_cas())
+    assert isinstance(runtime.signer, RotatingSigner)
+    identity = NodeIdentity(keys, runtime.signer, servers=[api_tls, peer_tls], client=policy)
 
     def health_check() -> Deferred[Any]:
         return db.run_txn(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
@@ -283,6 +305,7 @@ def build_node(
         reload_peer_urls=reload_peer_urls,
         peer_moved=lambda peer: sync.sync_peer_soon(peer),
         trust_changed=lambda changes: record_trust_change(runtime, trust.raw),
+        identity=identity,
     )
 
     sync = DirectorySyncService(

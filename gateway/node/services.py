@@ -21,6 +21,8 @@ from gateway.core.envelopes import read_error
 from gateway.core.errors import NotFound, Unavailable
 from gateway.core.retry import Backoff
 from gateway.core.xmlparse import parse_xml
+from gateway.keystore import NodeKeys
+from gateway.service.metrics import WatchedCertificate
 from gateway.service.outbound import PeerSender
 from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores
@@ -214,6 +216,21 @@ def build_senders(
     }
 
 
+def watched_certificates(keys: NodeKeys, trust: NodeTrustStores) -> list[WatchedCertificate]:
+    """The certificates whose expiry the node exports: its own, its peers', its national systems'."""
+    watched = [
+        WatchedCertificate("node", keys.node_id, role, pair.certificate)
+        for role, pair in (("ca", keys.ca), ("signing", keys.signing), ("tls", keys.tls))
+    ]
+    for peer_id, peer in sorted(trust.raw.peers.items()):
+        watched.append(WatchedCertificate("peer", peer_id, "ca", peer.ca))
+        watched += [WatchedCertificate("peer", peer_id, "signing", c) for c in peer.signing_set]
+        watched += [WatchedCertificate("peer", peer_id, "tls", c) for c in peer.tls_set]
+    for authority, certs in sorted(trust.national_certificates.items()):
+        watched += [WatchedCertificate("national", authority, "client", c) for c in certs]
+    return watched
+
+
 __all__ = [
     "CPUPool",
     "Closer",
@@ -222,4 +239,5 @@ __all__ = [
     "PeerCheckpoints",
     "backoff_of",
     "build_senders",
+    "watched_certificates",
 ]

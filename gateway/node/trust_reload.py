@@ -5,6 +5,11 @@ peer listener's accepted client CAs, the outbound TLS pins (peer nodes and
 push callbacks), and the connections open on the API and peer listeners
 (closed when their certificate is no longer trusted). A reload that changes
 what the node trusts is recorded in the audit log (TRUST_CHANGED).
+
+It also re-reads the node's own keys (:class:`NodeIdentity`): after ``keys
+rotate`` the reload makes the new signing key sign (:class:`RotatingSigner`)
+and the new TLS certificate be presented on new connections, by the
+listeners and the outbound client. Connections already open keep theirs.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from gateway.core.audit import Event, node_actor
-from gateway.keystore import NodeKeys, NodeTrust, trust_listing
+from gateway.core.signing import Signer
+from gateway.core.xmlparse import DEFAULT_LIMITS, ParseLimits
+from gateway.keystore import KeyStoreError, NodeKeys, NodeTrust, trust_listing
+from gateway.keystore.load import reload_node_keys
 from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores, TrustChanges
 from gateway.storage.audit import append_audit_txn
@@ -25,6 +33,80 @@ from gateway.transport.http import LimitedSite
 from gateway.transport.tls import PinnedPeersPolicy, ReloadableServerOptions
 
 log = Logger()
+
+
+class RotatingSigner(Signer):
+    """The node's signer, whose key a rotation replaces while the node runs.
+
+    Every call goes to the current :class:`Signer`, read once per call, so a
+    signature made while the key is swapped uses the old key or the new one,
+    never a mix.
+    """
+
+    def __init__(self, signer: Signer) -> None:  # no super().__init__: it only delegates
+        self._current = signer
+
+    def use(self, signer: Signer) -> None:
+        self._current = signer
+
+    @property
+    def certificate(self) -> Any:
+        return self._current.certificate
+
+    @property
+    def signature_method(self) -> str:
+        return self._current.signature_method
+
+    def sign(self, root: Any) -> bytes:
+        return self._current.sign(root)
+
+    def sign_bytes(self, data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> bytes:
+        return self._current.sign_bytes(data, limits)
+
+
+class NodeIdentity:
+    """The node's own keys as the running node uses them; :meth:`reload` applies a rotation."""
+
+    def __init__(
+        self,
+        keys: NodeKeys,
+        signer: RotatingSigner,
+        *,
+        servers: list[ReloadableServerOptions],
+        client: PinnedPeersPolicy,
+    ) -> None:
+        self.keys = keys
+        self._signer = signer
+        self._servers = servers
+        self._client = client
+
+    def reload(self) -> bool:
+        """Re-read the keys; if the signing or TLS key changed, use the new ones. True if so."""
+        try:
+            fresh = reload_node_keys(self.keys.node_dir)
+        except KeyStoreError:
+            log.failure("The node's keys could not be read; the node keeps its current keys")
+            return False
+        old = self.keys
+        if (fresh.signing.fingerprint, fresh.tls.fingerprint) == (
+            old.signing.fingerprint,
+            old.tls.fingerprint,
+        ):
+            return False
+        if fresh.ca.fingerprint != old.ca.fingerprint:
+            log.warn("The node CA changed on disk: restart the node to use it; keys not reloaded")
+            return False
+        self._signer.use(Signer(fresh.signing.key, fresh.signing.certificate))
+        for server in self._servers:
+            server.set_identity(fresh.tls.key, fresh.tls.certificate)
+        self._client.set_identity(fresh.tls.key, fresh.tls.certificate)
+        self.keys = fresh
+        log.info(
+            "Node keys rotated: now signing with sha256 {signing}, presenting TLS sha256 {tls}",
+            signing=fresh.signing.fingerprint,
+            tls=fresh.tls.fingerprint,
+        )
+        return True
 
 
 class TrustPins:
@@ -45,8 +127,8 @@ class TrustPins:
     def pinned_servers(self) -> dict[tuple[str, int], tuple[Any, Any]]:
         """The outbound TLS pins from the current trust: peer nodes and push callbacks."""
         raw = self._trust.raw
-        pins = {
-            netloc_of(url): (raw.peers[peer].ca, raw.peers[peer].tls)
+        pins: dict[tuple[str, int], tuple[Any, Any]] = {
+            netloc_of(url): (raw.peers[peer].ca, raw.peers[peer].tls_set)
             for peer, url in self._peer_urls.items()
             if peer in raw.peers
         }
@@ -76,6 +158,7 @@ class TrustReloader:
         reload_peer_urls: Callable[[], list[str]] = list,
         peer_moved: Callable[[str], None] = lambda peer: None,
         trust_changed: Callable[[TrustChanges], object] = lambda changes: None,
+        identity: NodeIdentity | None = None,
     ) -> None:
         """``reload_peer_urls`` re-reads the peers' URLs and names the moved peers;
         ``peer_moved`` is told of each (its directory is synchronised at once);
@@ -89,8 +172,11 @@ class TrustReloader:
         self._reload_peer_urls = reload_peer_urls
         self._peer_moved = peer_moved
         self._trust_changed = trust_changed
+        self._identity = identity
 
     def __call__(self) -> TrustChanges:
+        if self._identity is not None:
+            self._identity.reload()
         changes = self._trust.reload()
         moved = self._reload_peer_urls()
         self._peer_tls.set_client_cas(self._pins.peer_cas())
@@ -136,4 +222,4 @@ def record_trust_change(runtime: Runtime, trust: NodeTrust) -> Deferred[object]:
     return d
 
 
-__all__ = ["TrustPins", "TrustReloader", "record_trust_change"]
+__all__ = ["NodeIdentity", "RotatingSigner", "TrustPins", "TrustReloader", "record_trust_change"]

@@ -253,6 +253,7 @@ class Pusher(LeasedQueueWorker):
                     authority=item.authority_id,
                     code=code,
                 )
+                self._rt.metrics.push_failures.labels(item.authority_id).inc()
                 delay = await self._retry_later([item], code, now)
                 next_delay = max(next_delay, min(delay, IDLE_POLL_SECONDS))
             done.add(item.seq)

@@ -368,7 +368,7 @@ class Pipeline:
         raw = self._trust.raw
         cached = self._all_peers
         if cached is None or cached[0] is not raw:
-            signing = tuple(raw.peers[p].signing for p in sorted(raw.peers))
+            signing = tuple(c for p in sorted(raw.peers) for c in raw.peers[p].signing_set)
             cached = self._all_peers = (raw, TrustStore(pinned=signing, revoked=raw.revoked))
         return cached[1]
 

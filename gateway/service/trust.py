@@ -6,7 +6,8 @@ One place turns ``keystore.NodeTrust`` (files in the node directory) into the
 * ``national``: the registered national-system certificates of this node's
   authorities, pinned (a certificate merely issued by the node CA but not
   registered for an authority is refused);
-* ``envelopes(peer)``: the peer node's signing certificate, pinned;
+* ``envelopes(peer)``: the peer node's signing certificate, pinned (old and
+  new during the peer's key rotation);
 * ``peer_authorities(peer)``: certificates of the peer's authorities: those
   its signed directory lists (pinned), else any issued by the peer's node CA;
 * the TLS material for listeners and the client.
@@ -65,7 +66,9 @@ def _fingerprints(trust: NodeTrust) -> frozenset[str]:
 
 
 def _peer_pins(trust: NodeTrust) -> frozenset[tuple[str, str]]:
-    return frozenset((peer, certificate_fingerprint(p.tls)) for peer, p in trust.peers.items())
+    return frozenset(
+        (peer, certificate_fingerprint(c)) for peer, p in trust.peers.items() for c in p.tls_set
+    )
 
 
 class NodeTrustStores:
@@ -90,7 +93,7 @@ class NodeTrustStores:
         # Built aside, then swapped: a verifier on another thread sees the old stores or the new.
         self._authorities = authorities
         self._envelopes = {
-            peer: TrustStore(pinned=(p.signing,), revoked=revoked)
+            peer: TrustStore(pinned=p.signing_set, revoked=revoked)
             for peer, p in trust.peers.items()
         }
         self.national = TrustStore(
@@ -127,8 +130,9 @@ class NodeTrustStores:
     def peer_authorities(self, peer: str) -> TrustStore:
         return self._authorities[peer]
 
-    def peer_tls(self) -> Mapping[str, x509.Certificate]:
-        return {peer: p.tls for peer, p in self.raw.peers.items()}
+    def peer_tls(self) -> Mapping[str, tuple[x509.Certificate, ...]]:
+        """Each peer's pinned TLS certificates (old and new during its key rotation)."""
+        return {peer: p.tls_set for peer, p in self.raw.peers.items()}
 
     def peer_cas(self) -> Mapping[str, x509.Certificate]:
         return {peer: p.ca for peer, p in self.raw.peers.items()}

@@ -483,7 +483,7 @@ class DirectoryStore:
                 "imi-gateway keys import-peer)"
             )
         verified = signing.verify(
-            data, TrustStore(pinned=(peer.signing,), revoked=trust.revoked), now=now
+            data, TrustStore(pinned=peer.signing_set, revoked=trust.revoked), now=now
         )
         if verified.node_id != peer_id:
             raise DirectoryNodeMismatch(f"the directory is not signed by node {peer_id}")

@@ -72,6 +72,12 @@ class NationalSystem:
         #: The last tracking record read (the whole XML tree, renderings included).
         self.last_tracking: etree._Element | None = None
 
+    def pin_node_certificates(self, signing: tuple[Any, ...], tls: tuple[Any, ...]) -> None:
+        """Accept these node signing and TLS certificates (old and new during a key rotation)."""
+        self._node_trust = TrustStore(pinned=signing)
+        self._pins = (self._pins[0], tls)
+        self._policy.set_peers({(LOOPBACK, self._pinned_port): self._pins})
+
     @property
     def node_trust(self) -> TrustStore:
         """The node's signing certificate, pinned (receipts and deliveries are signed with it)."""

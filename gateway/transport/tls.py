@@ -14,6 +14,10 @@
   public CA bundle), checks the pinned certificate, and presents this node's
   TLS certificate; :meth:`PinnedPeersPolicy.set_peers` replaces the pins on a
   reload.
+* A pin is one certificate or a set of them (:data:`Pin`): during a peer's
+  key rotation its old and new TLS certificates are both accepted. After this
+  node's own rotation, ``set_identity`` makes the listeners and the client
+  present the new key and certificate on new connections.
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ from zope.interface import implementer
 from gateway.core.certs import authority_id_of, node_id_of, within_validity
 from gateway.core.errors import Unauthorized
 from gateway.core.pki import PrivateKey
+
+#: The TLS certificate(s) pinned for a peer: one, or several during its key rotation.
+Pin = x509.Certificate | tuple[x509.Certificate, ...]
+
+
+def _pin_set(pin: Pin) -> tuple[x509.Certificate, ...]:
+    return pin if isinstance(pin, tuple) else (pin,)
 
 
 class UnknownPeer(Unauthorized):
@@ -94,10 +105,17 @@ class ReloadableServerOptions:
     ) -> None:
         self._key = key
         self._certificate = certificate
-        self._options = server_options(key, certificate, client_cas)
+        self._client_cas = list(client_cas)
+        self._options = server_options(key, certificate, self._client_cas)
 
     def set_client_cas(self, client_cas: Iterable[x509.Certificate]) -> None:
-        self._options = server_options(self._key, self._certificate, client_cas)
+        self._client_cas = list(client_cas)
+        self._options = server_options(self._key, self._certificate, self._client_cas)
+
+    def set_identity(self, key: PrivateKey, certificate: x509.Certificate) -> None:
+        """Present ``certificate`` (with ``key``) on new connections (after a key rotation)."""
+        self._key, self._certificate = key, certificate
+        self._options = server_options(key, certificate, self._client_cas)
 
     def getContext(self) -> SSL.Context:
         return self._options.getContext()
@@ -123,11 +141,11 @@ def peer_certificate(request: Any) -> x509.Certificate | None:
 
 def peer_of_certificate(
     cert: x509.Certificate | None,
-    pinned_tls: Mapping[str, x509.Certificate],
+    pinned_tls: Mapping[str, Pin],
     revoked: frozenset[str],
     now: datetime,
 ) -> str:
-    """The node id of the known peer whose pinned TLS certificate is exactly ``cert``."""
+    """The node id of the known peer one of whose pinned TLS certificates is exactly ``cert``."""
     if cert is None:
         raise UnknownPeer("no TLS client certificate was presented")
     node_id = node_id_of(cert)
@@ -135,7 +153,7 @@ def peer_of_certificate(
     if (
         node_id is None
         or pinned is None
-        or _fingerprint(pinned) != _fingerprint(cert)
+        or _fingerprint(cert) not in {_fingerprint(p) for p in _pin_set(pinned)}
         or _fingerprint(cert).hex() in revoked
     ):
         raise UnknownPeer()
@@ -166,22 +184,22 @@ def authority_of_certificate(
 
 @implementer(IOpenSSLClientConnectionCreator)
 class _PinnedClientCreator:
-    """Client TLS towards one peer: its CA only, and exactly its pinned TLS certificate.
+    """Client TLS towards one peer: its CA only, and exactly one of its pinned TLS certificates.
 
     The pin replaces host-name verification (Twisted's check through
     service_identity does not understand our ``urn:`` identity URIs), so a
-    certificate is accepted only if it is the very one imported for the peer.
+    certificate is accepted only if it is one imported for the peer.
     """
 
-    def __init__(self, options: ssl.CertificateOptions, pinned: x509.Certificate, host: str):
+    def __init__(self, options: ssl.CertificateOptions, pinned: Pin, host: str):
         self._context = options.getContext()
-        pinned_der = pinned.public_bytes(Encoding.DER)
+        pinned_der = {p.public_bytes(Encoding.DER) for p in _pin_set(pinned)}
 
         def verify(conn: Any, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
             if not ok:
                 return False
             if depth == 0:
-                return bool(cert.to_cryptography().public_bytes(Encoding.DER) == pinned_der)
+                return cert.to_cryptography().public_bytes(Encoding.DER) in pinned_der
             return True
 
         self._context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
@@ -202,17 +220,21 @@ class PinnedPeersPolicy:
         self,
         key: PrivateKey,
         certificate: x509.Certificate,
-        peers: Mapping[tuple[str, int], tuple[x509.Certificate, x509.Certificate]],
+        peers: Mapping[tuple[str, int], tuple[x509.Certificate, Pin]],
     ) -> None:
-        """``peers`` maps a peer URL's (host, port) to (that peer's CA, its TLS certificate)."""
+        """``peers`` maps a peer URL's (host, port) to (that peer's CA, its TLS certificate(s))."""
         self._key = key
         self._certificate = certificate
         self.set_peers(peers)
 
-    def set_peers(
-        self, peers: Mapping[tuple[str, int], tuple[x509.Certificate, x509.Certificate]]
-    ) -> None:
+    def set_identity(self, key: PrivateKey, certificate: x509.Certificate) -> None:
+        """Present ``certificate`` on new connections (after a key rotation); keeps the pins."""
+        self._key, self._certificate = key, certificate
+        self.set_peers(self._peers)
+
+    def set_peers(self, peers: Mapping[tuple[str, int], tuple[x509.Certificate, Pin]]) -> None:
         """Replace the pinned peers (on a trust reload); new connections use them."""
+        self._peers = dict(peers)
         self._creators = {
             netloc: _PinnedClientCreator(
                 ssl.CertificateOptions(

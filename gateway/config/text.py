@@ -91,6 +91,8 @@ languages = {_toml_array(langs)}
 # url = "postgresql+psycopg://gateway@db.example.org/gateway"
 # url = "sqlite:///{DATABASE_FILE}"
 # pool_size = 5
+# The password out of this file (PostgreSQL; see docs/operator.md):
+# password_file = "/etc/imi-gateway/db-password"   # or: password_env = "IMI_DB_PASSWORD"
 
 [api]
 # HTTPS API for the national systems (client certificates issued by the node CA).

@@ -172,7 +172,7 @@ def test_the_whole_url_can_come_from_a_file(node: Path) -> None:
 def test_shared_processes_need_postgresql(node: Path) -> None:
     text = (node / cfg.CONFIG_FILE).read_text()
     shared = text.replace("[node]\n", '[node]\nprocesses = "shared"\n', 1)
-    with pytest.raises(cfg.ConfigValueInvalid, match="node.processes"):
+    with pytest.raises(cfg.ConfigValueInvalid, match=r"node\.processes"):
         cfg.parse_config(shared, node)
 
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from constantly import NamedConstant
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
@@ -70,7 +71,7 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
         return [_json_safe(v, depth + 1) for v in value]
     if depth < 4 and isinstance(value, Mapping):
         return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, LogLevel):
+    if isinstance(value, NamedConstant):
         return value.name
     if isinstance(value, BaseException):
         return f"{type(value).__name__}: {value}"
@@ -87,9 +88,10 @@ def _iso(timestamp: Any) -> str:
 def event_as_json(event: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON object for one twisted.logger event (see the module docstring)."""
     level = event.get("log_level")
+    when = event.get("log_time")
     out: dict[str, Any] = {
-        "time": _iso(event.get("log_time") or datetime.now(UTC).timestamp()),
-        "level": level.name if isinstance(level, LogLevel) else "info",
+        "time": _iso(datetime.now(UTC).timestamp() if when is None else when),
+        "level": level.name if isinstance(level, NamedConstant) else "info",
         "logger": str(event.get("log_namespace") or "-"),
         "message": formatEvent(dict(event)) or "",
     }

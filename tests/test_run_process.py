@@ -125,12 +125,13 @@ def test_a_node_without_a_peers_trust_is_live_but_not_ready(tmp_path: Path) -> N
 def test_a_port_in_use_stops_the_start_before_any_service_runs(tmp_path: Path) -> None:
     setups = setup_nodes(tmp_path, {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]})
     node_dir = setups["NO"].node_dir
-    with socket.socket() as busy, socket.socket() as peer_sink:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        # PT's URL points here: a directory sync or a sender that started would connect.
-        peer_sink.bind(("127.0.0.1", 0))
-        peer_sink.listen()
+    # Both stay bound and listening for the whole test (no port is picked and released):
+    # busy holds the API's port; PT's URL points at peer_sink, so a directory sync or a
+    # sender that started would connect there.
+    with (
+        socket.create_server(("127.0.0.1", 0)) as busy,
+        socket.create_server(("127.0.0.1", 0)) as peer_sink,
+    ):
         peer_sink.setblocking(False)
         toml = node_dir / "gateway.toml"
         text = toml.read_text()

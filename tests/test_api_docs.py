@@ -83,6 +83,7 @@ def test_every_example_is_followed_by_its_documented_answer() -> None:
         "/peer/v1/exchanges/",
         "/peer/v1/directory",
         "/health",
+        "/ready",
         "/metrics",
     ):
         assert endpoint in paths, f"no example of {endpoint}"

@@ -25,14 +25,14 @@ def test_node_runs_logs_json_answers_health_and_stops_cleanly_on_sigterm(tmp_pat
         for line in proc.stdout:  # blocks until the node logs; ends if it dies
             event = json.loads(line)  # every line is one JSON event
             events.append(event)
-            if event.get("log_format", "").startswith("Node {node} running"):
+            if event["message"].startswith("Node NO running"):
                 break
         else:
             raise AssertionError(f"the node exited early: {proc.stderr.read()}")
         # Every listener on port 0: the node reports the ports it bound, in its log and file.
         ports = read_ports_file(setup.node_dir)
         assert ports is not None and ports.pid == proc.pid
-        bound = {e["name"]: e["port"] for e in events if "listening on" in e.get("log_format", "")}
+        bound = {e["name"]: e["port"] for e in events if "listening on" in e["message"]}
         assert bound == {
             "national-system API": ports.api,
             "peer API": ports.peer,
@@ -54,4 +54,4 @@ def test_node_runs_logs_json_answers_health_and_stops_cleanly_on_sigterm(tmp_pat
     assert read_ports_file(setup.node_dir) is None  # removed at the clean stop
     for line in rest.splitlines():
         events.append(json.loads(line))
-    assert any("Main loop terminated" in e.get("log_format", "") for e in events)
+    assert any("Main loop terminated" in e["message"] for e in events)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.config import load_config
+from gateway.config.secrets import database_url
 from gateway.storage.db import Database
 from gateway.storage.outbox import dead_letters_txn, outbox_depth_txn, retry_dead_letters_txn
 
@@ -32,7 +33,7 @@ class _NoReactor:
 
 def _database(node_dir: str) -> tuple[Database, str]:
     config = load_config(node_dir)
-    db = Database(config.database.url, reactor=_NoReactor(), threads=1)
+    db = Database(database_url(config), reactor=_NoReactor(), threads=1)
     db.migrate()  # idempotent; a node that never ran gets its (empty) schema
     return db, config.node_id
 

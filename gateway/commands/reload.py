@@ -1,7 +1,8 @@
 """``imi-gateway reload NODE_DIR``: make a running node re-read its trust store.
 
-A running node (``imi-gateway run``) writes its process id to
-``NODE_DIR/gateway.pid`` at start and removes it at stop. ``reload`` (and the
+A running node (``imi-gateway run``) records its process id in
+``NODE_DIR/ports.json`` once it listens, and removes the file at a clean
+stop (gateway.node_ports: the one record of the running process). ``reload`` (and the
 commands that change trust: ``keys issue-national``, ``keys import-peer``,
 ``keys revoke``, ``authorities add/update/remove``) send that process SIGHUP;
 the node then re-reads revocations, national systems, peers and directory
@@ -9,7 +10,7 @@ listings, gives its TLS listeners and its HTTPS client the new trust for new
 connections, and closes open connections whose certificate is no longer
 trusted. Nothing is restarted. The node logs each reload (counts only).
 
-A pid file whose process is gone, or is not an imi-gateway process, is
+A recorded pid whose process is gone, or is not an imi-gateway process, is
 ignored (nothing is signalled): there is nothing to reload, and a reused pid
 must never receive the signal.
 """
@@ -23,36 +24,7 @@ import sys
 from pathlib import Path
 
 from gateway.config import load_config
-
-#: The running node's process id, in its node directory.
-PID_FILE = "gateway.pid"
-
-
-def pid_path(node_dir: str | Path) -> Path:
-    return Path(node_dir) / PID_FILE
-
-
-def write_pid_file(node_dir: str | Path) -> None:
-    """Record this process as the node running in ``node_dir`` (``run`` calls it at start)."""
-    path = pid_path(node_dir)
-    tmp = path.with_suffix(".pid.tmp")
-    tmp.write_text(f"{os.getpid()}\n")
-    tmp.replace(path)
-
-
-def remove_pid_file(node_dir: str | Path) -> None:
-    """Remove the pid file if it is this process's (``run`` calls it at stop)."""
-    path = pid_path(node_dir)
-    if _read_pid(path) == os.getpid():
-        path.unlink(missing_ok=True)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
+from gateway.node_ports import PORTS_FILE, read_ports_file
 
 
 def _is_gateway_process(pid: int) -> bool:
@@ -71,10 +43,10 @@ def _is_gateway_process(pid: int) -> bool:
 
 def running_node_pid(node_dir: str | Path) -> int | None:
     """The pid of the node running in ``node_dir``, or None if none runs."""
-    pid = _read_pid(pid_path(node_dir))
-    if pid is None or not _is_gateway_process(pid):
+    ports = read_ports_file(node_dir)
+    if ports is None or not _is_gateway_process(ports.pid):
         return None
-    return pid
+    return ports.pid
 
 
 def signal_reload(node_dir: str | Path) -> int | None:
@@ -98,7 +70,10 @@ def _reload(args: argparse.Namespace) -> int:
     load_config(args.node_dir)  # not a node directory: CONFIG_NOT_FOUND, exit status 3
     pid = signal_reload(args.node_dir)
     if pid is None:
-        print(f"error: no node is running in {args.node_dir} (no live {PID_FILE})", file=sys.stderr)
+        print(
+            f"error: no node is running in {args.node_dir} (no live process in {PORTS_FILE})",
+            file=sys.stderr,
+        )
         return 1
     print(f"Sent SIGHUP to the node (pid {pid}); it logs what the reload changed.")
     return 0

@@ -189,6 +189,9 @@ class NodeIdentity:
 
     id: str
     languages: tuple[str, ...] = ()
+    #: "single": one process per node directory (a lock refuses a second one); "shared":
+    #: several processes share the node directory and a PostgreSQL database.
+    processes: str = setting("single", choices=("single", "shared"))
 
     def __post_init__(self) -> None:
         if not is_node_id(self.id):
@@ -213,8 +216,20 @@ class DatabaseConfig:
 
     url: str = ""
     pool_size: int = setting(5, minimum=1, maximum=100)
+    #: A file holding the whole URL (instead of ``url``); relative to the node directory.
+    url_file: str | None = setting(None)
+    #: A file holding the password to put into the URL; relative to the node directory.
+    password_file: str | None = setting(None)
+    #: An environment variable holding the password to put into the URL.
+    password_env: str | None = setting(None)
 
     def __post_init__(self) -> None:
+        if self.url and self.url_file:
+            raise ConfigValueInvalid("url and url_file: give one of them")
+        if self.password_file and self.password_env:
+            raise ConfigValueInvalid("password_file and password_env: give one of them")
+        if (self.password_file or self.password_env) and self.url.startswith("sqlite"):
+            raise ConfigValueInvalid("password_file, password_env: a SQLite URL has no password")
         if self.url and not re.match(r"(sqlite|postgresql)(\+[a-z0-9]+)?://", self.url):
             raise ConfigValueInvalid(
                 "url: only sqlite:/// and postgresql[+driver]:// URLs are supported"
@@ -572,9 +587,16 @@ class NodeConfig:
         object.__setattr__(
             self, "database", dataclasses.replace(self.database, url=self._database_url())
         )
+        if self.node.processes == "shared" and self.database.url.startswith("sqlite"):
+            raise ConfigValueInvalid(
+                'node.processes: "shared" needs a PostgreSQL database.url (SQLite is one '
+                "process's database)"
+            )
 
     def _database_url(self) -> str:
         url = self.database.url
+        if not url and self.database.url_file:
+            return ""  # read when the database is opened (gateway.config.secrets)
         if not url:
             return f"sqlite:///{self.node_dir / DATABASE_FILE}"
         match = re.match(r"(sqlite(?:\+[a-z0-9]+)?:///)(.*)\Z", url, re.DOTALL)

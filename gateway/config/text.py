@@ -85,12 +85,18 @@ def render_config_template(
 id = {toml_string(node_id)}
 # Languages in which question codes are rendered for the national systems.
 languages = {_toml_array(langs)}
+# "shared": several processes run this node on one PostgreSQL database.
+# processes = "single"
 
 [database]
 # Default: the SQLite file {DATABASE_FILE} in this directory. Scale-out path:
 # url = "postgresql+psycopg://gateway@db.example.org/gateway"
 # url = "sqlite:///{DATABASE_FILE}"
 # pool_size = 5
+# Secrets out of this file (PostgreSQL; see docs/operator.md), one of:
+# url_file = "/etc/imi-gateway/db-url"             # the whole URL
+# password_file = "/etc/imi-gateway/db-password"   # the password only
+# password_env = "IMI_DB_PASSWORD"                 # the password from the environment
 
 [api]
 # HTTPS API for the national systems (client certificates issued by the node CA).

@@ -35,6 +35,7 @@ from twisted.web.resource import Resource
 from gateway.adapters.timestamping import TSAClient
 from gateway.adapters.translation import build_translation_service
 from gateway.config import NodeConfig, load_config
+from gateway.config.secrets import database_url
 from gateway.core.access import Directory
 from gateway.core.catalogue import CatalogueRegistry, load_catalogues
 from gateway.core.clock import Clock
@@ -43,6 +44,7 @@ from gateway.core.errors import ConfigurationError, GatewayError
 from gateway.core.signing import Signer
 from gateway.keystore import audit_key_path, ensure_audit_key, load_data_kek, load_node_keys
 from gateway.node.listeners import LISTEN_BACKLOG, Listener, SiteFactory, build_listeners
+from gateway.node.readiness import Readiness
 from gateway.node.services import (
     Closer,
     CPUPool,
@@ -109,6 +111,8 @@ class NodeParts:
     trust: NodeTrustStores
     #: Re-read trust and apply it to the running node (SIGHUP, ``imi-gateway reload``).
     reload_trust: Callable[[], TrustChanges]
+    #: What ``GET /ready`` answers (gateway.node.readiness).
+    readiness: Readiness
 
 
 def build_node(
@@ -137,7 +141,8 @@ def build_node(
     trust = NodeTrustStores(Path(node_dir), directory.authority_certificates)
     top = OrderedMultiService()
 
-    db = Database(config.database.url, reactor=reactor, threads=config.database.pool_size)
+    # Checks first: the database (driver, connection, schema) before anything is built to run.
+    db = Database(database_url(config), reactor=reactor, threads=config.database.pool_size)
     db.migrate()
     top.add(db)
     cpu = CPUPool(reactor, threads=2)
@@ -270,10 +275,18 @@ def build_node(
     def health_check() -> Deferred[Any]:
         return db.run_txn(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
 
+    readiness = Readiness(
+        running=lambda: bool(top.running),
+        database=health_check,
+        keys_loaded=lambda: runtime.signer is not None and keys.tls.key is not None,
+        configured_peers=lambda: [p.id for p in config.peers],
+        trusted_peers=lambda: trust.peer_ids,
+    )
     health = health_root(
         health_check,
         metrics.registry,
         getattr(translation.translator, "callback_resource", None),
+        ready=readiness.check,
     )
 
     def reload_peer_urls() -> list[str]:
@@ -331,6 +344,7 @@ def build_node(
     )
     for listener in listeners:
         top.add(listener)
+    readiness.watch(listeners.api, listeners.peer)
     top.add(PortsFile(node_dir, listeners.api, listeners.peer, listeners.health))
     top.add(
         Closer(
@@ -355,6 +369,7 @@ def build_node(
         client=client,
         trust=trust,
         reload_trust=reload_trust,
+        readiness=readiness,
     )
     return top, parts
 

@@ -52,6 +52,11 @@ class Listener(Service):
         return bound
 
     @property
+    def bound(self) -> bool:
+        """True while the listener holds its port."""
+        return self._port is not None
+
+    @property
     def port(self) -> int:
         return int(self._bound().port)
 
@@ -62,9 +67,18 @@ class Listener(Service):
         host = str(bound.host)
         return f"[{host}]:{bound.port}" if ":" in host else f"{host}:{bound.port}"
 
+    def privilegedStartService(self) -> None:
+        """Bind the port before any service starts: ``imi-gateway run`` calls this on the
+        whole tree first, so a port in use stops the start before anything else runs
+        (connections are taken only once the reactor turns, after ``startService``)."""
+        super().privilegedStartService()  # type: ignore[no-untyped-call]  # Service.privilegedStartService is untyped
+        if self._port is None:
+            self._port = self._listen()
+
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
-        self._port = self._listen()
+        if self._port is None:
+            self._port = self._listen()
         bound = self._bound()
         log.info(
             "{name} listening on {address} (at most {limit} connections)",

@@ -271,7 +271,8 @@ class PeerSender(LeasedQueueWorker):
             delay = self._backoff.delay(attempts, self._rng)
             self.hold_until(self._rt.clock.seconds() + delay)
             await self._rt.db.run_txn(requeue_in_place_txn, retry, error_code=code, now=now)
-        log.info(
+        # Dead letters need an operator (imi-gateway queue): warn; a retry is routine.
+        (log.warn if dead else log.info)(
             "Sending to {peer} failed ({code}); {retry} to retry, {dead} dead-lettered",
             peer=self.peer_id,
             code=code,

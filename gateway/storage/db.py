@@ -56,9 +56,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from gateway.storage.engine import READ_ONLY_OPTION, create_engine_for
+from gateway.storage.engine import (
+    READ_ONLY_OPTION,
+    connect_cause,
+    create_engine_for,
+    describe_server,
+)
 from gateway.storage.errors import (
     DatabaseBusy,
+    DatabaseSchemaTooNew,
     DatabaseUnavailable,
     SchemaNotCurrent,
     TransactionRace,
@@ -170,6 +176,8 @@ class Database(Service):
             sqlite_synchronous=sqlite_synchronous,
         )
         self.dialect_name: str = self.engine.dialect.name
+        #: Where the database is, for messages: ``host:port`` or the SQLite file (no credentials).
+        self.server = describe_server(self.engine.url)
         # SQLite has one writer at a time. Writers of this process queue on this lock
         # instead of in SQLite's busy handler, which sleeps in growing steps (1, 2, 5,
         # 10 ... 100 ms) and leaves the lock idle while every waiter sleeps.
@@ -351,13 +359,14 @@ class Database(Service):
 
     # --- schema ---------------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Upgrade the schema to the newest migration (a no-op when it is current).
+    def migrate(self) -> list[str]:
+        """Upgrade the schema to the newest migration; the revisions applied (none when current).
 
         Runs in one transaction. On PostgreSQL a transaction-scoped advisory
         lock makes concurrent calls from several processes safe (the later one
         waits, then finds the schema current); on SQLite ``BEGIN IMMEDIATE``
-        serialises them.
+        serialises them. A schema newer than this gateway's migrations is
+        refused (:class:`DatabaseSchemaTooNew`), and each run is logged.
         """
         config = alembic_config()
         try:
@@ -366,21 +375,53 @@ class Database(Service):
                     conn.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
                     )
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+                current = MigrationContext.configure(conn).get_current_revision()
+                pending = pending_revisions(current)
+                if pending:
+                    log.info(
+                        "Migrating the database schema from {current} to {head} "
+                        "({count} migration(s): {revisions})",
+                        current=current or "nothing",
+                        head=pending[-1],
+                        count=len(pending),
+                        revisions=" ".join(pending),
+                    )
+                    config.attributes["connection"] = conn
+                    command.upgrade(config, "head")
         except OperationalError as exc:
-            raise DatabaseUnavailable(f"cannot migrate the database: {_describe(exc)}") from exc
+            raise self.unavailable("cannot migrate the database", exc) from None
+        if pending:
+            log.info("Database schema migrated to {head}", head=pending[-1])
+        return pending
+
+    def unavailable(self, what: str, exc: BaseException) -> DatabaseUnavailable:
+        """:class:`DatabaseUnavailable` for ``exc``, naming the server and the cause (never the
+        password, the SQL or its parameters)."""
+        cause = connect_cause(exc)
+        if cause is not None:
+            return DatabaseUnavailable(f"{what}: {self.server}: {cause}")
+        return DatabaseUnavailable(f"{what}: {self.server}: {_describe(exc)}")
 
     def current_revision(self) -> str | None:
         """The schema revision the database is at (``None`` for an empty database)."""
-        with self.engine.connect() as conn:
-            conn.execution_options(**{READ_ONLY_OPTION: True})
-            return MigrationContext.configure(conn).get_current_revision()
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{READ_ONLY_OPTION: True})
+                return MigrationContext.configure(conn).get_current_revision()
+        except OperationalError as exc:
+            raise self.unavailable("cannot read the schema revision", exc) from None
+
+    def schema_status(self) -> SchemaStatus:
+        """Where the schema is, the newest revision and what :meth:`migrate` would apply."""
+        current = self.current_revision()
+        return SchemaStatus(current, head_revision(), tuple(pending_revisions(current)))
 
     def check_schema(self) -> None:
-        """Raise :class:`SchemaNotCurrent` unless the schema is at the newest migration."""
+        """Raise :class:`SchemaNotCurrent` unless the schema is at the newest migration
+        (:class:`DatabaseSchemaTooNew` when it is newer than this gateway)."""
         head = head_revision()
         current = self.current_revision()
+        pending_revisions(current)  # a revision this gateway does not know: too new
         if current != head:
             raise SchemaNotCurrent(
                 f"the database schema is at {current or 'nothing'}, this gateway needs {head}: "
@@ -420,6 +461,15 @@ class Database(Service):
             self._pool,
             self.compact_sync,
         )
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """The database schema's revision, the newest this gateway has, and the ones to apply."""
+
+    current: str | None
+    head: str | None
+    pending: tuple[str, ...]
 
 
 @dataclass
@@ -526,3 +576,25 @@ def alembic_config() -> Config:
 def head_revision() -> str | None:
     """The newest migration revision shipped with this gateway."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def pending_revisions(current: str | None) -> list[str]:
+    """The migrations to apply, oldest first, to bring a schema at ``current`` to the head.
+
+    Raises :class:`DatabaseSchemaTooNew` when ``current`` is not a revision
+    of this gateway (a newer version migrated the database).
+    """
+    script = ScriptDirectory.from_config(alembic_config())
+    if current is not None:
+        try:
+            known = script.get_revision(current)
+        except Exception:
+            known = None
+        if known is None:
+            raise DatabaseSchemaTooNew(
+                f"the database schema is at revision {current}, which this gateway does not "
+                f"know (its newest is {script.get_current_head()}): a newer gateway migrated it; "
+                "run that version or restore a backup taken before"
+            )
+    revisions = list(script.iterate_revisions("heads", current or "base"))
+    return [r.revision for r in reversed(revisions)]

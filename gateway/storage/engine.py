@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
 
 from gateway.storage.errors import (
+    DatabaseDriverMissing,
     UnsupportedDatabase,
 )
 
@@ -67,7 +68,62 @@ def create_engine_for(
         engine = create_engine(parsed, connect_args={"timeout": busy_timeout_ms / 1000.0}, **common)
         _install_sqlite_hooks(engine, busy_timeout_ms, sqlite_synchronous.upper())
         return engine
-    return create_engine(parsed, pool_pre_ping=True, pool_recycle=3600, **common)
+    try:
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_recycle=3600,
+            # Fail fast when the server does not answer (the default waits for TCP).
+            connect_args={"connect_timeout": 10},
+            **common,
+        )
+    except ImportError as exc:
+        raise DatabaseDriverMissing(
+            f"database.url names PostgreSQL, but its driver ({exc.name or 'psycopg'}) is not "
+            "installed: pip install 'imi-gateway[postgres]'"
+        ) from None
+
+
+# What a failed connection says, and what we report (never the URL's password).
+_CONNECT_CAUSES = (
+    ("password authentication failed", "authentication failed"),
+    ("authentication failed", "authentication failed"),
+    ("no password supplied", "authentication failed (no password supplied)"),
+    ("connection refused", "connection refused"),
+    ("timeout expired", "connection timed out"),
+    ("timed out", "connection timed out"),
+    ("failed to resolve host", "host name not found"),
+    ("could not translate host name", "host name not found"),
+    ("name or service not known", "host name not found"),
+    ("no route to host", "no route to host"),
+    ("network is unreachable", "network unreachable"),
+    ("does not exist", "database or role does not exist"),
+    ("no pg_hba.conf entry", "refused by the server's pg_hba.conf"),
+    ("the database system is starting up", "the server is starting up"),
+    ("the database system is shutting down", "the server is shutting down"),
+    ("too many clients", "too many connections"),
+    ("unable to open database file", "cannot open the database file"),
+)
+
+
+def connect_cause(exc: BaseException) -> str | None:
+    """The cause of a failed connection in a few fixed words ("connection refused"), or None.
+
+    Only fixed phrases are returned, never the driver's message itself (which
+    may quote the user name, the database name or a value).
+    """
+    message = str(getattr(exc, "orig", None) or exc).lower()
+    return next((cause for needle, cause in _CONNECT_CAUSES if needle in message), None)
+
+
+def describe_server(url: str | URL) -> str:
+    """``host:port`` of a PostgreSQL URL (the socket directory or "localhost" by default), or
+    the file of a SQLite URL; never the user or the password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return str(parsed.database)
+    host = parsed.host or str(parsed.query.get("host", "") or "localhost")
+    return f"{host}:{parsed.port or 5432}"
 
 
 def _set_wal(cursor: sqlite3.Cursor, busy_timeout_ms: int) -> None:

@@ -21,10 +21,24 @@ class SchemaNotCurrent(ConfigurationError):
     code = "DATABASE_SCHEMA_OUTDATED"
 
 
+class DatabaseDriverMissing(ConfigurationError):
+    """The database URL needs a driver that is not installed (PostgreSQL: install imi-gateway[postgres])."""
+
+    code = "DATABASE_DRIVER_MISSING"
+
+
+class DatabaseSchemaTooNew(ConfigurationError):
+    """The database schema is newer than this gateway (it was migrated by a newer version); upgrade the gateway."""
+
+    code = "DATABASE_SCHEMA_TOO_NEW"
+
+
 class DatabaseUnavailable(Unavailable):
-    """The database cannot be reached or refused the operation; retry later."""
+    """The database cannot be reached or refused the operation (the cause is named); retry later."""
 
     code = "DATABASE_UNAVAILABLE"
+    # The CLI (and a node that cannot start) reports it like a configuration problem.
+    exit_status = 3
 
 
 class DatabaseBusy(Unavailable):

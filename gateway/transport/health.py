@@ -3,8 +3,11 @@
 It has no client authentication by design, so its routes are an explicit
 public allow-list (:data:`PUBLIC_ROUTES`); any other path answers 404:
 
-* ``GET /health``: 200 ``ok`` while the node is up and its database answers,
-  503 otherwise (for load balancers and process supervisors);
+* ``GET /health``: liveness: 200 ``ok`` while the node is up and its database
+  answers, 503 otherwise (for process supervisors);
+* ``GET /ready``: readiness: 200 ``ready`` when the node can do its work
+  (database, keys, listeners, every peer's trust; see gateway.node.readiness),
+  503 with one reason a line otherwise (for load balancers and orchestrators);
 * ``GET /metrics``: Prometheus text exposition of the node's registry;
 * ``POST /translation/etranslation/...``: eTranslation's callbacks, only when
   that engine is configured; each is authenticated by the one-time token in
@@ -51,6 +54,34 @@ class HealthResource(TypedResource):
         return NOT_DONE_YET
 
 
+class ReadyResource(TypedResource):
+    """``GET /ready``: 200 ``ready``, or 503 ``not ready`` and one ``CODE: reason`` a line."""
+
+    isLeaf = True
+
+    def __init__(self, check: Callable[[], Deferred[list[str]]]) -> None:
+        super().__init__()
+        self._check = check
+
+    def render_GET(self, request: Any) -> Any:
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+
+        def answer(reasons: list[str]) -> None:
+            if reasons:
+                request.setResponseCode(503)
+                request.write(("not ready\n" + "".join(f"{r}\n" for r in reasons)).encode())
+            else:
+                request.write(b"ready\n")
+            request.finish()
+
+        def failed(_: object) -> None:
+            answer(["READINESS_CHECK_FAILED: the readiness check itself failed"])
+
+        self._check().addCallbacks(answer, failed)
+        return NOT_DONE_YET
+
+
 class MetricsResource(TypedResource):
     isLeaf = True
 
@@ -64,7 +95,7 @@ class MetricsResource(TypedResource):
 
 
 #: Every path the health listener answers (a prefix for the translation callback).
-PUBLIC_ROUTES = ("/health", "/metrics", "/translation/etranslation/")
+PUBLIC_ROUTES = ("/health", "/ready", "/metrics", "/translation/etranslation/")
 
 
 class _PublicRoot(TypedResource):
@@ -96,12 +127,15 @@ def health_root(
     check: Callable[[], Deferred[Any]],
     registry: CollectorRegistry,
     translation_callback: Resource | None = None,
+    ready: Callable[[], Deferred[list[str]]] | None = None,
 ) -> Resource:
     """The health listener's root: the public allow-list and nothing else."""
     routes: dict[bytes, Resource] = {
         b"health": HealthResource(check),
         b"metrics": MetricsResource(registry),
     }
+    if ready is not None:
+        routes[b"ready"] = ReadyResource(ready)
     if translation_callback is not None:
         # eTranslation cannot present a client certificate: its callbacks (authenticated by
         # a one-time token in the URL) come through the operator's reverse proxy to here.

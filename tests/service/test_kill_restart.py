@@ -91,7 +91,7 @@ class NodeProcess(protocol.ProcessProtocol):
             except ValueError:  # not a log event (nothing else should print here)
                 continue
             self.events.append(event)
-            if "running" in event.get("log_format", "") and not self.running.called:
+            if " running: " in event.get("message", "") and not self.running.called:
                 self._started()
 
     def _started(self) -> None:

@@ -51,7 +51,7 @@ class PurgingNode(NodeProcess):
         seen = len(self.events)
         super().outReceived(data)
         for event in self.events[seen:]:
-            if "Erased the personal data" in event.get("log_format", ""):
+            if "Erased the personal data" in event.get("message", ""):
                 self.erasures += 1
                 if self.erasures == self.kill_after:
                     self.kill()

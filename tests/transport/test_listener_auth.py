@@ -215,9 +215,9 @@ async def test_every_route_of_every_listener_refuses_unknown_revoked_expired_and
         health = parts.health.site.resource
         public = {f"/{name.decode()}" for name in health.routes}  # type: ignore[attr-defined]
         assert public <= {"/" + route.strip("/").split("/")[0] for route in PUBLIC_ROUTES}
-        assert public == {"/health", "/metrics"}  # no eTranslation configured here
+        assert public == {"/health", "/ready", "/metrics"}  # no eTranslation configured here
         base = f"http://127.0.0.1:{parts.health.port}"
-        for path in ("/health", "/metrics"):
+        for path in ("/health", "/ready", "/metrics"):
             answer = await treq.get(base + path)
             assert answer.code == 200
             await answer.content()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import load_config
-from gateway.storage.db import Database
-from gateway.storage.outbox import dead_letters_txn, outbox_depth_txn, retry_dead_letters_txn
+
+if TYPE_CHECKING:
+    from gateway.storage.db import Database
 
 
 class _NoReactor:
@@ -31,6 +32,8 @@ class _NoReactor:
 
 
 def _database(node_dir: str) -> tuple[Database, str]:
+    from gateway.storage.db import Database  # imported when run: keeps CLI start-up fast
+
     config = load_config(node_dir)
     db = Database(config.database.url, reactor=_NoReactor(), threads=1)
     db.migrate()  # idempotent; a node that never ran gets its (empty) schema
@@ -38,6 +41,8 @@ def _database(node_dir: str) -> tuple[Database, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from gateway.storage.outbox import dead_letters_txn, outbox_depth_txn, retry_dead_letters_txn
+
     db, node_id = _database(args.node_dir)
     try:
         if args.retry or args.retry_all:

@@ -17,7 +17,7 @@ from one thread.
 from __future__ import annotations
 
 from gateway.client.documents import CreatedMissing, with_created
-from gateway.client.errors import NodeRefused, NodeUnreachable, ReceiptMismatch, SignerNotNode
+from gateway.client.errors import NodeRefused, NodeUnreachable, SignerNotNode
 from gateway.client.node import NodeClient
 from gateway.client.verifying import (
     NodeVerifier,
@@ -29,6 +29,7 @@ from gateway.client.verifying import (
     read_tracking,
     verify_original,
 )
+from gateway.core.envelopes import ReceiptMismatch
 
 __all__ = [
     "CreatedMissing",

@@ -29,12 +29,6 @@ class NodeUnreachable(Unavailable):
     code = "NODE_UNREACHABLE"
 
 
-class ReceiptMismatch(InvalidSignature):
-    """A node's receipt does not acknowledge exactly the bytes the client sent."""
-
-    code = "RECEIPT_MISMATCH"
-
-
 class SignerNotNode(InvalidSignature):
     """A receipt or delivery is not signed by the client's node (another certificate of its CA)."""
 

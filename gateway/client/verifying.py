@@ -16,12 +16,18 @@ from datetime import UTC, datetime
 from cryptography import x509
 from lxml import etree
 
-from gateway.client.errors import ReceiptMismatch, SignerNotNode
+from gateway.client.errors import SignerNotNode
 from gateway.core.admission import SenderNotBound
 from gateway.core.certs import TrustStore
 from gateway.core.documents import ExchangeDocument, read_exchange_document
 from gateway.core.docxml import sha256_hex
-from gateway.core.envelopes import Delivery, Receipt, read_delivery, read_receipt
+from gateway.core.envelopes import (
+    Delivery,
+    Receipt,
+    ReceiptMismatch,
+    read_delivery,
+    read_receipt,
+)
 from gateway.core.errors import InvalidInput
 from gateway.core.ns import DOC_NS, DS_NS
 from gateway.core.signing import Verified, verify

@@ -1,14 +1,17 @@
 """docs/client.md runs as written: its Python blocks, as one script, against two real nodes.
 
+(The Java section's commands are run by tests/test_java_example.py.)
 The script runs in its own process in the directory of NO-HELSEDIR's
 handed-over files and a copy of docs/examples/request.xml; meanwhile PT-OMD
 receives the request and answers with docs/examples/reply-date-proposal.xml,
-which the script's long poll then receives. Every line of the page's
-```text blocks must be in the script's output, in order.
+which the script's long poll then receives. Every line of the
+```text blocks that follow Python blocks must be in the script's output, in
+order.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -31,7 +34,12 @@ def script_and_output() -> tuple[str, list[str]]:
     text = DOC.read_text(encoding="utf-8")
     blocks = re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.S | re.M)
     script = "\n".join(body for kind, body in blocks if kind == "python")
-    lines = [line for kind, body in blocks if kind == "text" for line in body.splitlines()]
+    lines = [
+        line
+        for (before, _), (kind, body) in itertools.pairwise(blocks)
+        if kind == "text" and before == "python"
+        for line in body.splitlines()
+    ]
     return script, lines
 
 

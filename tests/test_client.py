@@ -6,6 +6,8 @@ on a thread while the two nodes run on the test's reactor.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +45,15 @@ def client_of(setup: NodeSetup, authority: str) -> NodeClient:
         cert=creds.certificate_path,
         node_ca=creds.key_path.parent / "node-ca.pem",
     )
+
+
+def test_the_client_imports_neither_twisted_nor_sqlalchemy() -> None:
+    probe = "import sys, gateway.client; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = {name.split(".")[0] for name in done.stdout.split()}
+    assert not loaded & {"twisted", "sqlalchemy", "alembic"}, sorted(loaded)
 
 
 def test_dating_a_document_sets_its_created_time_and_nothing_else() -> None:

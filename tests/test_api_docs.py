@@ -1,17 +1,23 @@
-"""Every curl example of docs/api.md runs against two real nodes and answers as documented.
+"""Every example of docs/api.md runs against two real nodes and answers as documented.
 
 The examples are the ```sh blocks of docs/api.md, each followed by the
 documented answer (an ```http block: status line, headers, body; or a
 ```text block: output lines, or a curl error). The test starts a Norwegian
 and a Portuguese node on loopback (real TLS, signatures and storage), puts
-the files the examples use into their working directory (the handed-over
-national-system credentials, ``request.xml``, ``tampered.xml``,
-``envelope.xml``; ``node-no/`` is there already), replaces the example host
-names with the nodes' addresses, runs each example with the real curl, in
-order, and checks its answer: the HTTP status, every documented header, the
-root element and its documented attributes, the error code; for text, every
-documented line (a line ending in ``…`` is a prefix). Posting the same bytes
+the files the examples start from into their working directory (the
+handed-over national-system credentials and docs/examples/request.xml as it
+stands; ``node-no/`` is there already), replaces the example host names with
+the nodes' addresses, runs each example in order with ``/bin/sh`` (the real
+curl, ``imi-gateway``, sed, base64, openssl), and checks its answer: the HTTP
+status, every documented header, the root element and its documented
+attributes, the error code; for text, every documented line of standard
+output and error (a line ending in ``…`` is a prefix). Posting the same bytes
 twice must give the same answer byte for byte, as the page promises.
+
+Between examples the test plays what the page says happened meanwhile:
+PT-OMD answers the request with docs/examples/reply-date-proposal.xml
+(before the deliveries examples), and the Norwegian node's envelope around
+the signed request is written to ``envelope.xml`` (before the peer examples).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,20 +35,20 @@ import pytest_twisted
 from lxml import etree
 from twisted.internet import utils
 
-from gateway.core.documents import to_xml
+from gateway.client import with_created
 from gateway.core.envelopes import Payload, build_envelope
 from gateway.core.signing import Signer
+from gateway.core.xmlparse import parse_xml
 from gateway.keystore import load_node_keys
-from gateway.testbed import NationalSystem, doctor_request
+from gateway.testbed import NationalSystem
 from tests.conftest import require_tool
 from tests.nodes import two_nodes
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 ELLIPSIS = "…"
-#: Exchanges the examples name.
-SUBMITTED = "NO-HELSEDIR:2026-000123"  # request.xml, NO-HELSEDIR to PT-OMD
-WAITING = "PT-OMD:2026-000045"  # PT-OMD's request, waiting for NO-HELSEDIR
-ENVELOPED = "NO-HELSEDIR:2026-000124"  # inside envelope.xml
+EXAMPLES = DOC.parent / "examples"
+#: The running example of the page (and of protocol.md and docs/examples).
+EXCHANGE = "NO-HELSEDIR:2026-000417"
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,6 @@ def examples() -> list[Example]:
         assert i + 1 < len(blocks), f"api.md:{line}: an example without its answer"
         _, answer_kind, answer = blocks[i + 1]
         assert answer_kind in ("http", "text"), f"api.md:{line}: no answer block follows"
-        assert body.lstrip().startswith("curl "), f"api.md:{line}: examples are curl commands"
         found.append(Example(line, body.strip(), answer_kind, answer))
     return found
 
@@ -150,16 +156,11 @@ def check_text(example: Example, output: str) -> None:
 # --- the test bed ----------------------------------------------------------------------------
 
 
-def signed_envelope(node_dir: Path, system: NationalSystem) -> bytes:
-    request = doctor_request(ENVELOPED, "NO-HELSEDIR", "PT-OMD", datetime.now(UTC))
-    document = system.sign(to_xml(request))
+def signed_envelope(node_dir: Path, document: bytes, message_id: str) -> bytes:
+    """An envelope of node ``node_dir`` to PT carrying the signed ``document``."""
     signing = load_node_keys(node_dir).signing
     root = build_envelope(
-        "NO",
-        "PT",
-        f"env-{uuid.uuid4()}",
-        datetime.now(UTC),
-        [Payload(request.header.document_id, document)],
+        "NO", "PT", f"env-{uuid.uuid4()}", datetime.now(UTC), [Payload(message_id, document)]
     )
     return Signer(signing.key, signing.certificate).sign(root)
 
@@ -175,42 +176,48 @@ async def wait_for_delivery(system: NationalSystem, message_id: str) -> None:
     raise AssertionError(f"{message_id} was not delivered")
 
 
+async def play_reply_date_proposal(omd: NationalSystem, helsedir: NationalSystem) -> None:
+    """PT-OMD (which received the request) answers it with the reply-date proposal example."""
+    proposal = parse_xml((EXAMPLES / "reply-date-proposal.xml").read_bytes())
+    await omd.submit(omd.sign(with_created(proposal)))
+    pulled = await helsedir.pull(after=0, wait=10)  # after=0 acknowledges nothing
+    assert [d.document_type for d in pulled.deliveries] == ["ReplyDateProposal"]
+
+
 @pytest_twisted.ensureDeferred
-async def test_the_curl_examples_answer_as_documented(tmp_path) -> None:
+async def test_the_examples_answer_as_documented(tmp_path) -> None:
     require_tool("curl")
+    require_tool("openssl")
     found = examples()
     async with two_nodes(tmp_path) as (nodes, systems):
         helsedir, omd = systems["NO-HELSEDIR"], systems["PT-OMD"]
         handover = tmp_path / "national-no-helsedir"
         for name in ("NO-HELSEDIR.key", "NO-HELSEDIR.pem", "node-ca.pem"):
             shutil.copy(handover / name, tmp_path / name)
-        request = helsedir.sign(
-            to_xml(doctor_request(SUBMITTED, "NO-HELSEDIR", "PT-OMD", datetime.now(UTC)))
-        )
-        (tmp_path / "request.xml").write_bytes(request)
-        tampered = request.replace(b"Sousa", b"Souza", 1)
-        assert tampered != request
-        (tmp_path / "tampered.xml").write_bytes(tampered)
-        (tmp_path / "envelope.xml").write_bytes(
-            signed_envelope(nodes["NO"].setup.node_dir, helsedir)
-        )
-        # A request from PT-OMD waits in NO-HELSEDIR's deliveries.
-        waiting = doctor_request(WAITING, "PT-OMD", "NO-HELSEDIR", datetime.now(UTC))
-        await omd.submit(omd.sign(to_xml(waiting)))
-        pulled = await helsedir.pull(after=0, wait=10)  # after=0 acknowledges nothing
-        assert len(pulled.deliveries) == 1
+        shutil.copy(EXAMPLES / "request.xml", tmp_path / "request.xml")
 
         hosts = {
             "https://gateway.example.no:8443": f"https://127.0.0.1:{nodes['NO'].setup.api_port}",
             "https://gateway.example.pt:9443": f"https://127.0.0.1:{nodes['PT'].setup.peer_port}",
             "http://127.0.0.1:9100": f"http://127.0.0.1:{nodes['NO'].setup.metrics_port}",
         }
-        env = dict(os.environ, CURL_HOME=str(tmp_path))  # no ~/.curlrc
+        # `imi-gateway` is the one of this interpreter; no ~/.curlrc.
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        env = dict(os.environ, CURL_HOME=str(tmp_path), PATH=path)
         answers: dict[str, str] = {}
+        proposed = False
         for example in found:
             command = example.command
             for documented, real in hosts.items():
                 command = command.replace(documented, real)
+            if "/api/v1/deliveries?" in command and not proposed:
+                await play_reply_date_proposal(omd, helsedir)
+                proposed = True
+            if "@envelope.xml" in command and not (tmp_path / "envelope.xml").exists():
+                signed = (tmp_path / "request-signed.xml").read_bytes()
+                (tmp_path / "envelope.xml").write_bytes(
+                    signed_envelope(nodes["NO"].setup.node_dir, signed, f"{EXCHANGE}-1")
+                )
             out, err, code = await utils.getProcessOutputAndValue(
                 "/bin/sh", ["-c", command], env=env, path=str(tmp_path)
             )
@@ -219,9 +226,9 @@ async def test_the_curl_examples_answer_as_documented(tmp_path) -> None:
                 assert code != 0 and output == "", (example.line, output[:300])
                 assert err.decode().startswith("curl: ("), (example.line, err)
                 continue
-            assert code == 0, (example.line, err.decode())
+            assert code == 0, (example.line, output[:300], err.decode())
             if example.kind == "text":
-                check_text(example, output)
+                check_text(example, output + err.decode("utf-8"))
                 continue
             body = check_http(example, output)
             if "--data-binary" in command:
@@ -229,6 +236,6 @@ async def test_the_curl_examples_answer_as_documented(tmp_path) -> None:
                 if command in answers:
                     assert body == answers[command], example.line
                 answers[command] = body
-                if "@request.xml" in command:
-                    await wait_for_delivery(omd, f"{SUBMITTED}-1")
-        assert len(answers) >= 2
+                if "@request-signed.xml" in command:
+                    await wait_for_delivery(omd, f"{EXCHANGE}-1")
+        assert proposed and len(answers) >= 3

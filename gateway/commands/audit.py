@@ -26,7 +26,6 @@ from gateway.commands.queue import _database
 from gateway.commands.verify import _time
 from gateway.core import audit, certs
 from gateway.core.signing import Signer
-from gateway.storage.audit import audit_export_txn
 
 VERIFY_EXIT_STATUSES = """\
 exit status:
@@ -38,6 +37,8 @@ exit status:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from gateway.storage.audit import audit_export_txn  # imported when run: fast CLI start-up
+
     if args.exchange and (args.start or args.end):
         args.parser.error("give either --from/--to or --exchange, not both")
     db, node_id = _database(args.node_dir)

@@ -8,8 +8,10 @@ nodes run in this process with real TLS, real signatures and SQLite. The
 Norwegian authority asks, in Norwegian Nynorsk, whether a Portuguese
 doctor's diploma is authentic and whether she is in good standing; Portugal
 accepts and answers; Norway closes the exchange. Every step prints the
-signed receipt's digest, the deliveries show the questions rendered in the
-receiving node's language, and the end shows both nodes' tracking records.
+signed receipt's digest, the deliveries show who sent them (the sender's own
+signature verified) and the questions rendered in the receiving node's
+language, and the end shows the exchange's tracking record (both nodes'
+stages).
 """
 
 from __future__ import annotations
@@ -68,10 +70,14 @@ def _show_renderings(out: _Out, renderings: Sequence[Rendering]) -> None:
 
 
 def _show_delivery(out: _Out, who: str, delivery: Delivery) -> None:
+    from gateway.client import verify_original
+
+    original = verify_original(delivery)  # the sender's own signature, bound to the sender
     out.step(
         who,
-        f"received {delivery.document_type} (node-signed delivery from {delivery.issuer_node}; "
-        f"original signed bytes sha256 {delivery.sha256[:16]}…)",
+        f"received {delivery.document_type} from {original.sender} (its signature verified; "
+        f"delivered and signed by node {delivery.issuer_node}; "
+        f"sha256 {delivery.sha256[:16]}…)",
     )
     _show_renderings(out, delivery.renderings)
 
@@ -154,15 +160,19 @@ async def _play(base: Path, out: _Out) -> None:
             _show_delivery(out, "PT-OMD", delivery)
         await pt.pull(after=pulled.cursor)
 
-        for system, country in ((no, "NO"), (pt, "PT")):
-            state, stages = await system.tracking(EXCHANGE_ID)
-            out()
-            out(
-                f"Tracking record at node {country} (exchange {EXCHANGE_ID}, state {state}; "
-                "stages observed by both nodes):"
-            )
-            for code, at, node, message_id in stages:
-                out(f"  {at}  {node}  {code:18} {message_id or ''}")
+        # Each node's record holds the stages of both nodes (it asks its peer for its half),
+        # so the two records are the same: show the requester's, and the responder's state.
+        state, stages = await no.tracking(EXCHANGE_ID)
+        out()
+        out(
+            f"Tracking record at node NO (exchange {EXCHANGE_ID}, state {state}; "
+            "stages observed by both nodes):"
+        )
+        for code, at, node, message_id in stages:
+            out(f"  {at}  {node}  {code:18} {message_id or ''}")
+        pt_state, pt_stages = await pt.tracking(EXCHANGE_ID)
+        same = "the same stages" if sorted(pt_stages) == sorted(stages) else "other stages"
+        out(f"Tracking record at node PT: state {pt_state}, {same} ({len(pt_stages)}).")
     finally:
         await no.close()
         await pt.close()

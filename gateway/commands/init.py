@@ -40,6 +40,13 @@ def _run(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         listen=args.listen,
     )
+    # Progress first: on a slow machine (or with a slow entropy source) making the keys
+    # takes a while, and a silent command looks hung.
+    print(
+        f"Creating node directory {args.node_dir} for node {args.country}: configuration, "
+        "node CA, signing and TLS keys and certificates, data key-encryption key ...",
+        flush=True,
+    )
     keys = keystore.init_node_dir(args.node_dir, options)
     paths = keystore.node_paths(args.node_dir)
     config = load_config(paths.root)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import load_config
-from gateway.config.secrets import database_url
-from gateway.storage.db import Database
-from gateway.storage.outbox import dead_letters_txn, outbox_depth_txn, retry_dead_letters_txn
+
+if TYPE_CHECKING:
+    from gateway.storage.db import Database
 
 
 class _NoReactor:
@@ -32,6 +32,9 @@ class _NoReactor:
 
 
 def _database(node_dir: str) -> tuple[Database, str]:
+    from gateway.config.secrets import database_url
+    from gateway.storage.db import Database  # imported when run: keeps CLI start-up fast
+
     config = load_config(node_dir)
     db = Database(database_url(config), reactor=_NoReactor(), threads=1)
     db.migrate()  # idempotent; a node that never ran gets its (empty) schema
@@ -39,6 +42,8 @@ def _database(node_dir: str) -> tuple[Database, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from gateway.storage.outbox import dead_letters_txn, outbox_depth_txn, retry_dead_letters_txn
+
     db, node_id = _database(args.node_dir)
     try:
         if args.retry or args.retry_all:

@@ -21,7 +21,7 @@ EXIT_STATUSES = """\
 exit status:
   0  the document was signed
   1  the document cannot be signed (not well-formed, DOCTYPE, comments,
-     already signed, duplicate IDs...), or the certificate is expired or not
+     already signed, duplicate IDs, no Header/Created with --now...), or the certificate is expired or not
      yet valid (CERTIFICATE_EXPIRED, CERTIFICATE_NOT_YET_VALID; see
      --allow-invalid-certificate): the error code is printed
   2  usage error
@@ -48,7 +48,13 @@ def _run(args: argparse.Namespace) -> int:
         # certificate: refuse to make one, unless a test asks for it.
         certs.check_validity(certificate, datetime.now(UTC), "the signing certificate")
     signer = Signer(key, certificate, engine=args.engine)
-    signed = signer.sign_bytes(read_input(args.document))
+    if args.now:
+        from gateway.client.documents import with_created
+        from gateway.core.xmlparse import parse_xml
+
+        signed = signer.sign(with_created(parse_xml(read_input(args.document))))
+    else:
+        signed = signer.sign_bytes(read_input(args.document))
     if args.output is None or args.output == "-":
         sys.stdout.buffer.write(signed)
         sys.stdout.buffer.flush()
@@ -91,6 +97,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "-o", "--output", metavar="OUT", help="where to write the signed document (default: stdout)"
+    )
+    parser.add_argument(
+        "--now",
+        action="store_true",
+        help=(
+            "set the document's Header/Created to the current time (UTC) before signing: "
+            "a node accepts a document only within its replay window (300 s) of its clock"
+        ),
     )
     parser.add_argument(
         "--engine",

@@ -46,7 +46,7 @@ from gateway.core.docxml import (
     text,
     text_of,
 )
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, InvalidInput
 from gateway.core.ns import XML_NS
 from gateway.core.schemas import DocumentType, validate
 
@@ -173,6 +173,12 @@ def read_envelope(root: etree._Element) -> Envelope:
 
 
 # --- Receipt ---------------------------------------------------------------------
+
+
+class ReceiptMismatch(InvalidInput):
+    """A receipt does not acknowledge exactly the documents and bytes sent (checked by the sender)."""
+
+    code = "RECEIPT_MISMATCH"
 
 
 class ReceiptStatus(StrEnum):

@@ -41,8 +41,14 @@ from twisted.logger import Logger
 
 from gateway.core.certs import TrustStore
 from gateway.core.docxml import sha256_hex
-from gateway.core.envelopes import Payload, build_envelope, read_error, read_receipt
-from gateway.core.errors import GatewayError, InvalidInput, Unavailable
+from gateway.core.envelopes import (
+    Payload,
+    ReceiptMismatch,
+    build_envelope,
+    read_error,
+    read_receipt,
+)
+from gateway.core.errors import GatewayError, Unavailable
 from gateway.core.retry import Backoff
 from gateway.core.signing import verify
 from gateway.core.xmlparse import parse_xml
@@ -64,12 +70,6 @@ from gateway.transport.client import HTTPAnswer, HTTPSClient
 log = Logger()
 
 ENVELOPE_PATH = "/peer/v1/envelopes"
-
-
-class ReceiptMismatch(InvalidInput):
-    """The peer's receipt does not acknowledge exactly the documents and bytes sent."""
-
-    code = "RECEIPT_MISMATCH"
 
 
 class OutboundCycleFailed(Unavailable):

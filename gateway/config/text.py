@@ -166,6 +166,9 @@ port = {metrics_port}
 # transaction:
 # interval_seconds = 60.0
 # batch_size = 500
+# Optional blocked stage: this long after closure the personal data is kept
+# but unreadable (deliveries and tracking withhold it) until it is erased.
+# blocked_after = "3 months"
 #
 # Shorter limits for one legislation area:
 # [retention.areas.services]
@@ -173,6 +176,7 @@ port = {metrics_port}
 # months_if_never_closed = 12
 # after_closure = "30 minutes"
 # if_never_closed = "2 days"
+# blocked_after = "10 minutes"
 
 # Authorities whose national systems are registered at this node. `imi-gateway
 # keys issue-national` adds them here.

@@ -44,9 +44,9 @@ from gateway.storage.deliveries import (
     pending_deliveries_txn,
 )
 from gateway.storage.leases import IDLE_POLL_SECONDS
-from gateway.storage.messages import load_bodies_txn
 from gateway.storage.model import Delivery as DeliveryRow
 from gateway.storage.model import PushItem
+from gateway.storage.retention import readable_bodies_txn
 from gateway.transport.client import HTTPSClient
 
 log = Logger()
@@ -123,7 +123,7 @@ class Deliveries:
         if not rows:
             return [], after
         bodies: dict[str, bytes | None] = await self._rt.db.run_txn(
-            load_bodies_txn, [r.message_id for r in rows], sealer=self._rt.sealer
+            readable_bodies_txn, [r.message_id for r in rows], sealer=self._rt.sealer
         )
         handed: list[HandedOut] = await self._rt.cpu(
             self._sign_all, rows, bodies, self._rt.clock.now()
@@ -193,7 +193,7 @@ class Pusher(LeasedQueueWorker):
             if pending:
                 rows[item.seq] = pending[0]
         bodies: dict[str, bytes | None] = await self._rt.db.run_txn(
-            load_bodies_txn, [i.message_id for i in items], sealer=self._rt.sealer
+            readable_bodies_txn, [i.message_id for i in items], sealer=self._rt.sealer
         )
         for item in items:
             url = self._urls.get(item.authority_id)

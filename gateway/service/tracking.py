@@ -37,8 +37,9 @@ from gateway.core.xmlparse import parse_xml
 from gateway.service.runtime import Runtime
 from gateway.storage.errors import ExchangeNotFound
 from gateway.storage.exchanges import exchange_txn
-from gateway.storage.messages import exchange_messages_txn, load_bodies_txn
+from gateway.storage.messages import exchange_messages_txn
 from gateway.storage.model import Exchange, MessageMeta, TrackingEvent
+from gateway.storage.retention import readable_bodies_txn
 from gateway.storage.tracking import tracking_events_txn
 
 log = Logger()
@@ -142,7 +143,7 @@ class TrackingQueries:
         if not metas:
             return []
         bodies = await self._db.run_txn(
-            load_bodies_txn, [m.message_id for m in metas], sealer=self._rt.sealer
+            readable_bodies_txn, [m.message_id for m in metas], sealer=self._rt.sealer
         )
         rendered: list[tuple[MessageMeta, Sequence[Rendering]]] = await self._rt.cpu(
             self._render_all, metas, bodies

@@ -68,9 +68,7 @@ def _as_server_user(argv: list[str]) -> list[str]:
 
 
 def _run(argv: list[str]) -> None:
-    subprocess.run(
-        _as_server_user(argv), check=True, capture_output=True, timeout=120, cwd="/"
-    )
+    subprocess.run(_as_server_user(argv), check=True, capture_output=True, timeout=120, cwd="/")
 
 
 @contextlib.contextmanager

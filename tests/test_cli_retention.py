@@ -34,7 +34,11 @@ def test_retention_lists_due_times_soonest_first_and_marks_overdue_ones(
     toml = node / cfg.CONFIG_FILE
     text = toml.read_text()
     assert '# after_closure = "6 months"' in text
-    toml.write_text(text.replace('# after_closure = "6 months"', 'after_closure = "30 minutes"'))
+    toml.write_text(
+        text.replace('# after_closure = "6 months"', 'after_closure = "30 minutes"').replace(
+            '# blocked_after = "3 months"', 'blocked_after = "20 minutes"'
+        )
+    )
     now = datetime.now(UTC)
     db = Database(cfg.load_config(node).database.url, reactor=None, inline=True)
     db.migrate()
@@ -65,8 +69,12 @@ def test_retention_lists_due_times_soonest_first_and_marks_overdue_ones(
     ]
     assert rows[0]["due_at"] == (now - timedelta(minutes=30)).isoformat()
     assert rows[2]["closed_at"] is None
+    # The blocked stage: due 20 minutes after closure, none for an open exchange.
+    assert rows[1]["blocking_due_at"] == (now + timedelta(minutes=10)).isoformat()
+    assert rows[1]["blocked_at"] is None and rows[2]["blocking_due_at"] is None
 
     assert cli.main(["retention", str(node), "--due-only"]) == 0
     out = capsys.readouterr().out
     assert "EX-OVERDUE" in out and "OVERDUE" in out and "EX-SOON" not in out
+    assert "blocking due" in out
     assert "Kari Nordmann" not in out

@@ -5,6 +5,8 @@
   one-way latency percentiles, peak RSS per node and the XML+crypto floor of
   the same documents measured in the same run (see
   :mod:`gateway.benchmarks.exchange` and docs/performance.md);
+* ``bench purge``: exchange throughput without and during a retention
+  purge of 100,000 expired exchanges at one node (:mod:`gateway.benchmarks.purge`);
 * ``bench search``: the authority directory search, when
   ``gateway.benchmarks.search`` is installed (it provides
   ``add_arguments(parser)`` and ``run(args) -> int``).
@@ -17,7 +19,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-from gateway.benchmarks import exchange
+from gateway.benchmarks import exchange, purge
 from gateway.commands import usage_when_no_subcommand
 
 EXIT_USAGE = 2
@@ -33,7 +35,7 @@ def _optional(module_name: str) -> ModuleType | None:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="run a benchmark (exchange, search)",
+        help="run a benchmark (exchange, purge, search)",
         description=(
             "Benchmarks of this machine's gateway. They print figures (a table, or JSON with "
             "--json) and never pass or fail on them. See docs/performance.md for the targets "
@@ -55,6 +57,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     exchange.add_arguments(ex)
     ex.set_defaults(func=exchange.run)
+
+    pp = benchmarks.add_parser(
+        "purge",
+        help="exchange throughput while a retention purge of 100,000 exchanges runs",
+        description=(
+            "Seed node PT's database with 100,000 closed exchanges past their retention "
+            "period, measure closed-loop exchanges per second without a purge, then with PT "
+            "purging them, and report the ratio and the purge rate. A few minutes with the "
+            "defaults; --quick takes about 30 seconds."
+        ),
+    )
+    purge.add_arguments(pp)
+    pp.set_defaults(func=purge.run)
 
     search = _optional("gateway.benchmarks.search")
     if search is not None:

@@ -4,7 +4,8 @@ Reads the node's database (the node may be running) and applies the node's
 ``[retention]`` limits to every exchange whose personal data is still held:
 exchange id, legislation area, state, closed or opened time, due time, and
 whether it is overdue (a running node erases overdue exchanges within
-``interval_seconds``). Shows metadata only, never personal data.
+``interval_seconds``); with the optional blocked stage, when the personal
+data was (or will be) blocked. Shows metadata only, never personal data.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any
 
 from gateway.commands.queue import _database
 from gateway.config import load_config
-from gateway.core.retention import erasure_due_at
+from gateway.core.retention import blocking_due_at, erasure_due_at
+from gateway.storage.exchanges import unerased_exchanges_txn
 
 
 def _rows(node_dir: str, limit: int) -> list[dict[str, Any]]:
-    from gateway.storage.exchanges import unerased_exchanges_txn  # imported when run
 
     retention = load_config(node_dir).retention
     db, _node_id = _database(node_dir)
@@ -31,9 +32,9 @@ def _rows(node_dir: str, limit: int) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     rows = []
     for ex in exchanges:
-        due = erasure_due_at(
-            retention.policy(ex.area), opened_at=ex.created_at, closed_at=ex.closed_at
-        )
+        policy = retention.policy(ex.area)
+        due = erasure_due_at(policy, opened_at=ex.created_at, closed_at=ex.closed_at)
+        block = blocking_due_at(policy, closed_at=ex.closed_at)
         rows.append(
             {
                 "exchange_id": ex.exchange_id,
@@ -43,6 +44,8 @@ def _rows(node_dir: str, limit: int) -> list[dict[str, Any]]:
                 "closed_at": ex.closed_at.isoformat() if ex.closed_at else None,
                 "due_at": due.isoformat(),
                 "overdue": due <= now,
+                "blocked_at": ex.blocked_at.isoformat() if ex.blocked_at else None,
+                "blocking_due_at": block.isoformat() if block and not ex.blocked_at else None,
             }
         )
     rows.sort(key=lambda r: (r["due_at"], r["exchange_id"]))
@@ -61,7 +64,14 @@ def _run(args: argparse.Namespace) -> int:
     for r in rows:
         since = f"closed {r['closed_at']}" if r["closed_at"] else f"opened {r['opened_at']}"
         mark = "OVERDUE" if r["overdue"] else "due"
-        print(f"{r['exchange_id']}  {r['area']}  {r['state']}  {since}  {mark} {r['due_at']}")
+        blocked = ""
+        if r["blocked_at"]:
+            blocked = f"  blocked {r['blocked_at']}"
+        elif r["blocking_due_at"]:
+            blocked = f"  blocking due {r['blocking_due_at']}"
+        print(
+            f"{r['exchange_id']}  {r['area']}  {r['state']}  {since}  {mark} {r['due_at']}{blocked}"
+        )
     return 0
 
 
@@ -71,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="which exchanges' personal data is due for erasure, and when",
         description=(
             "List the exchanges whose personal data is still held, with the time the node's "
-            "[retention] limits make it due for erasure, soonest first. Metadata only."
+            "[retention] limits make it due for erasure, soonest first, and with "
+            "blocked_after set, when it was or will be blocked. Metadata only."
         ),
     )
     parser.add_argument("node_dir", metavar="NODE_DIR")

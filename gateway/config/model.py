@@ -403,9 +403,12 @@ class RetentionAreaConfig:
     #: ``"30 minutes"``, ``"3 months"``...: the same limit in any unit (instead of the months).
     after_closure: str | None = setting(None)
     if_never_closed: str | None = setting(None)
+    #: ``"3 months"``...: the blocked stage for this area (instead of the node's).
+    blocked_after: str | None = setting(None)
 
     def __post_init__(self) -> None:
         self.periods()
+        _retention_period(None, self.blocked_after, "blocked_after", MAX_MONTHS_AFTER_CLOSURE)
 
     def periods(self) -> tuple[Period | None, Period | None]:
         """``(after_closure, if_never_closed)``, None where the node's setting applies."""
@@ -443,6 +446,9 @@ class RetentionConfig:
     interval_seconds: float = setting(60.0, minimum=1, maximum=86400)
     #: Exchanges erased per database transaction.
     batch_size: int = setting(500, minimum=1, maximum=10000)
+    #: The optional blocked stage: this long after closure (``"3 months"``, ``"10 minutes"``)
+    #: the personal data is unreadable until it is erased. None: no blocked stage.
+    blocked_after: str | None = setting(None)
 
     def __post_init__(self) -> None:
         for area in self.areas:
@@ -464,11 +470,20 @@ class RetentionConfig:
             "if_never_closed",
             MAX_MONTHS_IF_NEVER_CLOSED,
         ) or Period(months=24)
+        blocked = _retention_period(
+            None, self.blocked_after, "blocked_after", MAX_MONTHS_AFTER_CLOSURE
+        )
         specific = self.areas.get(area) if area is not None else None
         if specific is not None:
             area_after, area_never = specific.periods()
             after, never = area_after or after, area_never or never
-        return RetentionPolicy(after_closure=after, if_never_closed=never)
+            blocked = (
+                _retention_period(
+                    None, specific.blocked_after, "blocked_after", MAX_MONTHS_AFTER_CLOSURE
+                )
+                or blocked
+            )
+        return RetentionPolicy(after_closure=after, if_never_closed=never, blocked_after=blocked)
 
     def for_area(self, area: str | None) -> tuple[int, int]:
         """``(months_after_closure, months_if_never_closed)`` for a legislation area (month settings)."""

@@ -173,6 +173,9 @@ port = {metrics_port}
 # transaction:
 # interval_seconds = 60.0
 # batch_size = 500
+# Optional blocked stage: this long after closure the personal data is kept
+# but unreadable (deliveries and tracking withhold it) until it is erased.
+# blocked_after = "3 months"
 #
 # Shorter limits for one legislation area:
 # [retention.areas.services]
@@ -180,6 +183,7 @@ port = {metrics_port}
 # months_if_never_closed = 12
 # after_closure = "30 minutes"
 # if_never_closed = "2 days"
+# blocked_after = "10 minutes"
 
 [audit]
 # Every checkpoint_interval seconds the node signs a checkpoint of its audit log

@@ -54,6 +54,7 @@ class Event(StrEnum):
     STATE_CHANGED = "STATE_CHANGED"  # an exchange changed state
     PERSONAL_DATA_READ = "PERSONAL_DATA_READ"  # personal data of an exchange was read
     ERASED = "ERASED"  # an exchange's personal data was erased
+    BLOCKED = "BLOCKED"  # an exchange's personal data was blocked (unreadable until erased)
     REFUSED = "REFUSED"  # a document or request was refused
     CONFIG_CHANGED = "CONFIG_CHANGED"  # the node's configuration changed
     TRUST_CHANGED = "TRUST_CHANGED"  # the trust store changed

@@ -239,6 +239,7 @@ class Stage(StrEnum):
     ESCALATED = "escalated"
     # data protection
     PERSONAL_DATA_ERASED = "personal_data_erased"
+    PERSONAL_DATA_BLOCKED = "personal_data_blocked"
 
 
 #: The exchange stage recorded when a document of each type is accepted.

@@ -5,7 +5,9 @@ A :class:`Period` is a number of calendar months or of minutes (``"6 months"``,
 operator can rehearse a purge. :func:`erasure_due_at` takes an exchange's
 metadata and a :class:`RetentionPolicy` and says when its personal data is due
 for erasure: ``after_closure`` after closing, or ``if_never_closed`` after it
-was opened when it has not closed.
+was opened when it has not closed. With the optional blocked stage
+(``blocked_after``), :func:`blocking_due_at` says when a closed exchange's
+personal data becomes unreadable, before it is erased.
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class RetentionPolicy:
 
     after_closure: Period
     if_never_closed: Period
+    #: The optional blocked stage: this long after closure the personal data is unreadable.
+    blocked_after: Period | None = None
 
 
 def erasure_due_at(
@@ -100,11 +104,23 @@ def erasure_due_at(
     return policy.if_never_closed.after(opened_at)
 
 
+def blocking_due_at(policy: RetentionPolicy, *, closed_at: datetime | None) -> datetime | None:
+    """When a closed exchange's personal data is blocked (None: no blocked stage, or still open).
+
+    Never later than its erasure: a blocked stage at or after erasure has nothing to block.
+    """
+    if policy.blocked_after is None or closed_at is None:
+        return None
+    blocked = policy.blocked_after.after(closed_at)
+    return blocked if blocked < policy.after_closure.after(closed_at) else None
+
+
 __all__ = [
     "MAX_DAYS_AFTER_CLOSURE",
     "MAX_MONTHS_AFTER_CLOSURE",
     "Period",
     "PeriodInvalid",
     "RetentionPolicy",
+    "blocking_due_at",
     "erasure_due_at",
 ]

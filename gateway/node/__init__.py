@@ -214,7 +214,17 @@ def build_node(
     # Translations are cached in memory only: without an engine there is nothing to forget,
     # and the purge need not decrypt the erased documents to find them.
     forget = localizer.forget if config.translation.engine != "none" else None
-    top.add(RetentionService(runtime, config.retention, forget=forget))
+    top.add(
+        RetentionService(
+            runtime,
+            config.retention,
+            forget=forget,
+            # An envelope is accepted within the replay window of its creation time, which
+            # may lie the window ahead of its receipt: past twice that, a replay is refused.
+            keep_envelope_receipts_seconds=2 * config.limits.replay_window_seconds,
+            pause_seconds=0.0,
+        )
+    )
     tsa = _tsa_client(config, reactor)
     checkpoints = AuditCheckpointService(
         runtime,

@@ -138,6 +138,7 @@ class Deliveries:
             authority,
             [r.message_id for r in rows],
             sealer=self._rt.sealer,
+            audit_key=self._rt.audit_key,
             now=self._rt.clock.now(),
         )
         handed: list[HandedOut] = await self._rt.cpu(
@@ -214,6 +215,7 @@ class Pusher(LeasedQueueWorker):
                 authority,
                 [i.message_id for i in items if i.authority_id == authority],
                 sealer=self._rt.sealer,
+                audit_key=self._rt.audit_key,
                 now=now,
             )
         for item in items:

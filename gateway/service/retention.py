@@ -9,8 +9,17 @@ sealed bodies gone, unsent copies dead), then compacts the database
 (``Database.compact``) and has the :class:`~gateway.service.localization.Localizer`
 forget the machine translations of the erased documents.
 
+With the optional blocked stage (``blocked_after``), each run first blocks
+the closed exchanges whose blocked stage has begun
+(:func:`~gateway.storage.retention.block_exchanges_txn`), in batches too.
+Each run also forgets the receipts of peer envelopes received longer ago
+than twice the replay window (``keep_envelope_receipts_seconds``): a retried
+envelope that old is refused by its creation time anyway.
+
 Erasure is idempotent and each batch commits on its own, so a purge cut short
-by a crash finishes at the next run after restart. Each erasure is logged with
+by a crash finishes at the next run after restart. Between two batches the
+purge can yield to the reactor (``pause_seconds`` on the clock; the node
+yields one turn), so writers queued meanwhile get the database first. Each erasure is logged with
 the exchange id and counts only; :func:`gateway.storage.audit.record_erasure_txn` records it
 inside the erasing transaction.
 """
@@ -18,12 +27,12 @@ inside the erasing transaction.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
 from gateway.config import RetentionConfig
@@ -31,7 +40,13 @@ from gateway.core.retention import RetentionPolicy
 from gateway.service.runtime import Runtime
 from gateway.storage.audit import record_erasure_txn
 from gateway.storage.exchanges import exchanges_due_for_erasure_txn
-from gateway.storage.retention import ErasedExchange, erase_exchanges_txn
+from gateway.storage.messages import purge_envelope_receipts_txn
+from gateway.storage.retention import (
+    ErasedExchange,
+    block_exchanges_txn,
+    erase_exchanges_txn,
+    exchanges_due_for_blocking_txn,
+)
 
 __all__ = ["RetentionService"]
 
@@ -71,10 +86,16 @@ class RetentionService(Service):
         settings: RetentionConfig,
         *,
         forget: Forget | None = None,
+        keep_envelope_receipts_seconds: float | None = None,
+        pause_seconds: float | None = None,
     ) -> None:
+        """``pause_seconds``: the pause between two batches on the clock (0: one reactor
+        turn; None: none, the next batch follows at once)."""
         self._runtime = runtime
         self._settings = settings
         self._forget = forget
+        self._keep_receipts = keep_envelope_receipts_seconds
+        self._pause = pause_seconds
         self._loop: LoopingCall | None = None
         self._running: Deferred[int] | None = None
 
@@ -127,11 +148,55 @@ class RetentionService(Service):
         scopes.append((self._settings.policy(None), None, areas))
         return scopes
 
+    async def _yield(self) -> None:
+        """Let the reactor (and the writers queued for the database) run between two batches."""
+        if self._pause is None:
+            return
+        await deferLater(self._runtime.clock, self._pause, lambda: None)  # type: ignore[arg-type]  # seconds() and callLater suffice
+
+    async def _block(self, now: datetime) -> int:
+        runtime, batch, total = self._runtime, self._settings.batch_size, 0
+        for policy, area, excluded in self._scopes():
+            if policy.blocked_after is None:
+                continue
+            while True:
+                due: list[str] = await runtime.db.run_txn(
+                    exchanges_due_for_blocking_txn,
+                    closed_before=policy.blocked_after.before(now),
+                    closed_since=policy.after_closure.before(now),  # not due for erasure yet
+                    area=area,
+                    exclude_areas=excluded,
+                    limit=batch,
+                )
+                if not due:
+                    break
+                blocked: list[str] = await runtime.db.run_txn(
+                    block_exchanges_txn, due, now=now, node=runtime.node_id
+                )
+                total += len(blocked)
+                for exchange_id in blocked:
+                    log.info(
+                        "Blocked the personal data of exchange {exchange_id}",
+                        exchange_id=exchange_id,
+                    )
+                if len(due) < batch or not blocked:
+                    break
+                await self._yield()
+        return total
+
     async def _purge(self) -> int:
         runtime = self._runtime
         now = runtime.clock.now()
         batch = self._settings.batch_size
         total = 0
+        await self._block(now)
+        if self._keep_receipts is not None:
+            forgotten: int = await runtime.db.run_txn(
+                purge_envelope_receipts_txn,
+                received_before=now - timedelta(seconds=self._keep_receipts),
+            )
+            if forgotten:
+                log.info("Forgot {count} old envelope receipts", count=forgotten)
         for policy, area, excluded in self._scopes():
             while True:
                 due: list[str] = await runtime.db.run_txn(
@@ -162,6 +227,7 @@ class RetentionService(Service):
                     await self._forget_bodies(one)
                 if len(due) < batch or not erased:
                     break
+                await self._yield()
         if total:
             await runtime.db.compact()
             log.info("Retention purge erased {count} exchanges", count=total)

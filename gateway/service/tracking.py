@@ -161,6 +161,7 @@ class TrackingQueries:
             authority,
             [m.message_id for m in metas],
             sealer=self._rt.sealer,
+            audit_key=self._rt.audit_key,
             now=self._rt.clock.now(),
         )
         rendered: list[tuple[MessageMeta, Sequence[Rendering]]] = await self._rt.cpu(

@@ -78,6 +78,12 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # pg_advisory_xact_lock key held while migrating ("IMIGWMIG" as an int64).
 MIGRATION_LOCK_KEY = int.from_bytes(b"IMIGWMIG", "big", signed=True)
 
+#: PostgreSQL, after a purge: VACUUM the table of sealed bodies (ciphertext whose key is gone
+#: may stay in free space until reused), rewrite the table of wrapped data keys (no copy of
+#: an erased key may stay in a page's free space).
+VACUUMED_TABLES = ("messages",)
+REWRITTEN_TABLES = ("exchanges",)
+
 # SQLSTATEs worth retrying: serialization_failure, deadlock_detected.
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 
@@ -192,6 +198,7 @@ class Database(Service):
         self._retries = retries
         self._pool: ThreadPool | None = None
         self._shutdown_trigger: Any = None
+        self._wal_warning_logged = False
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -433,9 +440,23 @@ class Database(Service):
     def compact_sync(self) -> None:
         """Make erased data physically go away: run after a retention purge.
 
-        SQLite: checkpoint the WAL into the database file and truncate it
-        (``secure_delete`` has already zeroed the freed pages). PostgreSQL:
-        ``VACUUM`` the tables that held sealed data and wrapped keys.
+        SQLite: ``secure_delete`` has already overwritten the freed cells and
+        pages with zeros; checkpoint the WAL into the database file and
+        truncate it, so no older page version survives in the ``-wal`` file.
+
+        PostgreSQL: ``VACUUM`` the messages (and their TOAST table), so dead
+        row versions of sealed bodies are pruned (their bytes may stay in free
+        space until reused: ciphertext whose key is gone); ``VACUUM FULL``
+        the exchanges, which rewrites the table so that no copy of an erased
+        wrapped data key stays in a page's free space (it locks the table
+        while it runs: metadata only, short rows); then
+        ``CHECKPOINT``, switch to a new WAL segment and ``CHECKPOINT`` again,
+        so the segments that recorded the erased rows are no longer needed
+        and the server removes them (with ``wal_recycle = off`` it deletes
+        them; otherwise it renames them for reuse, see docs/data-protection.md).
+        Without the privileges for the last three steps (``pg_checkpoint``
+        role, ``EXECUTE`` on ``pg_switch_wal``) they are skipped and logged
+        once: the server's own checkpoints remove the segments later.
         """
         if self.dialect_name == "sqlite":
             raw = self.engine.raw_connection()
@@ -445,10 +466,24 @@ class Database(Service):
                 cursor.close()
             finally:
                 raw.close()
-        else:
-            with self.engine.connect() as conn:
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.exec_driver_sql("VACUUM exchanges, messages")
+            return
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql(f"VACUUM {', '.join(VACUUMED_TABLES)}")
+            conn.exec_driver_sql(f"VACUUM FULL {', '.join(REWRITTEN_TABLES)}")
+            try:
+                conn.exec_driver_sql("CHECKPOINT")
+                conn.exec_driver_sql("SELECT pg_switch_wal()")
+                conn.exec_driver_sql("CHECKPOINT")
+            except DBAPIError as exc:
+                if not self._wal_warning_logged:
+                    self._wal_warning_logged = True
+                    log.warn(
+                        "After a purge the gateway cannot force a checkpoint and a WAL switch "
+                        "({reason}): WAL segments holding erased rows stay until the server's "
+                        "next checkpoints; grant pg_checkpoint and EXECUTE on pg_switch_wal",
+                        reason=_describe(exc),
+                    )
 
     def compact(self) -> Deferred[None]:
         """:meth:`compact_sync` on the database thread pool (at once when ``inline``)."""

@@ -58,6 +58,7 @@ def _exchange(row: Row[Any]) -> Exchange:
         updated_at=row.updated_at,
         closed_at=row.closed_at,
         erased_at=row.erased_at,
+        blocked_at=row.blocked_at,
     )
 
 

@@ -138,6 +138,8 @@ class Exchange:
     updated_at: datetime
     closed_at: datetime | None
     erased_at: datetime | None
+    #: When the retention's blocked stage made the personal data unreadable (None: not blocked).
+    blocked_at: datetime | None = None
 
     @property
     def erased(self) -> bool:

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.core import dataprotect
 from gateway.core.access import Visibility, visibility
-from gateway.core.audit import Event
+from gateway.core.audit import AuditKey, Event
 from gateway.core.dataprotect import Sealer
 from gateway.core.schemas import DocumentType
 from gateway.storage.audit import append_audit_txn
@@ -165,6 +165,7 @@ def read_personal_data_txn(
     *,
     sealer: Sealer,
     now: datetime,
+    audit_key: AuditKey,
 ) -> PersonalData:
     """Unseal ``message_ids`` for national system ``authority``, auditing each read.
 
@@ -188,6 +189,7 @@ def read_personal_data_txn(
             exchanges.c.requester_authority,
             exchanges.c.responder_authority,
             exchanges.c.wrapped_data_key,
+            exchanges.c.blocked_at,
         )
         .join(exchanges, exchanges.c.exchange_id == messages.c.exchange_id)
         .where(messages.c.message_id.in_(ids))
@@ -213,13 +215,16 @@ def read_personal_data_txn(
         if seen is Visibility.METADATA:
             withheld.add(message_id)
             continue
-        if row.body is None or row.wrapped_data_key is None:
+        if row.body is None or row.wrapped_data_key is None or row.blocked_at is not None:
+            # Erased, or blocked before erasure ([retention] blocked_after): unreadable alike.
             erased.add(message_id)
             continue
         key = keys.get(row.exchange_id)
         if key is None:
             key = keys[row.exchange_id] = sealer.unwrap_key(row.wrapped_data_key, row.exchange_id)
-        bodies[message_id] = dataprotect.open_sealed(key, row.body, stored.body_aad(message_id))
+        body = bodies[message_id] = dataprotect.open_sealed(
+            key, row.body, stored.body_aad(message_id)
+        )
         append_audit_txn(
             conn,
             at=now,
@@ -227,5 +232,6 @@ def read_personal_data_txn(
             actor=authority,
             exchange_id=row.exchange_id,
             message_id=message_id,
+            digest=audit_key.digest(body),
         )
     return PersonalData(bodies, frozenset(withheld), frozenset(erased))

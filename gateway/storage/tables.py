@@ -100,6 +100,8 @@ exchanges = Table(
     # AES-GCM-wrapped data key (gateway.core.dataprotect); NULL once erased.
     Column("wrapped_data_key", LargeBinary(), nullable=True),
     Column("erased_at", UTCDateTime(), nullable=True),
+    # The optional blocked stage of retention: personal data held but unreadable from then on.
+    Column("blocked_at", UTCDateTime(), nullable=True),
     Index(None, "state", "updated_at"),
     Index(None, "closed_at"),
     Index(None, "created_at"),

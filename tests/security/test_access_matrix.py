@@ -295,6 +295,8 @@ async def _reads(nodes: dict) -> set[tuple[str, str, str, str]]:
     for country, node in nodes.items():
         for entry in await node.parts.db.run_txn(audit_log_txn):
             if entry.event == Event.PERSONAL_DATA_READ:
+                # The keyed digest of the document read (never the document).
+                assert len(entry.digest) == 64, entry
                 where = f"{country}#{entry.seq}"
                 found.add((entry.actor, entry.exchange_id, entry.message_id, where))
     return found

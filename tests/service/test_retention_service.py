@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
 
 from gateway.config import RetentionAreaConfig, RetentionConfig
 from gateway.core.audit import Event
@@ -15,6 +18,8 @@ from gateway.storage.audit import audit_log_txn
 from gateway.storage.exchanges import exchange_txn, set_exchange_state_txn
 from gateway.storage.messages import load_bodies_txn, submit_message_txn
 from gateway.storage.model import Stage
+from gateway.storage.personal_data import read_personal_data_txn
+from gateway.storage.tables import envelopes_in
 from gateway.storage.tracking import tracking_events_txn
 from tests.service.clocked import ClockedNode, clocked_node, fired
 from tests.storage.conftest import NODE, exchange_info, submission
@@ -134,3 +139,110 @@ def test_a_purge_runs_in_batches_oldest_first_and_a_second_run_changes_nothing(
     node.clock.advance(MINUTE)
     assert fired(service.run_once()) == 0
     assert [node.db.run_txn_sync(exchange_txn, f"EX-{i}") for i in range(5)] == before
+
+
+def test_the_blocked_stage_makes_personal_data_unreadable_before_erasure_and_once(
+    node: ClockedNode,
+) -> None:
+    forgotten: list[bytes] = []
+
+    async def forget(body: bytes) -> None:
+        forgotten.append(body)
+
+    settings = RetentionConfig(after_closure="30 minutes", blocked_after="10 minutes")
+    service = RetentionService(node.runtime, settings, forget=forget)
+    open_exchange(node, "EX-B")
+    close(node, "EX-B")
+    sealer = node.runtime.sealer
+    requester = node.db.run_txn_sync(exchange_txn, "EX-B").requester_authority
+
+    def read() -> object:
+        return node.db.run_txn_sync(
+            read_personal_data_txn,
+            requester,
+            ["M-EX-B"],
+            sealer=sealer,
+            now=node.runtime.clock.now(),
+            audit_key=node.runtime.audit_key,
+        )
+
+    assert read().bodies["M-EX-B"]  # type: ignore[attr-defined]
+    node.clock.advance(9 * MINUTE)
+    assert fired(service.run_once()) == 0
+    assert node.db.run_txn_sync(exchange_txn, "EX-B").blocked_at is None
+
+    node.clock.advance(2 * MINUTE)
+    assert fired(service.run_once()) == 0  # blocked, not erased
+    assert fired(service.run_once()) == 0  # a second run blocks nothing again
+    exchange = node.db.run_txn_sync(exchange_txn, "EX-B")
+    assert exchange.blocked_at == node.runtime.clock.now() and not exchange.erased
+    # Unreadable for the read paths (deliveries, tracking), still held for the purge.
+    blocked = read()
+    assert not blocked.bodies and blocked.erased == {"M-EX-B"}  # type: ignore[attr-defined]
+    assert node.db.run_txn_sync(load_bodies_txn, ["M-EX-B"], sealer=sealer)["M-EX-B"]
+    stages = [e.stage for e in node.db.run_txn_sync(tracking_events_txn, "EX-B")]
+    assert stages.count(Stage.PERSONAL_DATA_BLOCKED) == 1
+
+    node.clock.advance(20 * MINUTE)
+    assert fired(service.run_once()) == 1
+    assert erased(node, "EX-B")
+    assert forgotten == [b"<Request id='M-EX-B'>Kari Nordmann</Request>"]
+    retention = {Event.BLOCKED, Event.ERASED}
+    entries = node.db.run_txn_sync(audit_log_txn)
+    events = [(e.event, e.exchange_id) for e in entries if e.event in retention]
+    assert events == [(Event.BLOCKED, "EX-B"), (Event.ERASED, "EX-B")]
+    # The one read before blocking was audited; the blocked read unsealed nothing.
+    reads = [e for e in entries if e.event == Event.PERSONAL_DATA_READ]
+    assert [(e.actor, e.message_id) for e in reads] == [(requester, "M-EX-B")]
+
+
+def test_an_exchange_due_for_erasure_is_erased_without_a_blocked_stage_first(
+    node: ClockedNode,
+) -> None:
+    settings = RetentionConfig(after_closure="30 minutes", blocked_after="10 minutes")
+    service = RetentionService(node.runtime, settings)
+    open_exchange(node, "EX-LATE")
+    close(node, "EX-LATE")
+    node.clock.advance(31 * MINUTE)  # the node was down while the blocked stage began
+    assert fired(service.run_once()) == 1
+    stages = [e.stage for e in node.db.run_txn_sync(tracking_events_txn, "EX-LATE")]
+    assert Stage.PERSONAL_DATA_BLOCKED not in stages and Stage.PERSONAL_DATA_ERASED in stages
+
+
+def test_envelope_receipts_older_than_the_kept_time_are_forgotten(node: ClockedNode) -> None:
+    def add(conn: Connection, envelope_id: str, received_at: datetime) -> None:
+        conn.execute(
+            insert(envelopes_in).values(
+                envelope_id=envelope_id,
+                peer_node="PT",
+                received_at=received_at,
+                sha256="0" * 64,
+                receipt=b"<Receipt/>",
+            )
+        )
+
+    now = node.runtime.clock.now()
+    node.db.run_txn_sync(add, "ENV-OLD", now - timedelta(seconds=601))
+    node.db.run_txn_sync(add, "ENV-NEW", now - timedelta(seconds=599))
+    service = RetentionService(node.runtime, RetentionConfig(), keep_envelope_receipts_seconds=600)
+    assert fired(service.run_once()) == 0
+    kept = node.db.run_txn_sync(
+        lambda conn: list(conn.execute(select(envelopes_in.c.envelope_id)).scalars())
+    )
+    assert kept == ["ENV-NEW"]
+
+
+def test_a_purge_yielding_between_batches_lets_the_clock_run_and_still_erases_everything(
+    node: ClockedNode,
+) -> None:
+    settings = RetentionConfig(after_closure="1 minute", batch_size=2)
+    service = RetentionService(node.runtime, settings, pause_seconds=0.5)
+    for i in range(5):
+        open_exchange(node, f"EX-Y{i}")
+        close(node, f"EX-Y{i}")
+    node.clock.advance(2 * MINUTE)
+    running = service.run_once()
+    assert not running.called  # paused after the first batch of two
+    assert sum(erased(node, f"EX-Y{i}") for i in range(5)) == 2
+    node.clock.pump([0.5, 0.5])
+    assert fired(running) == 5

@@ -18,10 +18,10 @@ from typing import Any
 from gateway.commands.queue import _database
 from gateway.config import load_config
 from gateway.core.retention import blocking_due_at, erasure_due_at
-from gateway.storage.exchanges import unerased_exchanges_txn
 
 
 def _rows(node_dir: str, limit: int) -> list[dict[str, Any]]:
+    from gateway.storage.exchanges import unerased_exchanges_txn  # keeps CLI start-up fast
 
     retention = load_config(node_dir).retention
     db, _node_id = _database(node_dir)

@@ -71,11 +71,13 @@ async def test_each_step_of_an_exchange_is_recorded_on_both_nodes_and_both_expor
         ("RECEIPT", "node:PT", req),
         ("RECEIVED", "node:PT", acceptance_id),
         ("STATE_CHANGED", "PT-OMD", acceptance_id),
+        ("PERSONAL_DATA_READ", "NO-HELSEDIR", acceptance_id),
         ("DELIVERED", "NO-HELSEDIR", acceptance_id),
     ]
     assert summary(log_pt, exchange_id) == [
         ("RECEIVED", "node:NO", req),
         ("STATE_CHANGED", "NO-HELSEDIR", req),
+        ("PERSONAL_DATA_READ", "PT-OMD", req),
         ("DELIVERED", "PT-OMD", req),
         ("SUBMITTED", "PT-OMD", acceptance_id),
         ("STATE_CHANGED", "PT-OMD", acceptance_id),

@@ -37,12 +37,20 @@ from gateway.adapters.translation import build_translation_service
 from gateway.config import NodeConfig, load_config
 from gateway.config.secrets import database_url
 from gateway.core.access import Directory
+from gateway.core.audit import Event, node_actor
 from gateway.core.catalogue import CatalogueRegistry, load_catalogues
 from gateway.core.clock import Clock
 from gateway.core.dataprotect import Sealer
 from gateway.core.errors import ConfigurationError, GatewayError
 from gateway.core.signing import Signer
-from gateway.keystore import audit_key_path, ensure_audit_key, load_data_kek, load_node_keys
+from gateway.keystore import (
+    audit_key_path,
+    ensure_audit_key,
+    load_data_kek,
+    load_node_keys,
+    node_paths,
+    trust_listing,
+)
 from gateway.node.listeners import LISTEN_BACKLOG, Listener, SiteFactory, build_listeners
 from gateway.node.readiness import Readiness
 from gateway.node.services import (
@@ -76,6 +84,7 @@ from gateway.service.runtime import ReactorClock, Runtime
 from gateway.service.tracking import TrackingQueries
 from gateway.service.trust import NodeTrustStores, TrustChanges
 from gateway.service.waiters import Waiters
+from gateway.storage.audit import record_if_changed_txn
 from gateway.storage.db import Database
 from gateway.storage.directory_files import DirectoryStore
 from gateway.transport.api import api_root, peer_root
@@ -158,6 +167,7 @@ def build_node(
         audit_key=audit_key,
     )
     clock, metrics = runtime.clock, runtime.metrics
+    _record_unrecorded_changes(runtime, config, trust)
     waiters = Waiters(clock)
     peer_urls = {p.id: p.url for p in config.peers if p.id in trust.peer_ids}
     push_urls = {a.id: a.push_url for a in config.authorities if a.push_url}
@@ -382,6 +392,36 @@ def build_node(
         readiness=readiness,
     )
     return top, parts
+
+
+def _record_unrecorded_changes(
+    runtime: Runtime, config: NodeConfig, trust: NodeTrustStores
+) -> None:
+    """Record the configuration and trust this start runs with, where no entry has them yet.
+
+    Commands record their own changes; a hand edit of ``gateway.toml`` or of
+    the trust store made while the node was stopped shows here, as
+    CONFIG_CHANGED / TRUST_CHANGED with this node as actor.
+    """
+    states = (
+        (
+            Event.CONFIG_CHANGED,
+            "gateway.toml at start",
+            node_paths(config.node_dir).config.read_bytes(),
+        ),
+        (Event.TRUST_CHANGED, "trust at start", trust_listing(trust.raw)),
+    )
+    for event, subject, state in states:
+        recorded = runtime.db.run_txn_sync(
+            record_if_changed_txn,
+            at=runtime.clock.now(),
+            event=event,
+            actor=node_actor(runtime.node_id),
+            message_id=subject,
+            digest=runtime.audit_key.digest(state),
+        )
+        if recorded is not None:
+            log.info("Recorded {event} in the audit log: {subject}", event=event, subject=subject)
 
 
 def _tsa_client(config: NodeConfig, reactor: Any) -> TSAClient | None:

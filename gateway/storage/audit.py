@@ -94,6 +94,28 @@ def append_audit_txn(
     return entry
 
 
+def record_if_changed_txn(
+    conn: Connection, *, at: datetime, event: str, actor: str, message_id: str, digest: str
+) -> Entry | None:
+    """Append ``event`` unless the newest entry of that event already carries ``digest``.
+
+    At start a node records the configuration and trust it runs with this way,
+    so that a hand edit of ``gateway.toml`` or of the trust store (which no
+    command recorded) still leaves its entry (docs/audit.md).
+    """
+    last = conn.execute(
+        select(audit_log.c.digest)
+        .where(audit_log.c.event == event)
+        .order_by(audit_log.c.seq.desc())
+        .limit(1)
+    ).scalar()
+    if last == digest:
+        return None
+    return append_audit_txn(
+        conn, at=at, event=event, actor=actor, message_id=message_id, digest=digest
+    )
+
+
 def append_audit_records_txn(
     conn: Connection, records: Sequence[audit.Record], *, at: datetime
 ) -> list[Entry]:

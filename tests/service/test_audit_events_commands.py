@@ -128,3 +128,32 @@ def test_a_node_directory_without_an_audit_key_gets_one_at_its_first_start(
     key, created = ks.ensure_audit_key(node)
     assert created is False and key == ks.load_audit_key(node)  # once, then loaded
     assert "secret" not in repr(key) and path.read_bytes().hex() not in repr(key)
+
+
+def test_a_hand_edit_of_the_configuration_or_trust_is_recorded_at_the_next_start(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    node = tmp_path / "no"
+    assert run(capsys, "init", str(node), "--country", "NO")[0] == 0
+
+    def start() -> list[tuple[str, str, str]]:
+        _service, parts = build_node(node, reactor)
+        parts.db.stop()
+        return [c for c in changes(node) if c[1] == "node:NO"]
+
+    first = start()  # the first start records what it runs with
+    assert first == [
+        ("CONFIG_CHANGED", "node:NO", "gateway.toml at start"),
+        ("TRUST_CHANGED", "node:NO", "trust at start"),
+    ]
+    assert start() == first  # nothing changed: nothing recorded
+    config = ks.node_paths(node).config
+    config.write_text(config.read_text() + "\n# edited by hand\n")
+    assert start() == [*first, ("CONFIG_CHANGED", "node:NO", "gateway.toml at start")]
+    edited = start()
+    # A command records its own change; the next start finds it recorded already.
+    handover = str(tmp_path / "handover")
+    assert (
+        run(capsys, "keys", "issue-national", str(node), "NO-HELSEDIR", "--out", handover)[0] == 0
+    )
+    assert start() == edited

@@ -434,9 +434,7 @@ def transition_table_markdown() -> str:
 
 
 #: Documents that are tracked events when they leave the state unchanged.
-_TRACKED = frozenset(
-    {D.REMINDER, D.ESCALATION, D.COORDINATOR_REMINDER, D.MEDIATION_NOTE}
-)
+_TRACKED = frozenset({D.REMINDER, D.ESCALATION, D.COORDINATOR_REMINDER, D.MEDIATION_NOTE})
 
 
 def state_diagram_mermaid() -> str:

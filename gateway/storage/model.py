@@ -9,7 +9,7 @@ never be logged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -138,6 +138,14 @@ class Exchange:
     updated_at: datetime
     closed_at: datetime | None
     erased_at: datetime | None
+    # Deadlines and milestones (gateway.core.deadlines), and the state a dispute resumes.
+    acceptance_due_at: datetime | None = None
+    reply_due_at: datetime | None = None
+    reply_date_agreed: bool = False
+    accepted_at: datetime | None = None
+    answered_at: datetime | None = None
+    disputed_at: datetime | None = None
+    resumes_to: str | None = None
 
     @property
     def erased(self) -> bool:
@@ -162,6 +170,10 @@ class Submission:
     body: bytes = field(repr=False)
     # The node-signed receipt answered to the submitter (returned again for a duplicate).
     receipt: bytes = field(repr=False)
+    # Exchange metadata the document sets (deadlines, milestones: no personal data).
+    metadata: Mapping[str, object] = field(default_factory=dict)
+    # Authorities of this node that also receive the document (its coordinators).
+    copies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,10 @@ class InboundPayload:
     body: bytes = field(repr=False)
     # True: deliver by pushing to the authority's callback; False: it pulls.
     push: bool = False
+    # Exchange metadata the document sets (deadlines, milestones: no personal data).
+    metadata: Mapping[str, object] = field(default_factory=dict)
+    # Callers of this node that also receive the document (its coordinators; they pull).
+    copies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.core.deadlines import DeadlinePolicy
 from gateway.core.errors import ConfigurationError
 from gateway.core.ns import LANGUAGES, is_authority_id, is_node_id
-from gateway.core.deadlines import DeadlinePolicy
 from gateway.core.retention import (
     MAX_MONTHS_AFTER_CLOSURE,
     Period,

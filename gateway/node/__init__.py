@@ -36,6 +36,7 @@ from gateway.adapters.translation import build_translation_service
 from gateway.config import NodeConfig, load_config
 from gateway.core.catalogue import CatalogueRegistry, load_catalogues
 from gateway.core.clock import Clock
+from gateway.core.coordinators import coordinator_copies, responsible_coordinator
 from gateway.core.dataprotect import Sealer
 from gateway.core.errors import ConfigurationError
 from gateway.core.signing import Signer
@@ -51,6 +52,8 @@ from gateway.node.services import (
 )
 from gateway.node.trust_reload import TrustPins, TrustReloader
 from gateway.node_ports import PortsFile
+from gateway.service.coordinators import CoordinatorDesk
+from gateway.service.deadlines import DeadlineService
 from gateway.service.deliveries import Deliveries, Pusher
 from gateway.service.directory_search import LiveSearch
 from gateway.service.directory_sync import DirectorySyncService
@@ -63,10 +66,12 @@ from gateway.service.runtime import ReactorClock, Runtime
 from gateway.service.tracking import TrackingQueries
 from gateway.service.trust import NodeTrustStores, TrustChanges
 from gateway.service.waiters import Waiters
+from gateway.storage.coordinators import CoordinatorRegistry
 from gateway.storage.db import Database
 from gateway.storage.directory_files import DirectoryStore
 from gateway.transport.api import api_root, peer_root
 from gateway.transport.client import HTTPSClient
+from gateway.transport.coordination import coordination_tree
 from gateway.transport.directory import AuthoritySearchResource, DirectoryResource
 from gateway.transport.health import health_root
 from gateway.transport.tls import (
@@ -97,6 +102,9 @@ class NodeParts:
     trust: NodeTrustStores
     #: Re-read trust and apply it to the running node (SIGHUP, ``imi-gateway reload``).
     reload_trust: Callable[[], TrustChanges]
+    #: The coordinators' desk (listings and actions) and the deadline service.
+    coordinators: CoordinatorDesk | None = None
+    deadlines: DeadlineService | None = None
 
 
 def build_node(
@@ -173,6 +181,23 @@ def build_node(
         if pusher is not None:
             pusher.wake(authority)
 
+    registry = CoordinatorRegistry(node_dir)
+
+    def region_of(authority_id: str) -> str | None:
+        entry = directory.records().get(authority_id)
+        return None if entry is None else entry.region
+
+    def coordinator_of(authority_id: str) -> str | None:
+        found = responsible_coordinator(
+            registry.all().values(), authority_id, region_of(authority_id)
+        )
+        return None if found is None else found.id
+
+    def copies(document: Any, authority_id: str) -> tuple[str, ...]:
+        return coordinator_copies(
+            document, authority_id, registry.all().values(), region_of(authority_id)
+        )
+
     pipeline = Pipeline(
         runtime,
         trust=trust,
@@ -183,12 +208,30 @@ def build_node(
         on_delivery=delivered,
         on_received=localizer.start_translations,
         published=directory.published,
+        deadlines=config.deadlines.policy(),
+        copies=copies,
+    )
+    desk = CoordinatorDesk(
+        runtime,
+        pipeline=pipeline,
+        trust=trust,
+        coordinators=registry.all,
+        region_of=region_of,
+    )
+    deadline_service = DeadlineService(
+        runtime,
+        pipeline=pipeline,
+        policy=config.deadlines.policy(),
+        interval_seconds=config.deadlines.check_interval_seconds,
+        peers=lambda: trust.peer_ids,
+        coordinator_of=coordinator_of,
     )
     tracking = TrackingQueries(runtime, peers.tracking, render=localizer.render)
     # Translations are cached in memory only: without an engine there is nothing to forget,
     # and the purge need not decrypt the erased documents to find them.
     forget = localizer.forget if config.translation.engine != "none" else None
     top.add(RetentionService(runtime, config.retention, forget=forget))
+    top.add(deadline_service)
 
     site = SiteFactory(config, reactor, metrics)
     api_guard = api_root(
@@ -199,7 +242,10 @@ def build_node(
             cert, trust.national_certificates, trust.raw.revoked, clock.now()
         ),
         max_wait=config.limits.long_poll_seconds,
-        extra={b"authorities": AuthoritySearchResource(LiveSearch(directory), run=cpu.run)}
+        extra={
+            b"authorities": AuthoritySearchResource(LiveSearch(directory), run=cpu.run),
+            b"coordination": coordination_tree(desk),
+        }
         | (api_resources or {}),
     )
     api_site = site(api_guard, "api", config.api.max_connections, config.limits.max_body_bytes)
@@ -299,6 +345,8 @@ def build_node(
         client=client,
         trust=trust,
         reload_trust=reload_trust,
+        coordinators=desk,
+        deadlines=deadline_service,
     )
     return top, parts
 

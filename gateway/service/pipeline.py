@@ -20,6 +20,14 @@ Two entry points, one shape (parse, verify, decide, store, answer):
 A payload that is refused is reported in an Error document naming its
 message id, so that the sending node can dead-letter that one document and
 send the rest.
+
+Deadlines and coordinators: every stored document carries the exchange
+metadata it sets (``gateway.core.deadlines.deadline_metadata``), and the
+documents coordinators follow (escalations, disputes, coordinator documents)
+are also delivered to the responsible coordinator of this node (``copies``).
+:meth:`Pipeline.submit` takes another admission for this node's coordinators
+and for the node's own deadline documents (``gateway.core.coordinators``); a
+peer's node-signed or coordinator-signed documents are admitted there too.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from twisted.logger import Logger
 from gateway.core.admission import (
     Admitted,
     OutsideReplayWindow,
+    SenderNotBound,
     admit_envelope,
     admit_payload,
     admit_submission,
@@ -40,11 +49,13 @@ from gateway.core.admission import (
 )
 from gateway.core.catalogue import CatalogueRegistry
 from gateway.core.certs import TrustStore
+from gateway.core.coordinators import admit_peer_special, refuse_coordinator_as_authority
+from gateway.core.deadlines import DeadlinePolicy, deadline_metadata
 from gateway.core.directory import PublishedDirectory
 from gateway.core.documents import ExchangeDocument, Request
 from gateway.core.docxml import sha256_hex
-from gateway.core.envelopes import ReceiptItem, ReceiptStatus, build_receipt
-from gateway.core.errors import GatewayError, InvalidInput
+from gateway.core.envelopes import Payload, ReceiptItem, ReceiptStatus, build_receipt
+from gateway.core.errors import GatewayError, InvalidInput, InvalidSignature
 from gateway.core.lifecycle import EXCHANGE_LIFECYCLE
 from gateway.core.ns import DOC_NS
 from gateway.core.xmlparse import parse_xml
@@ -65,6 +76,9 @@ from gateway.storage.model import (
 )
 
 log = Logger()
+
+#: Another admission for :meth:`Pipeline.submit`: (body, now, window seconds) -> Admitted.
+Admission = Callable[[bytes, datetime, float], Admitted]
 
 
 class PayloadRefused(InvalidInput):
@@ -91,6 +105,8 @@ class Pipeline:
         on_delivery: Callable[[str], None] = lambda authority: None,
         on_received: Callable[[ExchangeDocument], None] = lambda document: None,
         published: Callable[[], PublishedDirectory] | None = None,
+        deadlines: DeadlinePolicy | None = None,
+        copies: Callable[[ExchangeDocument, str], tuple[str, ...]] | None = None,
     ) -> None:
         self.node_id = runtime.node_id
         self._now = runtime.clock.now
@@ -109,23 +125,40 @@ class Pipeline:
         self._on_received = on_received
         self._published = published
         self._published_ders: tuple[object, frozenset[bytes]] | None = None
+        self._deadlines = deadlines or DeadlinePolicy()
+        self._copies = copies or (lambda document, authority: ())
+        self._special: tuple[object, dict[str, TrustStore]] | None = None
+
+    @property
+    def window_seconds(self) -> float:
+        """The replay window: how far a creation time may be from this node's clock."""
+        return self._window
 
     # --- national submissions -------------------------------------------------
 
     def _admit_submission(
-        self, caller: str, body: bytes, now: datetime, published: frozenset[bytes]
+        self,
+        caller: str,
+        body: bytes,
+        now: datetime,
+        published: frozenset[bytes],
+        admission: Admission | None = None,
     ) -> tuple[Admitted, bytes]:
-        admitted = admit_submission(
-            body,
-            caller=caller,
-            node_id=self.node_id,
-            trust=self._trust.national,
-            peers=self._trust.peer_ids,
-            now=now,
-            window_seconds=self._window,
-            catalogues=self._catalogues,
-            published=published,
-        )
+        if admission is not None:
+            admitted = admission(body, now, self._window)
+        else:
+            admitted = admit_submission(
+                body,
+                caller=caller,
+                node_id=self.node_id,
+                trust=self._trust.national,
+                peers=self._trust.peer_ids,
+                now=now,
+                window_seconds=self._window,
+                catalogues=self._catalogues,
+                published=published,
+            )
+            refuse_coordinator_as_authority(admitted.verified, admitted.document_type)
         receipt = self._sign_receipt(
             caller,
             now,
@@ -180,16 +213,29 @@ class Pipeline:
             catalogue_version=header.catalogue_version or "",
         )
 
-    async def submit(self, caller: str, body: bytes) -> bytes:
-        """Admit, store and acknowledge a national system's document; returns receipt bytes."""
+    def _side_effects(
+        self, document: ExchangeDocument, local: str
+    ) -> tuple[dict[str, object], tuple[str, ...]]:
+        """The exchange metadata ``document`` sets, and this node's coordinators it goes to."""
+        return deadline_metadata(document, self._deadlines), self._copies(document, local)
+
+    async def submit(self, caller: str, body: bytes, admission: Admission | None = None) -> bytes:
+        """Admit, store and acknowledge a national system's document; returns receipt bytes.
+
+        ``admission`` replaces the national-system admission (a coordinator's
+        document, or the node's own deadline documents).
+        """
         now = self._now()
         try:
             # Read on the reactor thread (a stat of the directory state file).
             published = self._published_certificates()
-            admission: tuple[Admitted, bytes] = await self._cpu(
-                self._admit_submission, caller, body, now, published
+            admitted_receipt: tuple[Admitted, bytes] = await self._cpu(
+                self._admit_submission, caller, body, now, published, admission
             )
-            admitted, receipt = admission
+            admitted, receipt = admitted_receipt
+            metadata, copies = await self._cpu(
+                self._side_effects, admitted.document, admitted.header.sender
+            )
             header = admitted.header
             submission = Submission(
                 message_id=header.document_id,
@@ -201,6 +247,8 @@ class Pipeline:
                 document_created_at=header.created,
                 body=body,
                 receipt=receipt,
+                metadata=metadata,
+                copies=copies,
             )
             await self._db.run_txn(
                 submit_message_txn,
@@ -279,17 +327,11 @@ class Pipeline:
         trust = self._trust.peer_authorities(peer)
         for payload in envelope.payloads:
             try:
-                admitted = admit_payload(
-                    payload,
-                    peer_node=peer,
-                    node_id=self.node_id,
-                    trust=trust,
-                    now=now,
-                    catalogues=self._catalogues,
-                )
+                admitted = self._admit_payload(payload, peer, trust, now)
             except GatewayError as error:
                 raise PayloadRefused(payload.message_id, error) from None
             header = admitted.header
+            metadata, copies = self._side_effects(admitted.document, header.receiver)
             documents[header.document_id] = admitted.document
             payloads.append(
                 InboundPayload(
@@ -301,6 +343,8 @@ class Pipeline:
                     document_created_at=header.created,
                     body=payload.data,
                     push=header.receiver in self._push,
+                    metadata=metadata,
+                    copies=copies,
                 )
             )
             items.append(ReceiptItem(payload.message_id, payload.sha256, ReceiptStatus.ACCEPTED))
@@ -313,6 +357,45 @@ class Pipeline:
             payloads=tuple(payloads),
         )
         return inbound, documents
+
+    def _admit_payload(
+        self, payload: Payload, peer: str, trust: TrustStore, now: datetime
+    ) -> Admitted:
+        """A document of a peer's authority; else one its node or a coordinator of it signed."""
+        try:
+            admitted = admit_payload(
+                payload,
+                peer_node=peer,
+                node_id=self.node_id,
+                trust=trust,
+                now=now,
+                catalogues=self._catalogues,
+            )
+        except (InvalidSignature, SenderNotBound) as first:
+            try:
+                return admit_peer_special(
+                    payload,
+                    peer_node=peer,
+                    node_id=self.node_id,
+                    trust=self._special_trust(peer),
+                    now=now,
+                )
+            except GatewayError:
+                raise first from None
+        refuse_coordinator_as_authority(admitted.verified, admitted.document_type)
+        return admitted
+
+    def _special_trust(self, peer: str) -> TrustStore:
+        """The peer's signing certificate and node CA, pinned (rebuilt after a trust reload)."""
+        raw = self._trust.raw
+        cached = self._special
+        if cached is None or cached[0] is not raw:
+            stores = {
+                p: TrustStore(pinned=(c.signing,), cas=(c.ca,), revoked=raw.revoked)
+                for p, c in raw.peers.items()
+            }
+            cached = self._special = (raw, stores)
+        return cached[1][peer]
 
     async def receive_envelope(self, peer: str, body: bytes) -> bytes:
         """Admit and store a peer's envelope; returns the signed receipt bytes."""

@@ -18,6 +18,10 @@ content in this node's languages: the questions of the Request and any
 InformationRequest, and the coded answers of each Answer (``Document``
 elements with one ``Rendering`` per language, as in deliveries). Reading them
 unseals personal data of the exchange, which only its two authorities may do.
+
+Each node's half also carries its ``Deadlines`` element (the acceptance
+deadline, the reply date and whether it was agreed: metadata derived from the
+signed documents, so both nodes' elements agree).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ log = Logger()
 
 
 _STAGE = f"{{{DOC_NS}}}Stage"
+_DEADLINES = f"{{{DOC_NS}}}Deadlines"
 #: How long a tracking query waits for the peer node's half of the record.
 PEER_TIMEOUT_SECONDS = 5.0
 
@@ -71,11 +76,23 @@ RENDERED_TYPES = frozenset({"Request", "InformationRequest", "Answer"})
 Render = Callable[[bytes], Sequence[Rendering]]
 
 
+def deadlines_element(exchange: Exchange, node: str) -> etree._Element:
+    """``node``'s stored deadlines of ``exchange`` (attributes absent when not known)."""
+    element = etree.Element(_DEADLINES, node=node)
+    if exchange.acceptance_due_at is not None:
+        element.set("acceptanceDue", format_datetime(exchange.acceptance_due_at))
+    if exchange.reply_due_at is not None:
+        element.set("replyDue", format_datetime(exchange.reply_due_at))
+        element.set("replyDateAgreed", "true" if exchange.reply_date_agreed else "false")
+    return element
+
+
 def tracking_xml(
     exchange: Exchange,
     stages: Sequence[etree._Element],
     peer_status: str | None = None,
     documents: Sequence[tuple[MessageMeta, Sequence[Rendering]]] = (),
+    node: str | None = None,
 ) -> bytes:
     root = new_root("Tracking")
     root.set("exchangeId", exchange.exchange_id)
@@ -84,6 +101,8 @@ def tracking_xml(
     root.set("responder", exchange.responder_authority)
     if peer_status is not None:
         root.set("peer", peer_status)
+    if node is not None:
+        root.append(deadlines_element(exchange, node))
     for element in sorted(stages, key=lambda e: e.get("at", "")):
         root.append(element)
     for meta, renderings in documents:
@@ -100,9 +119,9 @@ def tracking_xml(
 
 
 def peer_stages(body: bytes, peer: str) -> list[etree._Element]:
-    """The peer's own stages from its tracking answer (anything else is ignored)."""
+    """The peer's own stages (and deadlines) from its tracking answer (anything else is ignored)."""
     root = parse_xml(body)
-    return [e for e in root.iter(_STAGE) if e.get("node") == peer]
+    return [e for e in root.iter(_DEADLINES, _STAGE) if e.get("node") == peer]
 
 
 class TrackingQueries:
@@ -191,7 +210,9 @@ class TrackingQueries:
                 )
                 status = "unavailable"
         documents = await self._rendered_documents(exchange_id)
-        xml: bytes = await self._rt.cpu(tracking_xml, exchange, stages, status, documents)
+        xml: bytes = await self._rt.cpu(
+            tracking_xml, exchange, stages, status, documents, self._node_id
+        )
         return xml
 
     async def peer_record_xml(self, exchange_id: str, peer: str) -> bytes:
@@ -204,5 +225,7 @@ class TrackingQueries:
             raise ExchangeNotFound(f"no exchange {exchange_id!r} involves node {peer}")
         events = await self._db.run_txn(tracking_events_txn, exchange_id)
         own = [e for e in events if e.node == self._node_id]
-        xml: bytes = await self._rt.cpu(tracking_xml, exchange, _stage_elements(own))
+        xml: bytes = await self._rt.cpu(
+            tracking_xml, exchange, _stage_elements(own), None, (), self._node_id
+        )
         return xml

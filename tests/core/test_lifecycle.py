@@ -387,7 +387,7 @@ def test_coordinator_documents_are_the_coordinators_whoever_the_header_names() -
     disputed = ExchangeSides("NO-HELSEDIR", "PT-OMD", State.DISPUTED, resumes_to="accepted")
     assert life.next_state(disputed, "DisputeSettled", "PT-OMD") == "accepted"
     # a party cannot send a coordinator's document as itself
-    for (_, doc, role) in TRANSITIONS:
+    for _, doc, role in TRANSITIONS:
         if doc in COORDINATOR_DOCUMENT_TYPES:
             assert role is COORD
     assert {k for k in RESUMPTIONS} == {(State.DISPUTED, "DisputeSettled", COORD)}

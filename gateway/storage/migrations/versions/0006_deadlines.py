@@ -39,9 +39,7 @@ def upgrade() -> None:
         op.add_column("exchanges", sa.Column(name, sa.DateTime(timezone=True), nullable=True))
     op.add_column("exchanges", sa.Column("reply_date_agreed", sa.Boolean(), nullable=True))
     op.add_column("exchanges", sa.Column("resumes_to", sa.String(64), nullable=True))
-    op.create_index(
-        "ix_exchanges_requester_node_state", "exchanges", ["requester_node", "state"]
-    )
+    op.create_index("ix_exchanges_requester_node_state", "exchanges", ["requester_node", "state"])
 
 
 def downgrade() -> None:

@@ -22,9 +22,10 @@ coordinators see metadata only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from gateway.core.admission import Admitted
 from gateway.core.coordinators import (
@@ -95,9 +96,7 @@ class CoordinatorDesk:
 
     def local_authority(self, exchange: Exchange) -> str:
         """The exchange's authority of this node's country."""
-        if exchange.requester_node == self._rt.node_id:
-            return exchange.requester_authority
-        return exchange.responder_authority
+        return local_authority(exchange, self._rt.node_id)
 
     def in_scope(self, coordinator: Coordinator, exchange: Exchange) -> bool:
         local = self.local_authority(exchange)
@@ -108,28 +107,11 @@ class CoordinatorDesk:
         coordinator = self.coordinator(caller)
         now = self._rt.clock.now()
         rows: list[tuple[Exchange, int]] = await self._rt.db.run_txn(
-            attention_exchanges_txn,
-            now=now,
-            running_states=[str(s) for s in RUNNING_STATES],
-            disputed_state=str(State.DISPUTED),
-            escalation_type=str(DocumentType.ESCALATION),
+            attention_exchanges_txn, **attention_query(now)
         )
-        found = []
-        for exchange, escalations in rows:
-            if not await self._rt.cpu(self.in_scope, coordinator, exchange):
-                continue
-            item = CoordinatorView(exchange, escalations, _overdue(exchange, now))
-            if (
-                (view == "all"
-                and (item.disputed or item.escalations or item.overdue))
-                or (view == "overdue"
-                and item.overdue)
-                or (view == "disputed"
-                and item.disputed)
-                or (view == "escalated"
-                and item.escalations)
-            ):
-                found.append(item)
+        found: list[CoordinatorView] = await self._rt.cpu(
+            select_views, rows, coordinator, self._rt.node_id, self._region_of, now, view
+        )
         return found
 
     async def submit(self, caller: str, body: bytes) -> bytes:
@@ -171,3 +153,46 @@ def _overdue(exchange: Exchange, now: datetime) -> str | None:
     if running is None or running[1] > now:
         return None
     return running[0].value
+
+
+def local_authority(exchange: Exchange, node_id: str) -> str:
+    """The exchange's authority of node ``node_id``'s country."""
+    if exchange.requester_node == node_id:
+        return exchange.requester_authority
+    return exchange.responder_authority
+
+
+def attention_query(now: datetime) -> dict[str, Any]:
+    """The arguments of ``attention_exchanges_txn`` for the listing at ``now``."""
+    return {
+        "now": now,
+        "running_states": [str(s) for s in RUNNING_STATES],
+        "disputed_state": str(State.DISPUTED),
+        "escalation_type": str(DocumentType.ESCALATION),
+    }
+
+
+def select_views(
+    rows: Sequence[tuple[Exchange, int]],
+    coordinator: Coordinator,
+    node_id: str,
+    region_of: Callable[[str], str | None],
+    now: datetime,
+    view: str,
+) -> list[CoordinatorView]:
+    """The rows in ``coordinator``'s scope that ``view`` (one of :data:`VIEWS`) shows."""
+    found = []
+    for exchange, escalations in rows:
+        local = local_authority(exchange, node_id)
+        if not coordinator.covers(local, region_of(local)):
+            continue
+        item = CoordinatorView(exchange, escalations, _overdue(exchange, now))
+        shown = {
+            "all": item.disputed or bool(item.escalations) or bool(item.overdue),
+            "overdue": bool(item.overdue),
+            "disputed": item.disputed,
+            "escalated": bool(item.escalations),
+        }
+        if shown[view]:
+            found.append(item)
+    return found

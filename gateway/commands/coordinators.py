@@ -133,7 +133,7 @@ def _remove(args: argparse.Namespace) -> int:
         revoked = keystore.revoke(args.node_dir, removed.id)
         count = len(revoked.fingerprints)
         print(f"Removed coordinator {removed.id}; revoked its certificates ({count}).")
-    except InvalidInput:
+    except keystore.RevocationTargetUnknown:
         print(f"Removed coordinator {removed.id}; it had no certificate bound.")
     notify_running_node(args.node_dir)
     return 0

@@ -208,7 +208,12 @@ def coordinator_copies(
     if document.document_type not in COORDINATOR_COPIES:
         return ()
     found = responsible_coordinator(coordinators, local_authority, region)
-    if found is None or found.id == getattr(document, "coordinator", None):
+    signer = (
+        getattr(document, "coordinator", None)
+        if document.document_type in COORDINATOR_DOCUMENT_TYPES
+        else None
+    )
+    if found is None or found.id == signer:
         return ()
     if found.id == document.header.receiver:
         return ()

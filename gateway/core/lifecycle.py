@@ -403,6 +403,11 @@ class ExchangeLifecycle:
         """Whether ``state`` ends the exchange (the retention timers start)."""
         return state in TERMINAL_STATES
 
+    def stage_for(self, document_type: str, state: str) -> str:
+        """The exchange-level tracking stage of an accepted document (:func:`stage_for`):
+        tracked events (``reminded``, ``escalated``, ...) are recorded too."""
+        return stage_for(document_type, state)
+
 
 #: The one lifecycle of the gateway's exchanges (stateless).
 EXCHANGE_LIFECYCLE = ExchangeLifecycle()

@@ -201,7 +201,7 @@ async def test_authorities_and_coordinators_cannot_sign_for_each_other(tmp_path:
         as_party = Reminder(bed.header(exchange_id, REQUESTER, RESPONDER, owner="NO-KOORD"))
         answer = await system.submit_raw(system.sign(to_xml(as_party)))
         assert refusal(answer)[:2] == (403, "SENDER_NOT_BOUND")
-        as_itself = Reminder(bed.header(exchange_id, "NO-KOORD", RESPONDER))
+        as_itself = doctor_request("CO-4", "NO-KOORD", RESPONDER, bed.clock.now())
         answer = await system.submit_raw(system.sign(to_xml(as_itself)))
         assert refusal(answer)[:2] == (403, "COORDINATOR_NOT_BOUND")
         # the coordinators' listing shows metadata only: no document, no note

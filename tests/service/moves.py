@@ -1,6 +1,9 @@
 """Lifecycle moves played across two real nodes: any document type, from either side.
 
-The requester is NO-HELSEDIR (node NO), the responder PT-OMD (node PT). A
+The requester is NO-HELSEDIR (node NO), the responder PT-OMD (node PT). The
+coordinator moves are played by NO-KOORD (reminders, mediation notes) and
+PT-KOORD-OMD (forwards, dispute outcomes), through the coordinators' API
+(tests/service/coordinated.py registers them). A
 :class:`Pair` submits a document of a given type from a given side into an
 exchange through the sender's national-system API and, when it is accepted,
 waits until the peer node stored it and the sender's node has the peer's
@@ -25,10 +28,16 @@ from gateway.core.documents import (
     AdditionalInformation,
     Answer,
     Closure,
+    CoordinatorForward,
+    CoordinatorReminder,
+    Dispute,
+    DisputeEnded,
+    DisputeSettled,
     Escalation,
     ExchangeDocument,
     Forward,
     InformationRequest,
+    MediationNote,
     Rejection,
     Reminder,
     ReplyDateProposal,
@@ -44,6 +53,7 @@ from gateway.core.lifecycle import (
     Stage,
     State,
 )
+from gateway.core.schemas import COORDINATOR_DOCUMENT_TYPES
 from gateway.storage.errors import ExchangeNotFound, MessageNotFound
 from gateway.storage.exchanges import exchange_txn
 from gateway.storage.messages import exchange_messages_txn, message_meta_txn
@@ -58,6 +68,15 @@ AUTHORITY = {Role.REQUESTER: REQUESTER, Role.RESPONDER: RESPONDER}
 NODE = {Role.REQUESTER: "NO", Role.RESPONDER: "PT"}
 OTHER = {Role.REQUESTER: Role.RESPONDER, Role.RESPONDER: Role.REQUESTER}
 AUTHORITIES = {"NO": [REQUESTER], "PT": [RESPONDER]}
+#: Which coordinator plays each coordinator document (the responder's side forwards).
+COORDINATOR_OF = {
+    "CoordinatorReminder": "NO-KOORD",
+    "MediationNote": "NO-KOORD",
+    "CoordinatorForward": "PT-KOORD-OMD",
+    "DisputeSettled": "PT-KOORD-OMD",
+    "DisputeEnded": "PT-KOORD-OMD",
+}
+COORDINATION_PATH = "/api/v1/coordination/documents"
 
 Move = tuple[str, Role]
 
@@ -79,12 +98,20 @@ def _shortest_paths() -> dict[State, tuple[Move, ...]]:
 PATHS: Mapping[State, tuple[Move, ...]] = _shortest_paths()
 
 
-def expected_refusal(document_type: str, role: Role) -> str:
+def expected_refusal(document_type: str, role: Role, state: State | None = None) -> str:
     """The code a move outside the table gets.
 
     A document only the other side sends names an exchange id its sender
-    does not own (refused at admission); any other is a lifecycle conflict.
+    does not own (refused at admission); a coordinator's document needs the
+    other role, or an exchange the node knows (COORDINATOR_OUT_OF_SCOPE);
+    any other is a lifecycle conflict.
     """
+    if role is not Role.COORDINATOR and document_type in COORDINATOR_DOCUMENT_TYPES:
+        return "COORDINATOR_NOT_BOUND"  # only a coordinator's certificate signs one
+    if role is Role.COORDINATOR and document_type not in COORDINATOR_DOCUMENT_TYPES:
+        return "COORDINATOR_BAD"  # not played: a coordinator sends only its own documents
+    if role is Role.COORDINATOR and state is State.NEW:
+        return "COORDINATOR_OUT_OF_SCOPE"
     if (document_type in REQUESTER_DOCUMENTS and role is Role.RESPONDER) or (
         document_type in RESPONDER_DOCUMENTS and role is Role.REQUESTER
     ):
@@ -93,14 +120,20 @@ def expected_refusal(document_type: str, role: Role) -> str:
 
 
 def document(document_type: str, exchange_id: str, role: Role, seq: int) -> ExchangeDocument:
-    """A schema-valid document of ``document_type`` from ``role``'s authority."""
-    sender, receiver = AUTHORITY[role], AUTHORITY[OTHER[role]]
+    """A schema-valid document of ``document_type`` from ``role``'s authority (or coordinator)."""
+    coordinator = COORDINATOR_OF.get(document_type)
+    if role is Role.COORDINATOR:
+        coordinator = coordinator or "NO-KOORD"
+        side = Role.REQUESTER if coordinator.startswith("NO") else Role.RESPONDER
+        sender, receiver = AUTHORITY[side], AUTHORITY[OTHER[side]]
+    else:
+        sender, receiver = AUTHORITY[role], AUTHORITY[OTHER[role]]
     local = exchange_id.split(":", 1)[1]
     now = datetime.now(UTC)
     request_id = scoped_id(REQUESTER, f"{local}-0")  # the Request, the first move
     header = Header(
         exchange_id,
-        scoped_id(sender, f"{local}-{seq}"),
+        scoped_id(coordinator if role is Role.COORDINATOR else sender, f"{local}-{seq}"),
         sender,
         receiver,
         now,
@@ -123,6 +156,12 @@ def document(document_type: str, exchange_id: str, role: Role, seq: int) -> Exch
         "Withdrawal": lambda: Withdrawal(header, reason="NO_LONGER_NEEDED"),
         "Reminder": lambda: Reminder(header),
         "Escalation": lambda: Escalation(header, reason="ANSWER_OVERDUE"),
+        "Dispute": lambda: Dispute(header, reason="QUESTION_NOT_JUSTIFIED"),
+        "CoordinatorReminder": lambda: CoordinatorReminder(header, str(coordinator)),
+        "CoordinatorForward": lambda: CoordinatorForward(header, str(coordinator), "PT-ACSS"),
+        "MediationNote": lambda: MediationNote(header, str(coordinator), note),
+        "DisputeSettled": lambda: DisputeSettled(header, str(coordinator), "REQUEST_JUSTIFIED"),
+        "DisputeEnded": lambda: DisputeEnded(header, str(coordinator), "REQUEST_NOT_JUSTIFIED"),
     }
     return built[document_type]()  # type: ignore[no-any-return]
 
@@ -147,13 +186,23 @@ class Pair:
         node (the nodes disagree) returns a text naming the peer's code.
         """
         doc = document(document_type, exchange_id, role, next(self._seq[exchange_id]))
-        system = self.systems[AUTHORITY[role]]
-        answer = await system.submit_raw(system.sign(to_xml(doc)))
+        if role is Role.COORDINATOR:
+            coordinator = getattr(doc, "coordinator", "NO-KOORD")
+            system = self.systems[coordinator]
+            signed = system.sign(to_xml(doc))
+            if document_type not in COORDINATOR_DOCUMENT_TYPES:
+                return "COORDINATOR_BAD"  # a coordinator sends only its own documents
+            answer = await system.client.post(system.url(COORDINATION_PATH), signed)
+            side = Role.REQUESTER if coordinator.startswith("NO") else Role.RESPONDER
+        else:
+            system = self.systems[AUTHORITY[role]]
+            answer = await system.submit_raw(system.sign(to_xml(doc)))
+            side = role
         if answer.status != 200:
             return refusal(answer)[1]
         message_id = doc.header.document_id
-        peer_db = self.nodes[NODE[OTHER[role]]].parts.db
-        own_db = self.nodes[NODE[role]].parts.db
+        peer_db = self.nodes[NODE[OTHER[side]]].parts.db
+        own_db = self.nodes[NODE[side]].parts.db
 
         async def peer_answered() -> str | None:
             """ "stored" once the peer holds it, or the code the peer refused it with."""

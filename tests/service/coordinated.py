@@ -148,9 +148,11 @@ def register_coordinators(setups: dict[str, Any], base: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def coordinated_nodes(tmp_path: Path) -> AsyncIterator[Bed]:
+async def coordinated_nodes(
+    tmp_path: Path, extra_config: dict[str, str] | None = None
+) -> AsyncIterator[Bed]:
     """Two running nodes with coordinators, on one shifted clock."""
-    setups = setup_nodes(tmp_path, AUTHORITIES)
+    setups = setup_nodes(tmp_path, AUTHORITIES, extra_config=extra_config)
     register_coordinators(setups, tmp_path)
     clock = ShiftedClock(reactor)
     nodes = {}

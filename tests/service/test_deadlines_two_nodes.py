@@ -10,12 +10,14 @@ service runs. Both nodes store the same deadlines.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest_twisted
+from twisted.internet import defer
 
 from gateway.core.deadlines import end_of_day
 from gateway.core.documents import Acceptance, read_exchange_document
@@ -25,6 +27,7 @@ from gateway.core.xmlparse import parse_xml
 from gateway.storage.messages import exchange_messages_txn
 from gateway.storage.tracking import tracking_events_txn
 from gateway.testbed import doctor_request
+from tests.service.bed import postgres_database
 from tests.service.coordinated import RESPONDER, Bed, coordinated_nodes
 
 DAY = timedelta(days=1)
@@ -145,3 +148,26 @@ async def test_the_agreed_reply_date_replaces_the_requested_one_on_both_nodes(
         assert await service.run_once() == 1
         (reminder,) = await _messages(bed, "NO", exchange_id, "Reminder")
         await bed.on_both(reminder.message_id)
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_deadline_workers_on_one_postgresql_database_send_each_action_once(
+    tmp_path: Path,
+) -> None:
+    """Two processes sharing the node's database: the action's unique id is the lock."""
+    with postgres_database() as no_url, postgres_database() as pt_url:
+        config = {c: f'[database]\nurl = "{u}"\n' for c, u in (("NO", no_url), ("PT", pt_url))}
+        async with coordinated_nodes(tmp_path, config) as bed:
+            assert bed.db("NO").dialect_name == "postgresql"
+            exchange_id = await _request(bed, "DL-PG")
+            first = bed.nodes["NO"].parts.deadlines
+            assert first is not None
+            second = copy.copy(first)  # another worker: same database, no shared memory
+            second._running = None
+            bed.clock.advance(11 * DAY)
+            sent = await defer.gatherResults([first.run_once(), second.run_once()])
+            assert sorted(sent) == [0, 1]
+            assert await first.run_once() == await second.run_once() == 0
+            (escalation,) = await _messages(bed, "NO", exchange_id, "Escalation")
+            await bed.on_both(escalation.message_id)
+            assert await _messages(bed, "NO", exchange_id, "Reminder") == []

@@ -246,6 +246,26 @@ class Pair:
                 out[country] = None
         return out
 
+    async def deadlines(self, exchange_id: str) -> dict[str, tuple[Any, ...] | None]:
+        """The exchange's deadlines and dispute memory on each node (None where not stored)."""
+        out: dict[str, tuple[Any, ...] | None] = {}
+        for country, node in self.nodes.items():
+            try:
+                ex = await node.parts.db.run_txn(exchange_txn, exchange_id)
+            except ExchangeNotFound:
+                out[country] = None
+                continue
+            out[country] = (
+                ex.acceptance_due_at,
+                ex.reply_due_at,
+                ex.reply_date_agreed,
+                ex.accepted_at,
+                ex.answered_at,
+                ex.disputed_at,
+                ex.resumes_to,
+            )
+        return out
+
     async def snapshot(self, exchange_id: str) -> dict[str, Any]:
         """Everything both nodes hold of the exchange: metadata, messages, tracking."""
         out: dict[str, Any] = {}

@@ -101,6 +101,9 @@ def _play(pair: Pair, data: st.DataObject) -> None:
             state = target
         expected = None if state is State.NEW else state.value
         assert _run(pair.states(exchange_id)) == {"NO": expected, "PT": expected}, move
+    # both nodes derived the same deadlines, milestones and dispute memory
+    deadlines = _run(pair.deadlines(exchange_id))
+    assert deadlines["NO"] == deadlines["PT"], deadlines
 
 
 @pytest_twisted.ensureDeferred

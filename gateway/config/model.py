@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.core.access import EVERY_AREA, PeerAccess
+from gateway.core.deadlines import DeadlinePolicy
 from gateway.core.errors import ConfigurationError
 from gateway.core.ns import LANGUAGES, is_authority_id, is_node_id
 from gateway.core.retention import (
@@ -548,6 +549,46 @@ _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared, not
 
 
 @dataclass(frozen=True)
+class DeadlineAreaConfig:
+    """``[deadlines.areas.<AREA>]``: another acceptance period for one legislation area."""
+
+    acceptance_days: float | None = setting(None, minimum=0.001, maximum=365)
+
+
+@dataclass(frozen=True)
+class DeadlinesConfig:
+    """``[deadlines]``: acceptance periods, reminders and escalation (gateway.core.deadlines)."""
+
+    #: Days the responder has to accept a request (from the Request's creation time).
+    acceptance_days: float = setting(7.0, minimum=0.001, maximum=365)
+    #: Hours before a deadline that the responder is reminded (0: only when it passes).
+    reminder_lead_hours: float = setting(48.0, minimum=0, maximum=8760)
+    #: Days a deadline may be overdue before the exchange escalates to the coordinators.
+    escalation_grace_days: float = setting(3.0, minimum=0, maximum=365)
+    #: Seconds between two runs of the deadline service.
+    check_interval_seconds: float = setting(300.0, minimum=1, maximum=86400)
+    areas: Mapping[str, DeadlineAreaConfig] = setting(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        for area in self.areas:
+            if not _AREA_RE.match(area):
+                raise ConfigValueInvalid(f"areas: {area!r} is not a legislation area code")
+
+    def policy(self) -> DeadlinePolicy:
+        """The node's deadline rules."""
+        return DeadlinePolicy(
+            acceptance_days=self.acceptance_days,
+            area_acceptance_days={
+                area: a.acceptance_days
+                for area, a in self.areas.items()
+                if a.acceptance_days is not None
+            },
+            reminder_lead_hours=self.reminder_lead_hours,
+            escalation_grace_days=self.escalation_grace_days,
+        )
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """The whole node configuration (``gateway.toml``), validated."""
 
@@ -567,6 +608,7 @@ class NodeConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
+    deadlines: DeadlinesConfig = field(default_factory=DeadlinesConfig)
 
     def __post_init__(self) -> None:
         node_id = self.node.id

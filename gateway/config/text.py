@@ -201,6 +201,19 @@ port = {metrics_port}
 # peer is listed, a peer not listed is allowed nothing (see docs/access.md).
 # peers = {{ PT = ["PQD"], SE = ["*"] }}
 
+[deadlines]
+# The responder accepts within acceptance_days of the Request's creation; the
+# requester's node reminds it reminder_lead_hours before a deadline and when it
+# passes, and escalates to the coordinators escalation_grace_days after it.
+# acceptance_days = 7.0
+# reminder_lead_hours = 48.0
+# escalation_grace_days = 3.0
+# check_interval_seconds = 300.0
+#
+# Another acceptance period for one legislation area:
+# [deadlines.areas.services]
+# acceptance_days = 10.0
+
 # Authorities whose national systems are registered at this node. `imi-gateway
 # keys issue-national` adds them here.
 # [[authorities]]

@@ -37,6 +37,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from gateway.core.catalogue import Catalogue
+from gateway.core.coordination import CoordinatorForward
 from gateway.core.directory.document import AuthorityEntry
 from gateway.core.documents import Forward, Request
 from gateway.core.errors import AccessDenied, InvalidInput
@@ -78,7 +79,7 @@ class SenderNotCompetent(AccessDenied):
 
 
 class ForwardTargetInvalid(InvalidInput):
-    """A Forward must name another authority of the forwarding authority's own node (ForwardTo)."""
+    """A Forward (or a coordinator's forward) must name another authority of the responder's own node, and only the responder's side forwards."""
 
     code = "FORWARD_TARGET_INVALID"
 
@@ -189,7 +190,7 @@ def check_request_competences(
         )
 
 
-def check_forward_target(forward: Forward) -> None:
+def check_forward_target(forward: Forward | CoordinatorForward) -> None:
     """A Forward hands the request to another authority of the forwarding authority's node."""
     target, sender = forward.forward_to, forward.header.sender
     if target[:2] != sender[:2] or target in (sender, forward.header.receiver):
@@ -197,7 +198,7 @@ def check_forward_target(forward: Forward) -> None:
 
 
 def check_forward(
-    forward: Forward,
+    forward: Forward | CoordinatorForward,
     *,
     area: str,
     question_set: str,

@@ -3,7 +3,8 @@
 Twelve document types make up an IMI exchange (see docs/protocol.md):
 Request, Acceptance, ReplyDateProposal, InformationRequest,
 AdditionalInformation, Answer, Closure, Rejection, Forward, Withdrawal,
-Reminder, Escalation. Each is a frozen dataclass here with a common
+Reminder, Escalation; six more (Dispute and the coordinators' documents)
+live in ``gateway.core.coordination`` and are re-exported here. Each is a frozen dataclass here with a common
 :class:`Header`; the parts they are made of (Header, Question, Reply,
 PersonConcerned, Attachment) live in ``docparts`` and are re-exported here.
 
@@ -31,6 +32,14 @@ from typing import ClassVar, TypeAlias
 from lxml import etree
 
 from gateway.core import envelopes
+from gateway.core.coordination import (
+    CoordinatorForward,
+    CoordinatorReminder,
+    Dispute,
+    DisputeEnded,
+    DisputeSettled,
+    MediationNote,
+)
 from gateway.core.directory import document as directorydoc
 from gateway.core.docparts import (
     MAX_ATTACHMENT_BYTES,
@@ -72,6 +81,11 @@ __all__ = [
     "Attachment",
     "AttachmentMismatch",
     "Closure",
+    "CoordinatorForward",
+    "CoordinatorReminder",
+    "Dispute",
+    "DisputeEnded",
+    "DisputeSettled",
     "Document",
     "Escalation",
     "ExchangeDocument",
@@ -79,6 +93,7 @@ __all__ = [
     "Header",
     "InformationRequest",
     "LocalizedText",
+    "MediationNote",
     "PersonConcerned",
     "Question",
     "RegistrationNumber",
@@ -374,6 +389,12 @@ ExchangeDocument: TypeAlias = (
     | Withdrawal
     | Reminder
     | Escalation
+    | Dispute
+    | CoordinatorReminder
+    | CoordinatorForward
+    | MediationNote
+    | DisputeSettled
+    | DisputeEnded
 )
 
 Document: TypeAlias = (
@@ -400,6 +421,12 @@ _EXCHANGE_CLASSES: dict[str, Callable[[etree._Element, Header], ExchangeDocument
         Withdrawal,
         Reminder,
         Escalation,
+        Dispute,
+        CoordinatorReminder,
+        CoordinatorForward,
+        MediationNote,
+        DisputeSettled,
+        DisputeEnded,
     )
 }
 

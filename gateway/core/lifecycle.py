@@ -17,6 +17,18 @@ Reminders and escalations are tracked events: they are allowed only in open
 states (a reminder only by the side the exchange is NOT waiting for, to the
 side it waits for), and they leave the state unchanged.
 
+Disputes and coordinators: either side may dispute an open exchange (a
+Dispute: DISPUTED, waiting for the coordinators). The third role,
+COORDINATOR, sends only the coordinator documents
+(``gateway.core.schemas.COORDINATOR_DOCUMENT_TYPES``; the role follows from
+the document type, whose signer is a coordinator). A coordinator reminds,
+forwards to another competent authority, adds mediation notes, and records
+the outcome of a dispute: DisputeEnded ends the exchange (DISPUTE_ENDED),
+DisputeSettled returns it to the state it was in before the dispute. That
+target is not fixed, so those triples are in :data:`RESUMPTIONS` rather than
+:data:`TRANSITIONS`; the stored exchange remembers the state
+(:attr:`ExchangeSides.resumes_to`).
+
 :class:`Stage` lists what tracking records name: the transport stages of each
 document (submitted, sent to peer, received by peer, delivered, refused) and
 the exchange-level events (accepted, answered, closed, ...).
@@ -30,7 +42,11 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from gateway.core.errors import Conflict
-from gateway.core.schemas import EXCHANGE_DOCUMENT_TYPES, DocumentType
+from gateway.core.schemas import (
+    COORDINATOR_DOCUMENT_TYPES,
+    EXCHANGE_DOCUMENT_TYPES,
+    DocumentType,
+)
 
 __all__ = [
     "DOCUMENT_STAGES",
@@ -38,6 +54,7 @@ __all__ = [
     "OPEN_STATES",
     "REQUESTER_DOCUMENTS",
     "RESPONDER_DOCUMENTS",
+    "RESUMPTIONS",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "ExchangeLifecycle",
@@ -50,6 +67,7 @@ __all__ = [
     "next_state",
     "sender_role",
     "stage_for",
+    "state_diagram_mermaid",
     "transition_table_markdown",
     "waiting_for",
 ]
@@ -66,6 +84,7 @@ class Role(StrEnum):
 
     REQUESTER = "requester"
     RESPONDER = "responder"
+    COORDINATOR = "coordinator"  # a (national or regional) coordinator of either country
 
 
 class State(StrEnum):
@@ -83,10 +102,14 @@ class State(StrEnum):
     CLOSED = "closed"  # the requester accepted the answer
     REJECTED = "rejected"  # the responder refused the request
     WITHDRAWN = "withdrawn"  # the requester withdrew the request
+    DISPUTED = "disputed"  # a side disputed it; waits for the coordinators' outcome
+    DISPUTE_ENDED = "dispute_ended"  # the coordinators ended the disputed exchange
 
 
 #: States in which nothing more can happen; personal-data retention timers start here.
-TERMINAL_STATES: frozenset[State] = frozenset({State.CLOSED, State.REJECTED, State.WITHDRAWN})
+TERMINAL_STATES: frozenset[State] = frozenset(
+    {State.CLOSED, State.REJECTED, State.WITHDRAWN, State.DISPUTE_ENDED}
+)
 #: States of a running exchange (reminders and escalations allowed).
 OPEN_STATES: frozenset[State] = frozenset(State) - TERMINAL_STATES - {State.NEW}
 
@@ -106,6 +129,7 @@ _WAITING_FOR: Mapping[State, Role] = MappingProxyType(
 D = DocumentType
 REQ = Role.REQUESTER
 RSP = Role.RESPONDER
+COORD = Role.COORDINATOR
 
 
 def _table() -> dict[tuple[State, str, Role], State]:
@@ -152,13 +176,40 @@ def _table() -> dict[tuple[State, str, Role], State]:
     for state, waited_for in _WAITING_FOR.items():
         waiting = RSP if waited_for is REQ else REQ
         t[(state, D.REMINDER, waiting)] = state
-        for role in Role:
+        for role in (REQ, RSP):
             t[(state, D.ESCALATION, role)] = state
+            # either side may dispute; the coordinators decide
+            t[(state, D.DISPUTE, role)] = State.DISPUTED
+        # coordinators: remind the side waited for, add notes
+        t[(state, D.COORDINATOR_REMINDER, COORD)] = state
+        t[(state, D.MEDIATION_NOTE, COORD)] = state
+    # the responder's coordinator hands the request on while nobody answered yet
+    for state in (State.REQUESTED, State.FORWARDED, State.ACCEPTED, State.DISPUTED):
+        t[(state, D.COORDINATOR_FORWARD, COORD)] = State.FORWARDED
+    t.update(
+        {
+            (State.DISPUTED, D.ESCALATION, REQ): State.DISPUTED,
+            (State.DISPUTED, D.ESCALATION, RSP): State.DISPUTED,
+            (State.DISPUTED, D.MEDIATION_NOTE, COORD): State.DISPUTED,
+            (State.DISPUTED, D.WITHDRAWAL, REQ): State.WITHDRAWN,
+            (State.DISPUTED, D.DISPUTE_ENDED, COORD): State.DISPUTE_ENDED,
+        }
+    )
     return t
 
 
 #: The whole lifecycle: (state, document type, sender role) -> next state.
 TRANSITIONS: Mapping[tuple[State, str, Role], State] = MappingProxyType(_table())
+
+#: Moves whose next state is the one the exchange was in before its dispute.
+RESUMPTIONS: frozenset[tuple[State, str, Role]] = frozenset(
+    {(State.DISPUTED, str(D.DISPUTE_SETTLED), COORD)}
+)
+
+#: States a dispute can start from (a settled dispute returns to one of them).
+DISPUTABLE_STATES: frozenset[State] = frozenset(
+    s for (s, d, _), after in TRANSITIONS.items() if d == D.DISPUTE and after is State.DISPUTED
+)
 
 
 def _sent_only_by(role: Role) -> frozenset[str]:
@@ -173,11 +224,17 @@ REQUESTER_DOCUMENTS: frozenset[str] = _sent_only_by(Role.REQUESTER)
 RESPONDER_DOCUMENTS: frozenset[str] = _sent_only_by(Role.RESPONDER)
 
 
-def next_state(state: State | str, document_type: str, sender_role: Role | str) -> State:
+def next_state(
+    state: State | str,
+    document_type: str,
+    sender_role: Role | str,
+    resumes_to: State | str | None = None,
+) -> State:
     """The state after a document of ``document_type`` sent by ``sender_role``.
 
+    ``resumes_to`` is the state before a dispute (for :data:`RESUMPTIONS`).
     Raises LifecycleViolation (EXCHANGE_STATE_CONFLICT) for any combination
-    not in :data:`TRANSITIONS`.
+    not in :data:`TRANSITIONS` or :data:`RESUMPTIONS`.
     """
     try:
         key = (State(state), str(document_type), Role(sender_role))
@@ -187,6 +244,10 @@ def next_state(state: State | str, document_type: str, sender_role: Role | str) 
         ) from None
     if key[1] not in EXCHANGE_DOCUMENT_TYPES:
         raise LifecycleViolation(f"{document_type!r} is not an exchange document")
+    if key in RESUMPTIONS:
+        if resumes_to is None or State(resumes_to) not in DISPUTABLE_STATES:
+            raise LifecycleViolation("the exchange has no state to resume after its dispute")
+        return State(resumes_to)
     try:
         return TRANSITIONS[key]
     except KeyError:
@@ -198,7 +259,8 @@ def next_state(state: State | str, document_type: str, sender_role: Role | str) 
 def allowed_documents(state: State | str, sender_role: Role | str) -> frozenset[str]:
     """The document types ``sender_role`` may send in ``state``."""
     state, role = State(state), Role(sender_role)
-    return frozenset(d for (s, d, r) in TRANSITIONS if s is state and r is role)
+    moves = set(TRANSITIONS) | RESUMPTIONS
+    return frozenset(d for (s, d, r) in moves if s is state and r is role)
 
 
 def waiting_for(state: State | str) -> Role | None:
@@ -237,6 +299,10 @@ class Stage(StrEnum):
     FORWARDED = "forwarded"
     REMINDED = "reminded"
     ESCALATED = "escalated"
+    DISPUTED = "disputed"
+    MEDIATION_NOTE_ADDED = "mediation_note_added"
+    DISPUTE_SETTLED = "dispute_settled"
+    DISPUTE_ENDED = "dispute_ended"
     # data protection
     PERSONAL_DATA_ERASED = "personal_data_erased"
     PERSONAL_DATA_BLOCKED = "personal_data_blocked"
@@ -256,6 +322,12 @@ DOCUMENT_STAGES: Mapping[str, Stage] = MappingProxyType(
         D.WITHDRAWAL: Stage.WITHDRAWN,
         D.REMINDER: Stage.REMINDED,
         D.ESCALATION: Stage.ESCALATED,
+        D.DISPUTE: Stage.DISPUTED,
+        D.COORDINATOR_REMINDER: Stage.REMINDED,
+        D.COORDINATOR_FORWARD: Stage.FORWARDED,
+        D.MEDIATION_NOTE: Stage.MEDIATION_NOTE_ADDED,
+        D.DISPUTE_SETTLED: Stage.DISPUTE_SETTLED,
+        D.DISPUTE_ENDED: Stage.DISPUTE_ENDED,
     }
 )
 
@@ -278,25 +350,35 @@ def stage_for(document_type: str, new_state: State | str) -> Stage:
 
 @dataclass(frozen=True)
 class ExchangeSides:
-    """A stored exchange as the lifecycle sees it: its two authorities and its state."""
+    """A stored exchange as the lifecycle sees it: its two authorities and its state.
+
+    ``resumes_to``: the state before the exchange was disputed (None otherwise).
+    """
 
     requester: str
     responder: str
     state: str
+    resumes_to: str | None = None
 
     def has_parties(self, sender: str, receiver: str) -> bool:
         """Whether ``sender`` and ``receiver`` are this exchange's two authorities."""
         return {sender, receiver} == {self.requester, self.responder}
 
 
-def sender_role(exchange: ExchangeSides | None, sender: str) -> Role:
+def sender_role(
+    exchange: ExchangeSides | None, sender: str, document_type: str | None = None
+) -> Role:
     """The role of authority ``sender`` in the stored ``exchange`` (None: not stored yet).
 
-    Whoever opens an exchange requests (only a Request opens one); afterwards
-    the stored requester is the REQUESTER and the other party the RESPONDER,
-    whatever the document type. The caller checks first that the sender is
-    a party (:meth:`ExchangeSides.has_parties`).
+    A coordinator document is the COORDINATOR's, whoever the header names
+    (admission bound its signer to a coordinator). Otherwise whoever opens
+    an exchange requests (only a Request opens one); afterwards the stored
+    requester is the REQUESTER and the other party the RESPONDER, whatever
+    the document type. The caller checks first that the sender is a party
+    (:meth:`ExchangeSides.has_parties`).
     """
+    if document_type in COORDINATOR_DOCUMENT_TYPES:
+        return Role.COORDINATOR
     if exchange is None or sender == exchange.requester:
         return Role.REQUESTER
     return Role.RESPONDER
@@ -314,11 +396,18 @@ class ExchangeLifecycle:
 
     def next_state(self, exchange: ExchangeSides | None, document_type: str, sender: str) -> str:
         state = State.NEW if exchange is None else exchange.state
-        return next_state(state, document_type, sender_role(exchange, sender))
+        resumes_to = None if exchange is None else exchange.resumes_to
+        role = sender_role(exchange, sender, document_type)
+        return next_state(state, document_type, role, resumes_to)
 
     def is_closed(self, state: str) -> bool:
         """Whether ``state`` ends the exchange (the retention timers start)."""
         return state in TERMINAL_STATES
+
+    def stage_for(self, document_type: str, state: str) -> str:
+        """The exchange-level tracking stage of an accepted document (:func:`stage_for`):
+        tracked events (``reminded``, ``escalated``, ...) are recorded too."""
+        return stage_for(document_type, state)
 
 
 #: The one lifecycle of the gateway's exchanges (stateless).
@@ -333,11 +422,55 @@ def transition_table_markdown() -> str:
     ]
     order = {s: i for i, s in enumerate(State)}
     doc_order = {d: i for i, d in enumerate(DocumentType)}
+    role_order = {r: i for i, r in enumerate(Role)}
+    rows: list[tuple[tuple[State, str, Role], State | None]] = list(TRANSITIONS.items())
+    rows += [(key, None) for key in RESUMPTIONS]
     for (state, doc, role), after in sorted(
-        TRANSITIONS.items(),
-        key=lambda kv: (order[kv[0][0]], doc_order[DocumentType(kv[0][1])], kv[0][2]),
+        rows,
+        key=lambda kv: (order[kv[0][0]], doc_order[DocumentType(kv[0][1])], role_order[kv[0][2]]),
     ):
-        tracked = doc in (D.REMINDER, D.ESCALATION)
-        shown = "*(unchanged: tracked)*" if tracked else f"`{after.value}`"
+        if after is None:
+            shown = "*(the state before the dispute)*"
+        elif after is state and doc in _TRACKED:
+            shown = "*(unchanged: tracked)*"
+        else:
+            shown = f"`{after.value}`"
         lines.append(f"| `{state.value}` | `{doc}` | {role.value} | {shown} |")
+    return "\n".join(lines) + "\n"
+
+
+#: Documents that are tracked events when they leave the state unchanged.
+_TRACKED = frozenset({D.REMINDER, D.ESCALATION, D.COORDINATOR_REMINDER, D.MEDIATION_NOTE})
+
+
+def state_diagram_mermaid() -> str:
+    """The lifecycle as the mermaid stateDiagram docs/protocol.md includes.
+
+    One arrow per state change (tracked events that keep the state are left
+    out), labelled with the documents and their senders (R: requester,
+    P: responder, C: coordinator); settling a dispute returns to the state
+    before it, drawn as one arrow back to each state a dispute can start from.
+    """
+    short = {Role.REQUESTER: "R", Role.RESPONDER: "P", Role.COORDINATOR: "C"}
+    edges: dict[tuple[str, str], list[str]] = {}
+    order = {s: i for i, s in enumerate(State)}
+
+    def name(state: State) -> str:
+        return "[*]" if state is State.NEW else state.value
+
+    for (state, doc, role), after in TRANSITIONS.items():
+        if after is state:
+            continue
+        edges.setdefault((name(state), name(after)), []).append(f"{doc} ({short[role]})")
+    for state, doc, role in RESUMPTIONS:
+        for before in DISPUTABLE_STATES:
+            edges.setdefault((name(state), name(before)), []).append(f"{doc} ({short[role]})")
+    lines = ["stateDiagram-v2"]
+    by_name = {name(s): order[s] for s in State}
+    for (source, target), labels in sorted(
+        edges.items(), key=lambda kv: (by_name[kv[0][0]], by_name[kv[0][1]])
+    ):
+        lines.append(f"    {source} --> {target}: {', '.join(sorted(set(labels)))}")
+    for state in sorted(TERMINAL_STATES, key=order.__getitem__):
+        lines.append(f"    {state.value} --> [*]")
     return "\n".join(lines) + "\n"

@@ -121,9 +121,11 @@ def _issue(
     client: bool,
     dns_names: Sequence[str] = (),
     ip_addresses: Sequence[str] = (),
+    extra_uris: Sequence[str] = (),
 ) -> Issued:
     key = generate_key(kind)
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)]
+    sans += [x509.UniformResourceIdentifier(u) for u in extra_uris]
     sans += [x509.DNSName(name) for name in dns_names]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
     usages = []
@@ -223,4 +225,28 @@ def issue_national_system(
         kind=kind,
         server=True,
         client=True,
+    )
+
+
+def issue_coordinator(
+    ca: Issued,
+    coordinator_id: str,
+    *,
+    now: datetime,
+    days: int = 825,
+    kind: str = "ec",
+) -> Issued:
+    """A coordinator's certificate: bound to ``coordinator_id`` like a national system's
+    (so the API's guard names it), and marked ``urn:imi-gateway:coordinator:<ID>``
+    (only a marked certificate signs coordinator documents; see gateway.core.coordinators)."""
+    return _issue(
+        ca,
+        _name(coordinator_id, coordinator_id[:2], "coordinator"),
+        AUTHORITY_URI_PREFIX + coordinator_id,
+        now=now,
+        days=days,
+        kind=kind,
+        server=False,
+        client=True,
+        extra_uris=("urn:imi-gateway:coordinator:" + coordinator_id,),
     )

@@ -45,6 +45,7 @@ SCHEMA_FILES = (
     "protocol.xsd",
     "common.xsd",
     "exchange.xsd",
+    "coordination.xsd",
     "envelope.xsd",
     "delivery.xsd",
     "directory.xsd",
@@ -73,6 +74,13 @@ class DocumentType(StrEnum):
     WITHDRAWAL = "Withdrawal"
     REMINDER = "Reminder"
     ESCALATION = "Escalation"
+    # disputes and coordinators (a party, or a coordinator, signs them)
+    DISPUTE = "Dispute"
+    COORDINATOR_REMINDER = "CoordinatorReminder"
+    COORDINATOR_FORWARD = "CoordinatorForward"
+    MEDIATION_NOTE = "MediationNote"
+    DISPUTE_SETTLED = "DisputeSettled"
+    DISPUTE_ENDED = "DisputeEnded"
     # node documents (signed by a node)
     ENVELOPE = "Envelope"
     RECEIPT = "Receipt"
@@ -99,6 +107,23 @@ EXCHANGE_DOCUMENT_TYPES: frozenset[str] = frozenset(
         DocumentType.WITHDRAWAL,
         DocumentType.REMINDER,
         DocumentType.ESCALATION,
+        DocumentType.DISPUTE,
+        DocumentType.COORDINATOR_REMINDER,
+        DocumentType.COORDINATOR_FORWARD,
+        DocumentType.MEDIATION_NOTE,
+        DocumentType.DISPUTE_SETTLED,
+        DocumentType.DISPUTE_ENDED,
+    }
+)
+
+#: The exchange documents only a coordinator signs (gateway.core.coordinators admits them).
+COORDINATOR_DOCUMENT_TYPES: frozenset[str] = frozenset(
+    {
+        DocumentType.COORDINATOR_REMINDER,
+        DocumentType.COORDINATOR_FORWARD,
+        DocumentType.MEDIATION_NOTE,
+        DocumentType.DISPUTE_SETTLED,
+        DocumentType.DISPUTE_ENDED,
     }
 )
 

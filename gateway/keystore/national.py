@@ -56,6 +56,7 @@ def issue_national_certificate(
     kind: str = "ec",
     days: int = 825,
     now: datetime | None = None,
+    coordinator: bool = False,
 ) -> NationalIssued:
     """Issue a certificate bound to ``authority_id`` for its national system.
 
@@ -66,6 +67,11 @@ def issue_national_certificate(
     overwritten), then binds the certificate to the authority under
     ``national/`` (next to any certificate already bound, for a rotation) and
     registers the authority in gateway.toml if it is not yet.
+
+    ``coordinator=True`` issues a coordinator's certificate instead
+    (``pki.issue_coordinator``: marked as a coordinator's; bound the same way,
+    but not registered as an authority: ``imi-gateway coordinators add``
+    registers the coordinator).
     """
     paths = node_paths(node_dir)
     keys = load_node_keys(paths.root)
@@ -81,12 +87,13 @@ def issue_national_certificate(
     for existing in (key_path, cert_path):
         if existing.exists():
             raise OutputExists(f"{existing} already exists; refusing to overwrite it")
-    issued = pki.issue_national_system(
-        keys.ca.issued, authority_id, now=_now(now), days=days, kind=kind
-    )
+    issue = pki.issue_coordinator if coordinator else pki.issue_national_system
+    issued = issue(keys.ca.issued, authority_id, now=_now(now), days=days, kind=kind)
     with _locked(paths):
         text = paths.config.read_text(encoding="utf-8")
-        new_text = config_mod.with_authority(text, paths.root, authority_id)
+        new_text = (
+            text if coordinator else config_mod.with_authority(text, paths.root, authority_id)
+        )
         if not out.exists():
             out.mkdir(mode=0o700, parents=True)
         atomic_write(key_path, _key_pem(issued.key), 0o600)

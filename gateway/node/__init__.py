@@ -40,6 +40,7 @@ from gateway.core.access import Directory
 from gateway.core.audit import Event, node_actor
 from gateway.core.catalogue import CatalogueRegistry, load_catalogues
 from gateway.core.clock import Clock
+from gateway.core.coordinators import coordinator_copies, responsible_coordinator
 from gateway.core.dataprotect import Sealer
 from gateway.core.errors import ConfigurationError, GatewayError
 from gateway.core.signing import Signer
@@ -72,6 +73,8 @@ from gateway.node.trust_reload import (
 )
 from gateway.node_ports import PortsFile
 from gateway.service.audit_checkpoints import AuditCheckpointService
+from gateway.service.coordinators import CoordinatorDesk
+from gateway.service.deadlines import DeadlineService
 from gateway.service.deliveries import Deliveries, Pusher
 from gateway.service.directory_search import LiveSearch
 from gateway.service.directory_sync import DirectorySyncService
@@ -85,11 +88,13 @@ from gateway.service.tracking import TrackingQueries
 from gateway.service.trust import NodeTrustStores, TrustChanges
 from gateway.service.waiters import Waiters
 from gateway.storage.audit import record_if_changed_txn
+from gateway.storage.coordinators import CoordinatorRegistry
 from gateway.storage.db import Database
 from gateway.storage.directory_files import DirectoryStore
 from gateway.transport.api import api_root, peer_root
 from gateway.transport.audit_checkpoints import audit_tree
 from gateway.transport.client import HTTPSClient
+from gateway.transport.coordination import coordination_tree
 from gateway.transport.directory import AuthoritySearchResource, DirectoryResource
 from gateway.transport.health import health_root
 from gateway.transport.tls import (
@@ -122,6 +127,9 @@ class NodeParts:
     reload_trust: Callable[[], TrustChanges]
     #: What ``GET /ready`` answers (gateway.node.readiness).
     readiness: Readiness
+    #: The coordinators' desk (listings and actions) and the deadline service.
+    coordinators: CoordinatorDesk | None = None
+    deadlines: DeadlineService | None = None
 
 
 def build_node(
@@ -207,6 +215,23 @@ def build_node(
         if pusher is not None:
             pusher.wake(authority)
 
+    registry = CoordinatorRegistry(node_dir)
+
+    def region_of(authority_id: str) -> str | None:
+        entry = directory.records().get(authority_id)
+        return None if entry is None else entry.region
+
+    def coordinator_of(authority_id: str) -> str | None:
+        found = responsible_coordinator(
+            registry.all().values(), authority_id, region_of(authority_id)
+        )
+        return None if found is None else found.id
+
+    def copies(document: Any, authority_id: str) -> tuple[str, ...]:
+        return coordinator_copies(
+            document, authority_id, registry.all().values(), region_of(authority_id)
+        )
+
     pipeline = Pipeline(
         runtime,
         trust=trust,
@@ -219,6 +244,23 @@ def build_node(
         published=directory.published,
         peer_access=config.access.rules(),
         peer_directories=lambda: peer_directories(directory, trust.peer_ids),
+        deadlines=config.deadlines.policy(),
+        copies=copies,
+    )
+    desk = CoordinatorDesk(
+        runtime,
+        pipeline=pipeline,
+        trust=trust,
+        coordinators=registry.all,
+        region_of=region_of,
+    )
+    deadline_service = DeadlineService(
+        runtime,
+        pipeline=pipeline,
+        policy=config.deadlines.policy(),
+        interval_seconds=config.deadlines.check_interval_seconds,
+        peers=lambda: trust.peer_ids,
+        coordinator_of=coordinator_of,
     )
     tracking = TrackingQueries(runtime, peers.tracking, render=localizer.render)
     # Translations are cached in memory only: without an engine there is nothing to forget,
@@ -235,6 +277,7 @@ def build_node(
             pause_seconds=0.0,
         )
     )
+    top.add(deadline_service)
     tsa = _tsa_client(config, reactor)
     checkpoints = AuditCheckpointService(
         runtime,
@@ -268,7 +311,10 @@ def build_node(
             cert, trust.national_certificates, trust.raw.revoked, clock.now()
         ),
         max_wait=config.limits.long_poll_seconds,
-        extra={b"authorities": AuthoritySearchResource(LiveSearch(directory), run=cpu.run)}
+        extra={
+            b"authorities": AuthoritySearchResource(LiveSearch(directory), run=cpu.run),
+            b"coordination": coordination_tree(desk),
+        }
         | (api_resources or {}),
     )
     api_site = site(api_guard, "api", config.api.max_connections, config.limits.max_body_bytes)
@@ -390,6 +436,8 @@ def build_node(
         trust=trust,
         reload_trust=reload_trust,
         readiness=readiness,
+        coordinators=desk,
+        deadlines=deadline_service,
     )
     return top, parts
 

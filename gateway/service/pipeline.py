@@ -26,6 +26,14 @@ RECEIVED and STATE_CHANGED, and the refusals they decide; a refusal before
 any storing transaction (signature, binding, schema, replay window, ...)
 gets its REFUSED entry in a small transaction of its own. The pipeline
 computes each document's keyed digest (``runtime.audit_key``) for them.
+
+Deadlines and coordinators: every stored document carries the exchange
+metadata it sets (``gateway.core.deadlines.deadline_metadata``), and the
+documents coordinators follow (escalations, disputes, coordinator documents)
+are also delivered to the responsible coordinator of this node (``copies``).
+:meth:`Pipeline.submit` takes another admission for this node's coordinators
+and for the node's own deadline documents (``gateway.core.coordinators``); a
+peer's node-signed or coordinator-signed documents are admitted there too.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from gateway.core.access import EVERYTHING, Directory, PeerAccess, check_forward
 from gateway.core.admission import (
     Admitted,
     OutsideReplayWindow,
+    SenderNotBound,
     admit_envelope,
     admit_payload,
     admit_submission,
@@ -49,11 +58,14 @@ from gateway.core.admission import (
 from gateway.core.audit import Event, node_actor, refusal_message
 from gateway.core.catalogue import CatalogueRegistry
 from gateway.core.certs import TrustStore
+from gateway.core.coordination import CoordinatorForward
+from gateway.core.coordinators import admit_peer_special, refuse_coordinator_as_authority
+from gateway.core.deadlines import DeadlinePolicy, deadline_metadata
 from gateway.core.directory import PublishedDirectory
 from gateway.core.documents import ExchangeDocument, Forward, Request
 from gateway.core.docxml import sha256_hex
-from gateway.core.envelopes import ReceiptItem, ReceiptStatus, build_receipt
-from gateway.core.errors import GatewayError, InvalidInput
+from gateway.core.envelopes import Payload, ReceiptItem, ReceiptStatus, build_receipt
+from gateway.core.errors import GatewayError, InvalidInput, InvalidSignature
 from gateway.core.lifecycle import EXCHANGE_LIFECYCLE
 from gateway.core.ns import DOC_NS
 from gateway.core.xmlparse import parse_xml
@@ -77,6 +89,9 @@ from gateway.storage.model import (
 )
 
 log = Logger()
+
+#: Another admission for :meth:`Pipeline.submit`: (body, now, window seconds) -> Admitted.
+Admission = Callable[[bytes, datetime, float], Admitted]
 
 
 class PayloadRefused(InvalidInput):
@@ -105,6 +120,8 @@ class Pipeline:
         published: Callable[[], PublishedDirectory] | None = None,
         peer_access: PeerAccess = EVERYTHING,
         peer_directories: Callable[[], Mapping[str, Directory]] | None = None,
+        deadlines: DeadlinePolicy | None = None,
+        copies: Callable[[ExchangeDocument, str], tuple[str, ...]] | None = None,
     ) -> None:
         self.node_id = runtime.node_id
         self._now = runtime.clock.now
@@ -126,6 +143,14 @@ class Pipeline:
         self._audit_key = runtime.audit_key
         self._peer_access = peer_access
         self._peer_directories = peer_directories
+        self._deadlines = deadlines or DeadlinePolicy()
+        self._copies = copies or (lambda document, authority: ())
+        self._special: tuple[object, dict[str, TrustStore]] | None = None
+
+    @property
+    def window_seconds(self) -> float:
+        """The replay window: how far a creation time may be from this node's clock."""
+        return self._window
 
     # --- national submissions -------------------------------------------------
 
@@ -136,22 +161,31 @@ class Pipeline:
         now: datetime,
         published: frozenset[bytes],
         directories: _Directories,
+        admission: Admission | None = None,
     ) -> tuple[Admitted, bytes, str]:
-        """Admission, the signed receipt and the document's keyed digest (on the CPU pool)."""
-        admitted = admit_submission(
-            body,
-            caller=caller,
-            node_id=self.node_id,
-            trust=self._trust.national,
-            peers=self._trust.peer_ids,
-            now=now,
-            window_seconds=self._window,
-            catalogues=self._catalogues,
-            published=published,
-            peer_access=self._peer_access,
-            own_directory=directories.own,
-            peer_directories=directories.peers,
-        )
+        """Admission, the signed receipt and the document's keyed digest (on the CPU pool).
+
+        ``admission``: another admission (this node's coordinators, its own
+        deadline documents) instead of a national system's.
+        """
+        if admission is not None:
+            admitted = admission(body, now, self._window)
+        else:
+            admitted = admit_submission(
+                body,
+                caller=caller,
+                node_id=self.node_id,
+                trust=self._trust.national,
+                peers=self._trust.peer_ids,
+                now=now,
+                window_seconds=self._window,
+                catalogues=self._catalogues,
+                published=published,
+                peer_access=self._peer_access,
+                own_directory=directories.own,
+                peer_directories=directories.peers,
+            )
+            refuse_coordinator_as_authority(admitted.verified, admitted.document_type)
         receipt = self._sign_receipt(
             caller,
             now,
@@ -179,7 +213,7 @@ class Pipeline:
         between the document's two authorities, is left to the storing
         transaction, which answers as for an unknown exchange.
         """
-        if not isinstance(document, Forward):
+        if not isinstance(document, Forward | CoordinatorForward):
             return None
         header = document.header
         try:
@@ -246,17 +280,30 @@ class Pipeline:
             catalogue_version=header.catalogue_version or "",
         )
 
-    async def submit(self, caller: str, body: bytes) -> bytes:
-        """Admit, store and acknowledge a national system's document; returns receipt bytes."""
+    def _side_effects(
+        self, document: ExchangeDocument, local: str
+    ) -> tuple[dict[str, object], tuple[str, ...]]:
+        """The exchange metadata ``document`` sets, and this node's coordinators it goes to."""
+        return deadline_metadata(document, self._deadlines), self._copies(document, local)
+
+    async def submit(self, caller: str, body: bytes, admission: Admission | None = None) -> bytes:
+        """Admit, store and acknowledge a national system's document; returns receipt bytes.
+
+        ``admission`` replaces the national-system admission (a coordinator's
+        document, or the node's own deadline documents).
+        """
         now = self._now()
         try:
             # Read on the reactor thread (a stat of the directory state file).
             published = self._published_certificates()
             directories = self._directories()
-            admission: tuple[Admitted, bytes, str] = await self._cpu(
-                self._admit_submission, caller, body, now, published, directories
+            admitted_receipt: tuple[Admitted, bytes, str] = await self._cpu(
+                self._admit_submission, caller, body, now, published, directories, admission
             )
-            forward_to = await self._check_forward(admission[0].document, directories.own)
+            forward_to = await self._check_forward(admitted_receipt[0].document, directories.own)
+            metadata, copies = await self._cpu(
+                self._side_effects, admitted_receipt[0].document, admitted_receipt[0].header.sender
+            )
         except OutsideReplayWindow as stale:
             # A national system retrying long after its first attempt: if these
             # very bytes were accepted then, it gets that receipt (the checks
@@ -272,7 +319,7 @@ class Pipeline:
             self._metrics.refused.labels("api", error.code).inc()
             await self._record_refusal(caller, body, error, now)
             raise
-        admitted, receipt, digest = admission
+        admitted, receipt, digest = admitted_receipt
         header = admitted.header
         submission = Submission(
             message_id=header.document_id,
@@ -286,6 +333,8 @@ class Pipeline:
             receipt=receipt,
             digest=digest,
             forward_to=forward_to,
+            metadata=metadata,
+            copies=copies,
         )
         try:
             # The list form keeps a refusal's audit entry (REFUSED, in this transaction).
@@ -389,20 +438,11 @@ class Pipeline:
         trust = self._trust.peer_authorities(peer)
         for payload in envelope.payloads:
             try:
-                admitted = admit_payload(
-                    payload,
-                    peer_node=peer,
-                    node_id=self.node_id,
-                    trust=trust,
-                    now=now,
-                    catalogues=self._catalogues,
-                    peer_access=self._peer_access,
-                    own_directory=directories.own,
-                    peer_directory=directories.peers.get(peer),
-                )
+                admitted = self._admit_payload(payload, peer, trust, now, directories)
             except GatewayError as error:
                 raise PayloadRefused(payload.message_id, error) from None
             header = admitted.header
+            metadata, copies = self._side_effects(admitted.document, header.receiver)
             documents[header.document_id] = admitted.document
             payloads.append(
                 InboundPayload(
@@ -415,11 +455,9 @@ class Pipeline:
                     body=payload.data,
                     push=header.receiver in self._push,
                     digest=self._audit_key.digest(payload.data),
-                    forward_to=(
-                        admitted.document.forward_to
-                        if isinstance(admitted.document, Forward)
-                        else None
-                    ),
+                    forward_to=_forward_to(admitted.document),
+                    metadata=metadata,
+                    copies=copies,
                 )
             )
             items.append(ReceiptItem(payload.message_id, payload.sha256, ReceiptStatus.ACCEPTED))
@@ -438,11 +476,58 @@ class Pipeline:
     ) -> None:
         """Check each Forward of an envelope against the peer's directory (PayloadRefused)."""
         for message_id, document in documents.items():
-            if isinstance(document, Forward):
+            if _forward_to(document) is not None:
                 try:
                     await self._check_forward(document, directories.peers.get(peer))
                 except GatewayError as error:
                     raise PayloadRefused(message_id, error) from None
+
+    def _admit_payload(
+        self,
+        payload: Payload,
+        peer: str,
+        trust: TrustStore,
+        now: datetime,
+        directories: _Directories,
+    ) -> Admitted:
+        """A document of a peer's authority; else one its node or a coordinator of it signed."""
+        try:
+            admitted = admit_payload(
+                payload,
+                peer_node=peer,
+                node_id=self.node_id,
+                trust=trust,
+                now=now,
+                catalogues=self._catalogues,
+                peer_access=self._peer_access,
+                own_directory=directories.own,
+                peer_directory=directories.peers.get(peer),
+            )
+        except (InvalidSignature, SenderNotBound) as first:
+            try:
+                return admit_peer_special(
+                    payload,
+                    peer_node=peer,
+                    node_id=self.node_id,
+                    trust=self._special_trust(peer),
+                    now=now,
+                )
+            except GatewayError:
+                raise first from None
+        refuse_coordinator_as_authority(admitted.verified, admitted.document_type)
+        return admitted
+
+    def _special_trust(self, peer: str) -> TrustStore:
+        """The peer's signing certificate and node CA, pinned (rebuilt after a trust reload)."""
+        raw = self._trust.raw
+        cached = self._special
+        if cached is None or cached[0] is not raw:
+            stores = {
+                p: TrustStore(pinned=(c.signing,), cas=(c.ca,), revoked=raw.revoked)
+                for p, c in raw.peers.items()
+            }
+            cached = self._special = (raw, stores)
+        return cached[1][peer]
 
     async def receive_envelope(self, peer: str, body: bytes) -> bytes:
         """Admit and store a peer's envelope; returns the signed receipt bytes."""
@@ -511,3 +596,10 @@ def _document_id(body: bytes) -> str | None:
         return None
     found = root.findtext(f"{{{DOC_NS}}}Header/{{{DOC_NS}}}DocumentId")
     return found.strip() if found else None
+
+
+def _forward_to(document: ExchangeDocument) -> str | None:
+    """The authority a Forward or a coordinator's forward hands the exchange to (else None)."""
+    if isinstance(document, Forward | CoordinatorForward):
+        return document.forward_to
+    return None

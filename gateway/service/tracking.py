@@ -24,6 +24,10 @@ elements with one ``Rendering`` per language, as in deliveries). Reading them
 unseals personal data of the exchange, which only its two authorities may do,
 through ``storage/personal_data.py: read_personal_data_txn`` (one audit entry
 PERSONAL_DATA_READ per document read, in the reading transaction).
+
+Each node's half also carries its ``Deadlines`` element (the acceptance
+deadline, the reply date and whether it was agreed: metadata derived from the
+signed documents, so both nodes' elements agree).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ log = Logger()
 
 
 _STAGE = f"{{{DOC_NS}}}Stage"
+_DEADLINES = f"{{{DOC_NS}}}Deadlines"
 #: How long a tracking query waits for the peer node's half of the record.
 PEER_TIMEOUT_SECONDS = 5.0
 
@@ -83,12 +88,24 @@ RENDERED_TYPES = frozenset({"Request", "InformationRequest", "Answer"})
 Render = Callable[[bytes], Sequence[Rendering]]
 
 
+def deadlines_element(exchange: Exchange, node: str) -> etree._Element:
+    """``node``'s stored deadlines of ``exchange`` (attributes absent when not known)."""
+    element = etree.Element(_DEADLINES, node=node)
+    if exchange.acceptance_due_at is not None:
+        element.set("acceptanceDue", format_datetime(exchange.acceptance_due_at))
+    if exchange.reply_due_at is not None:
+        element.set("replyDue", format_datetime(exchange.reply_due_at))
+        element.set("replyDateAgreed", "true" if exchange.reply_date_agreed else "false")
+    return element
+
+
 def tracking_xml(
     exchange: Exchange,
     stages: Sequence[etree._Element],
     peer_status: str | None = None,
     documents: Sequence[tuple[MessageMeta, Sequence[Rendering]]] = (),
     withheld: bool = False,
+    node: str | None = None,
 ) -> bytes:
     root = new_root("Tracking")
     root.set("exchangeId", exchange.exchange_id)
@@ -99,6 +116,8 @@ def tracking_xml(
         root.set("peer", peer_status)
     if withheld:
         root.set("personalData", PersonalDataWithheld.code)
+    if node is not None:
+        root.append(deadlines_element(exchange, node))
     for element in sorted(stages, key=lambda e: e.get("at", "")):
         root.append(element)
     for meta, renderings in documents:
@@ -115,9 +134,9 @@ def tracking_xml(
 
 
 def peer_stages(body: bytes, peer: str) -> list[etree._Element]:
-    """The peer's own stages from its tracking answer (anything else is ignored)."""
+    """The peer's own stages (and deadlines) from its tracking answer (anything else is ignored)."""
     root = parse_xml(body)
-    return [e for e in root.iter(_STAGE) if e.get("node") == peer]
+    return [e for e in root.iter(_DEADLINES, _STAGE) if e.get("node") == peer]
 
 
 class TrackingQueries:
@@ -215,7 +234,9 @@ class TrackingQueries:
                 status = "unavailable"
         withheld = visible is not Visibility.PERSONAL_DATA
         documents = [] if withheld else await self._rendered_documents(exchange_id, authority)
-        xml: bytes = await self._rt.cpu(tracking_xml, exchange, stages, status, documents, withheld)
+        xml: bytes = await self._rt.cpu(
+            tracking_xml, exchange, stages, status, documents, withheld, self._node_id
+        )
         return xml
 
     async def peer_record_xml(self, exchange_id: str, peer: str) -> bytes:
@@ -228,5 +249,7 @@ class TrackingQueries:
             raise ExchangeNotFound(f"no exchange {exchange_id!r} involves node {peer}")
         events = await self._db.run_txn(tracking_events_txn, exchange_id)
         own = [e for e in events if e.node == self._node_id]
-        xml: bytes = await self._rt.cpu(tracking_xml, exchange, _stage_elements(own))
+        xml: bytes = await self._rt.cpu(
+            tracking_xml, exchange, _stage_elements(own), None, (), False, self._node_id
+        )
         return xml

@@ -8,7 +8,7 @@ Erasure destroys the wrapped key and the sealed bodies; the metadata rows stay
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -59,6 +59,13 @@ def _exchange(row: Row[Any]) -> Exchange:
         closed_at=row.closed_at,
         erased_at=row.erased_at,
         blocked_at=row.blocked_at,
+        acceptance_due_at=row.acceptance_due_at,
+        reply_due_at=row.reply_due_at,
+        reply_date_agreed=bool(row.reply_date_agreed),
+        accepted_at=row.accepted_at,
+        answered_at=row.answered_at,
+        disputed_at=row.disputed_at,
+        resumes_to=row.resumes_to,
     )
 
 
@@ -88,6 +95,7 @@ def open_exchange(
     node: str,
     lifecycle: Lifecycle,
     message_id: str | None = None,
+    metadata: Mapping[str, object] | None = None,
 ) -> OpenExchange:
     """Create ``info``'s exchange or lock the existing one, and advance its state.
 
@@ -96,7 +104,9 @@ def open_exchange(
     that can refuse the document (other authorities, erased exchange, the
     lifecycle) runs before anything is written, so a ``GatewayError`` from
     here leaves the transaction unchanged. The returned ``tracking`` rows
-    (state changes) are for the caller to insert. A concurrent creation of
+    (state changes) are for the caller to insert. ``metadata`` (deadlines,
+    milestones: :func:`metadata_values`) is written with the state; entering
+    the disputed state remembers the state it left (``resumes_to``). A concurrent creation of
     the same exchange (PostgreSQL) raises ``TransactionRace``, which the
     runner retries.
     """
@@ -122,6 +132,7 @@ def open_exchange(
             "wrapped_data_key": sealer.wrap_key(data_key, info.exchange_id),
             "erased_at": None,
         }
+        values.update(metadata_values(None, metadata))
         try:
             conn.execute(insert(exchanges).values(values))
         except IntegrityError as exc:
@@ -133,7 +144,9 @@ def open_exchange(
             info.exchange_id, data_key, state, created=True, tracking=track, state_changed=True
         )
 
-    stored = ExchangeSides(row.requester_authority, row.responder_authority, row.state)
+    stored = ExchangeSides(
+        row.requester_authority, row.responder_authority, row.state, row.resumes_to
+    )
     if not stored.has_parties(sender, receiver):
         # Not party to it: answer exactly as if the exchange did not exist (the
         # lifecycle refuses anything but an opening document into an unknown
@@ -144,8 +157,11 @@ def open_exchange(
         raise ExchangeErased(f"exchange {info.exchange_id} has been erased")
     state = lifecycle.next_state(stored, document_type, sender)
     data_key = sealer.unwrap_key(row.wrapped_data_key, info.exchange_id)
+    extra = metadata_values(row, metadata)
     if state != row.state:
-        _write_state(conn, info.exchange_id, state, lifecycle.is_closed(state), row, now)
+        extra["resumes_to"] = row.state if state == DISPUTED else None
+    if state != row.state or extra:
+        _write_state(conn, info.exchange_id, state, lifecycle.is_closed(state), row, now, extra)
     track = _stage_rows(
         info.exchange_id, lifecycle, document_type, row.state, state, now, node, message_id
     )
@@ -182,13 +198,42 @@ def _write_state(
     closed: bool | None,
     row: Row[Any],
     now: datetime,
+    extra: Mapping[str, object] | None = None,
 ) -> None:
-    values: dict[str, Any] = {"state": state, "updated_at": now}
+    values: dict[str, Any] = {"state": state, "updated_at": now, **(extra or {})}
     if closed is True and row.closed_at is None:
         values["closed_at"] = now
     elif closed is False and row.closed_at is not None:
         values["closed_at"] = None
     conn.execute(update(exchanges).where(exchanges.c.exchange_id == exchange_id).values(values))
+
+
+#: The disputed state (``gateway.core.lifecycle.State.DISPUTED``).
+DISPUTED = "disputed"
+#: Metadata columns a document may set, and those of which only the first value counts.
+METADATA_COLUMNS = frozenset(
+    {
+        "acceptance_due_at",
+        "reply_due_at",
+        "reply_date_agreed",
+        "accepted_at",
+        "answered_at",
+        "disputed_at",
+    }
+)
+FIRST_ONLY = frozenset({"accepted_at", "answered_at", "disputed_at"})
+
+
+def metadata_values(row: Row[Any] | None, metadata: Mapping[str, object] | None) -> dict[str, Any]:
+    """The column values ``metadata`` sets on the stored ``row`` (None: a new exchange)."""
+    values: dict[str, Any] = {}
+    for name, value in (metadata or {}).items():
+        if name not in METADATA_COLUMNS:
+            raise ValueError(f"{name} is not exchange metadata")
+        if name in FIRST_ONLY and row is not None and getattr(row, name) is not None:
+            continue
+        values[name] = value
+    return values
 
 
 @read_only

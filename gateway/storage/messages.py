@@ -136,6 +136,7 @@ def submit_messages_txn(
     outbox_rows: list[dict[str, Any]] = []
     track_rows: list[dict[str, Any]] = []
     records: list[audit.Record] = []
+    delivery_rows: list[dict[str, Any]] = []
     for sub in submissions:
         sha = sha256_hex(sub.body)
         earlier = prior.get(sub.message_id)
@@ -157,6 +158,7 @@ def submit_messages_txn(
                 node=node,
                 lifecycle=lifecycle,
                 message_id=sub.message_id,
+                metadata=sub.metadata,
             )
         except Unavailable:
             raise
@@ -208,6 +210,7 @@ def submit_messages_txn(
                 )
             )
         track_rows.extend(opened.tracking)
+        delivery_rows.extend(_copy_rows(sub.copies, sub.message_id, now))
         results.append(
             Accepted(
                 message_id=sub.message_id,
@@ -221,6 +224,9 @@ def submit_messages_txn(
     if outbox_rows:
         conn.execute(insert(outbox), outbox_rows)
     insert_tracking(conn, track_rows)
+    if delivery_rows:
+        lock_delivery_streams(conn, (r["authority_id"] for r in delivery_rows))
+        conn.execute(insert(deliveries), delivery_rows)
     append_audit_records_txn(conn, records, at=now)  # last: see storage/audit.py
     return results
 
@@ -248,6 +254,22 @@ def _refusal(doc: Submission | InboundPayload, actor: str, error: GatewayError) 
         audit.refusal_message(error.code, doc.message_id),
         doc.digest,
     )
+
+
+def _copy_rows(copies: Sequence[str], message_id: str, now: datetime) -> list[dict[str, Any]]:
+    """Pull deliveries of a document for this node's other recipients (its coordinators)."""
+    return [
+        {
+            "authority_id": authority_id,
+            "message_id": message_id,
+            "created_at": now,
+            "delivered_at": None,
+            "push_state": None,
+            "attempts": 0,
+            "next_attempt_at": None,
+        }
+        for authority_id in copies
+    ]
 
 
 class _Prior:
@@ -414,6 +436,7 @@ def _store_envelope(
                 node=node,
                 lifecycle=lifecycle,
                 message_id=payload.message_id,
+                metadata=payload.metadata,
             )
         except Unavailable:
             raise
@@ -456,6 +479,7 @@ def _store_envelope(
                 "next_attempt_at": now if payload.push else None,
             }
         )
+        delivery_rows.extend(_copy_rows(payload.copies, payload.message_id, now))
         track_rows.append(
             tracking_row(
                 opened.exchange_id,

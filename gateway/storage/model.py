@@ -9,7 +9,7 @@ never be logged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -140,6 +140,14 @@ class Exchange:
     erased_at: datetime | None
     #: When the retention's blocked stage made the personal data unreadable (None: not blocked).
     blocked_at: datetime | None = None
+    # Deadlines and milestones (gateway.core.deadlines), and the state a dispute resumes.
+    acceptance_due_at: datetime | None = None
+    reply_due_at: datetime | None = None
+    reply_date_agreed: bool = False
+    accepted_at: datetime | None = None
+    answered_at: datetime | None = None
+    disputed_at: datetime | None = None
+    resumes_to: str | None = None
 
     @property
     def erased(self) -> bool:
@@ -168,6 +176,10 @@ class Submission:
     digest: str = ""
     # A Forward: the authority that becomes the exchange's responder (ForwardTo).
     forward_to: str | None = None
+    # Exchange metadata the document sets (deadlines, milestones: no personal data).
+    metadata: Mapping[str, object] = field(default_factory=dict)
+    # Authorities of this node that also receive the document (its coordinators).
+    copies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,6 +210,10 @@ class InboundPayload:
     digest: str = ""
     # A Forward: the authority that becomes the exchange's responder (ForwardTo).
     forward_to: str | None = None
+    # Exchange metadata the document sets (deadlines, milestones: no personal data).
+    metadata: Mapping[str, object] = field(default_factory=dict)
+    # Callers of this node that also receive the document (its coordinators; they pull).
+    copies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

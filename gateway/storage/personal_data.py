@@ -172,7 +172,9 @@ def read_personal_data_txn(
     A message is unsealed only while ``authority`` is the requester or the
     current responder of its exchange; a former responder's messages are
     ``withheld``, an erased exchange's ``erased``; unknown ids and exchanges
-    the authority was never party to are left out. Every unsealed message
+    the authority was never party to are left out, except a document copied
+    to the reader as its addressee (a coordinator's copy of an escalation, a
+    dispute or a coordinator document: it holds a delivery of it). Every unsealed message
     is appended to the audit log as PERSONAL_DATA_READ (actor: the
     authority), in this transaction.
     """
@@ -195,6 +197,15 @@ def read_personal_data_txn(
         .where(messages.c.message_id.in_(ids))
     ).all()
     former = former_responders(conn, (r.exchange_id for r in rows))
+    # Documents copied to the reader as their addressee (a coordinator's copy of an
+    # escalation, a dispute or a coordinator document: gateway.service.coordinators).
+    copied = set(
+        conn.execute(
+            select(deliveries.c.message_id).where(
+                deliveries.c.authority_id == authority, deliveries.c.message_id.in_(ids)
+            )
+        ).scalars()
+    )
     bodies: dict[str, bytes] = {}
     withheld: set[str] = set()
     erased: set[str] = set()
@@ -210,7 +221,7 @@ def read_personal_data_txn(
             responder=row.responder_authority,
             former_responders=former.get(row.exchange_id, frozenset()),
         )
-        if seen is Visibility.NONE:
+        if seen is Visibility.NONE and message_id not in copied:
             continue
         if seen is Visibility.METADATA:
             withheld.add(message_id)

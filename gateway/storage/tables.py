@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -102,9 +103,19 @@ exchanges = Table(
     Column("erased_at", UTCDateTime(), nullable=True),
     # The optional blocked stage of retention: personal data held but unreadable from then on.
     Column("blocked_at", UTCDateTime(), nullable=True),
+    # Deadlines and milestones from the signed documents (gateway.core.deadlines).
+    Column("acceptance_due_at", UTCDateTime(), nullable=True),
+    Column("reply_due_at", UTCDateTime(), nullable=True),
+    Column("accepted_at", UTCDateTime(), nullable=True),
+    Column("answered_at", UTCDateTime(), nullable=True),
+    Column("disputed_at", UTCDateTime(), nullable=True),
+    Column("reply_date_agreed", Boolean(), nullable=True),
+    # The state a disputed exchange returns to when the dispute is settled.
+    Column("resumes_to", String(CODE), nullable=True),
     Index(None, "state", "updated_at"),
     Index(None, "closed_at"),
     Index(None, "created_at"),
+    Index(None, "requester_node", "state"),
 )
 
 DIRECTIONS = ("in", "out")

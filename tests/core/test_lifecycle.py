@@ -13,6 +13,7 @@ from gateway.core.lifecycle import (
     OPEN_STATES,
     REQUESTER_DOCUMENTS,
     RESPONDER_DOCUMENTS,
+    RESUMPTIONS,
     TERMINAL_STATES,
     TRANSITIONS,
     ExchangeLifecycle,
@@ -28,7 +29,11 @@ from gateway.core.lifecycle import (
     transition_table_markdown,
     waiting_for,
 )
-from gateway.core.schemas import EXCHANGE_DOCUMENT_TYPES, NODE_DOCUMENT_TYPES
+from gateway.core.schemas import (
+    COORDINATOR_DOCUMENT_TYPES,
+    EXCHANGE_DOCUMENT_TYPES,
+    NODE_DOCUMENT_TYPES,
+)
 
 REQ, RSP = Role.REQUESTER, Role.RESPONDER
 PROTOCOL_MD = pathlib.Path(__file__).parents[2] / "docs" / "protocol.md"
@@ -129,13 +134,16 @@ def test_an_exchange_ends_by_rejection_or_withdrawal(
 
 
 def test_reminders_and_escalations_leave_the_state_unchanged() -> None:
-    for state in OPEN_STATES:
+    for state in OPEN_STATES - {State.DISPUTED}:
         waited = waiting_for(state)
         assert waited is not None
         other = RSP if waited is REQ else REQ
         assert next_state(state, "Reminder", other) is state
-        for role in Role:
+        for role in (REQ, RSP):
             assert next_state(state, "Escalation", role) is state
+        assert next_state(state, "CoordinatorReminder", Role.COORDINATOR) is state
+        assert next_state(state, "MediationNote", Role.COORDINATOR) is state
+    assert waiting_for(State.DISPUTED) is None
 
 
 def test_only_the_waiting_side_sends_a_reminder() -> None:
@@ -227,8 +235,20 @@ def test_allowed_documents_lists_what_a_side_may_send() -> None:
         "Rejection",
         "Forward",
         "Escalation",
+        "Dispute",
     }
-    assert allowed_documents(State.ANSWERED, REQ) == {"Closure", "InformationRequest", "Escalation"}
+    assert allowed_documents(State.ANSWERED, REQ) == {
+        "Closure",
+        "InformationRequest",
+        "Escalation",
+        "Dispute",
+    }
+    assert allowed_documents(State.DISPUTED, Role.COORDINATOR) == {
+        "CoordinatorForward",
+        "MediationNote",
+        "DisputeSettled",
+        "DisputeEnded",
+    }
 
 
 def test_waiting_for_is_none_outside_open_states() -> None:
@@ -292,6 +312,7 @@ def test_the_storage_adapter_decides_the_role_from_the_stored_exchange() -> None
         State.CLOSED,
         State.REJECTED,
         State.WITHDRAWN,
+        State.DISPUTE_ENDED,
     ]
 
 
@@ -308,10 +329,77 @@ def test_requester_and_responder_documents_are_read_from_the_table() -> None:
     assert REQUESTER_DOCUMENTS == {"Request", "AdditionalInformation", "Closure", "Withdrawal"}
     assert RESPONDER_DOCUMENTS == {"ReplyDateProposal", "Answer", "Rejection", "Forward"}
     both = EXCHANGE_DOCUMENT_TYPES - REQUESTER_DOCUMENTS - RESPONDER_DOCUMENTS
-    assert both == {"Acceptance", "InformationRequest", "Reminder", "Escalation"}
-    for document in both:
+    coordinator = {d for (_, d, role) in set(TRANSITIONS) | RESUMPTIONS if role is Role.COORDINATOR}
+    assert coordinator == COORDINATOR_DOCUMENT_TYPES
+    assert both - coordinator == {
+        "Acceptance",
+        "InformationRequest",
+        "Reminder",
+        "Escalation",
+        "Dispute",
+    }
+    for document in both - coordinator:
         assert {role for (_, d, role) in TRANSITIONS if d == document} == {REQ, RSP}
 
 
 def test_protocol_md_shows_the_transition_table_of_the_code() -> None:
     assert transition_table_markdown() in PROTOCOL_MD.read_text(encoding="utf-8")
+
+
+# --- disputes and coordinators ------------------------------------------------------------
+
+COORD = Role.COORDINATOR
+
+
+@pytest.mark.parametrize("state", sorted(OPEN_STATES - {State.DISPUTED}))
+@pytest.mark.parametrize("role", [REQ, RSP])
+def test_either_side_disputes_an_open_exchange_and_settling_returns_to_its_state(
+    state: State, role: Role
+) -> None:
+    assert next_state(state, "Dispute", role) is State.DISPUTED
+    assert next_state(State.DISPUTED, "DisputeSettled", COORD, resumes_to=state) is state
+
+
+def test_a_dispute_waits_for_the_coordinators_only() -> None:
+    assert allowed_documents(State.DISPUTED, RSP) == {"Escalation"}
+    assert allowed_documents(State.DISPUTED, REQ) == {"Escalation", "Withdrawal"}
+    assert next_state(State.DISPUTED, "DisputeEnded", COORD) is State.DISPUTE_ENDED
+    assert State.DISPUTE_ENDED in TERMINAL_STATES
+    with pytest.raises(LifecycleViolation):
+        next_state(State.DISPUTED, "Dispute", RSP)
+
+
+def test_settling_needs_the_state_before_the_dispute() -> None:
+    with pytest.raises(LifecycleViolation):
+        next_state(State.DISPUTED, "DisputeSettled", COORD)
+    with pytest.raises(LifecycleViolation):
+        next_state(State.DISPUTED, "DisputeSettled", COORD, resumes_to=State.CLOSED)
+    with pytest.raises(LifecycleViolation):
+        next_state(State.ACCEPTED, "DisputeSettled", COORD, resumes_to=State.ACCEPTED)
+
+
+def test_coordinator_documents_are_the_coordinators_whoever_the_header_names() -> None:
+    stored = ExchangeSides("NO-HELSEDIR", "PT-OMD", State.ACCEPTED)
+    assert sender_role(stored, "NO-HELSEDIR", "MediationNote") is COORD
+    assert sender_role(stored, "NO-HELSEDIR", "Dispute") is REQ
+    life = ExchangeLifecycle()
+    assert life.next_state(stored, "CoordinatorForward", "PT-OMD") == "forwarded"
+    disputed = ExchangeSides("NO-HELSEDIR", "PT-OMD", State.DISPUTED, resumes_to="accepted")
+    assert life.next_state(disputed, "DisputeSettled", "PT-OMD") == "accepted"
+    # a party cannot send a coordinator's document as itself
+    for _, doc, role in TRANSITIONS:
+        if doc in COORDINATOR_DOCUMENT_TYPES:
+            assert role is COORD
+    assert {k for k in RESUMPTIONS} == {(State.DISPUTED, "DisputeSettled", COORD)}
+
+
+def test_coordinators_forward_only_before_the_answer() -> None:
+    forwardable = {s for (s, d, _) in TRANSITIONS if d == "CoordinatorForward"}
+    assert forwardable == {State.REQUESTED, State.FORWARDED, State.ACCEPTED, State.DISPUTED}
+
+
+def test_protocol_md_shows_the_state_diagram_of_the_code() -> None:
+    from gateway.core.lifecycle import state_diagram_mermaid
+
+    text = PROTOCOL_MD.read_text(encoding="utf-8")
+    assert "```mermaid\n" + state_diagram_mermaid() + "```" in text

@@ -75,7 +75,7 @@ def test_document_types_are_exactly_the_global_elements_of_the_protocol_namespac
             roots |= {e.get("name") for e in schema.findall(f"{XS}element")}
     assert roots == DOCUMENT_TYPES
     assert EXCHANGE_DOCUMENT_TYPES | NODE_DOCUMENT_TYPES == DOCUMENT_TYPES
-    assert len(EXCHANGE_DOCUMENT_TYPES) == 12
+    assert len(EXCHANGE_DOCUMENT_TYPES) == 18
 
 
 def test_no_schema_imports_anything_outside_the_package() -> None:

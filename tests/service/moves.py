@@ -1,8 +1,12 @@
 """Lifecycle moves played across two real nodes: any document type, from either side.
 
 The requester is NO-HELSEDIR (node NO), the responder PT-OMD (node PT); a
-Forward hands the exchange to the other authority of node PT (PT-ACSS, then
-back to PT-OMD), which is the responder from then on. A
+Forward (or a coordinator's forward) hands the exchange to the other
+authority of node PT (PT-ACSS, then back to PT-OMD), which is the responder
+from then on. The coordinator moves are played by NO-KOORD (reminders,
+mediation notes) and the current responder's coordinator (PT-KOORD-OMD or
+PT-KOORD-ACSS: forwards, dispute outcomes), through the coordinators' API
+(tests/service/coordinated.py registers them). A
 :class:`Pair` submits a document of a given type from a given side into an
 exchange through the sender's national-system API and, when it is accepted,
 waits until the peer node stored it and the sender's node has the peer's
@@ -27,10 +31,16 @@ from gateway.core.documents import (
     AdditionalInformation,
     Answer,
     Closure,
+    CoordinatorForward,
+    CoordinatorReminder,
+    Dispute,
+    DisputeEnded,
+    DisputeSettled,
     Escalation,
     ExchangeDocument,
     Forward,
     InformationRequest,
+    MediationNote,
     Rejection,
     Reminder,
     ReplyDateProposal,
@@ -46,6 +56,7 @@ from gateway.core.lifecycle import (
     Stage,
     State,
 )
+from gateway.core.schemas import COORDINATOR_DOCUMENT_TYPES
 from gateway.storage.errors import ExchangeNotFound, MessageNotFound
 from gateway.storage.exchanges import exchange_txn
 from gateway.storage.messages import exchange_messages_txn, message_meta_txn
@@ -62,6 +73,17 @@ OTHER = {Role.REQUESTER: Role.RESPONDER, Role.RESPONDER: Role.REQUESTER}
 AUTHORITIES = {"NO": [REQUESTER], "PT": [RESPONDER, FORWARD_TO]}
 #: Where a Forward from each responder hands the exchange.
 FORWARDED_TO = {RESPONDER: FORWARD_TO, FORWARD_TO: RESPONDER}
+#: Which coordinator plays each coordinator document (the responder's side forwards).
+COORDINATOR_OF = {
+    "CoordinatorReminder": Role.REQUESTER,
+    "MediationNote": Role.REQUESTER,
+    "CoordinatorForward": Role.RESPONDER,
+    "DisputeSettled": Role.RESPONDER,
+    "DisputeEnded": Role.RESPONDER,
+}
+#: The coordinator of the requester, and of each authority that may be the responder.
+COORDINATOR_FOR = {REQUESTER: "NO-KOORD", RESPONDER: "PT-KOORD-OMD", FORWARD_TO: "PT-KOORD-ACSS"}
+COORDINATION_PATH = "/api/v1/coordination/documents"
 
 Move = tuple[str, Role]
 
@@ -83,12 +105,20 @@ def _shortest_paths() -> dict[State, tuple[Move, ...]]:
 PATHS: Mapping[State, tuple[Move, ...]] = _shortest_paths()
 
 
-def expected_refusal(document_type: str, role: Role) -> str:
+def expected_refusal(document_type: str, role: Role, state: State | None = None) -> str:
     """The code a move outside the table gets.
 
     A document only the other side sends names an exchange id its sender
-    does not own (refused at admission); any other is a lifecycle conflict.
+    does not own (refused at admission); a coordinator's document needs the
+    other role, or an exchange the node knows (COORDINATOR_OUT_OF_SCOPE);
+    any other is a lifecycle conflict.
     """
+    if role is not Role.COORDINATOR and document_type in COORDINATOR_DOCUMENT_TYPES:
+        return "COORDINATOR_NOT_BOUND"  # only a coordinator's certificate signs one
+    if role is Role.COORDINATOR and document_type not in COORDINATOR_DOCUMENT_TYPES:
+        return "COORDINATOR_BAD"  # not played: a coordinator sends only its own documents
+    if role is Role.COORDINATOR and state is State.NEW:
+        return "COORDINATOR_OUT_OF_SCOPE"
     if (document_type in REQUESTER_DOCUMENTS and role is Role.RESPONDER) or (
         document_type in RESPONDER_DOCUMENTS and role is Role.REQUESTER
     ):
@@ -99,18 +129,23 @@ def expected_refusal(document_type: str, role: Role) -> str:
 def document(
     document_type: str, exchange_id: str, role: Role, seq: int, responder: str = RESPONDER
 ) -> ExchangeDocument:
-    """A schema-valid document of ``document_type`` from ``role``'s authority.
+    """A schema-valid document of ``document_type`` from ``role``'s authority (or coordinator).
 
     ``responder`` is the exchange's current responder (a Forward changes it).
     """
     parties = {Role.REQUESTER: REQUESTER, Role.RESPONDER: responder}
-    sender, receiver = parties[role], parties[OTHER[role]]
+    side = COORDINATOR_OF.get(document_type, Role.REQUESTER)
+    coordinator = COORDINATOR_FOR[parties[side]]
+    if role is Role.COORDINATOR:
+        sender, receiver = parties[side], parties[OTHER[side]]
+    else:
+        sender, receiver = parties[role], parties[OTHER[role]]
     local = exchange_id.split(":", 1)[1]
     now = datetime.now(UTC)
     request_id = scoped_id(REQUESTER, f"{local}-0")  # the Request, the first move
     header = Header(
         exchange_id,
-        scoped_id(sender, f"{local}-{seq}"),
+        scoped_id(coordinator if role is Role.COORDINATOR else sender, f"{local}-{seq}"),
         sender,
         receiver,
         now,
@@ -133,6 +168,14 @@ def document(
         "Withdrawal": lambda: Withdrawal(header, reason="NO_LONGER_NEEDED"),
         "Reminder": lambda: Reminder(header),
         "Escalation": lambda: Escalation(header, reason="ANSWER_OVERDUE"),
+        "Dispute": lambda: Dispute(header, reason="QUESTION_NOT_JUSTIFIED"),
+        "CoordinatorReminder": lambda: CoordinatorReminder(header, str(coordinator)),
+        "CoordinatorForward": lambda: CoordinatorForward(
+            header, str(coordinator), FORWARDED_TO[responder]
+        ),
+        "MediationNote": lambda: MediationNote(header, str(coordinator), note),
+        "DisputeSettled": lambda: DisputeSettled(header, str(coordinator), "REQUEST_JUSTIFIED"),
+        "DisputeEnded": lambda: DisputeEnded(header, str(coordinator), "REQUEST_NOT_JUSTIFIED"),
     }
     return built[document_type]()  # type: ignore[no-any-return]
 
@@ -160,13 +203,23 @@ class Pair:
         """
         responder = self._responder[exchange_id]
         doc = document(document_type, exchange_id, role, next(self._seq[exchange_id]), responder)
-        system = self.systems[doc.header.sender]
-        answer = await system.submit_raw(system.sign(to_xml(doc)))
+        if role is Role.COORDINATOR:
+            coordinator = getattr(doc, "coordinator", "NO-KOORD")
+            system = self.systems[coordinator]
+            signed = system.sign(to_xml(doc))
+            if document_type not in COORDINATOR_DOCUMENT_TYPES:
+                return "COORDINATOR_BAD"  # a coordinator sends only its own documents
+            answer = await system.client.post(system.url(COORDINATION_PATH), signed)
+            side = Role.REQUESTER if coordinator.startswith("NO") else Role.RESPONDER
+        else:
+            system = self.systems[doc.header.sender]
+            answer = await system.submit_raw(system.sign(to_xml(doc)))
+            side = role
         if answer.status != 200:
             return refusal(answer)[1]
         message_id = doc.header.document_id
-        peer_db = self.nodes[NODE[OTHER[role]]].parts.db
-        own_db = self.nodes[NODE[role]].parts.db
+        peer_db = self.nodes[NODE[OTHER[side]]].parts.db
+        own_db = self.nodes[NODE[side]].parts.db
 
         async def peer_answered() -> str | None:
             """ "stored" once the peer holds it, or the code the peer refused it with."""
@@ -192,7 +245,7 @@ class Pair:
         if answered != "stored":
             return str(answered)
         await until(receipt_back)
-        if isinstance(doc, Forward):
+        if isinstance(doc, Forward | CoordinatorForward):
             self._responder[exchange_id] = doc.forward_to
         return None
 
@@ -210,6 +263,26 @@ class Pair:
                 out[country] = (await node.parts.db.run_txn(exchange_txn, exchange_id)).state
             except ExchangeNotFound:
                 out[country] = None
+        return out
+
+    async def deadlines(self, exchange_id: str) -> dict[str, tuple[Any, ...] | None]:
+        """The exchange's deadlines and dispute memory on each node (None where not stored)."""
+        out: dict[str, tuple[Any, ...] | None] = {}
+        for country, node in self.nodes.items():
+            try:
+                ex = await node.parts.db.run_txn(exchange_txn, exchange_id)
+            except ExchangeNotFound:
+                out[country] = None
+                continue
+            out[country] = (
+                ex.acceptance_due_at,
+                ex.reply_due_at,
+                ex.reply_date_agreed,
+                ex.accepted_at,
+                ex.answered_at,
+                ex.disputed_at,
+                ex.resumes_to,
+            )
         return out
 
     async def snapshot(self, exchange_id: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest_twisted
 from sqlalchemy import text
 from twisted.internet import reactor
 
-from gateway.storage.audit import append_audit_txn
+from gateway.storage.audit import append_audit_txn, audit_log_txn
 from gateway.storage.audit_checkpoints import (
     held_peer_checkpoint_txn,
     newest_signed_checkpoint_txn,
@@ -47,17 +47,19 @@ async def test_a_node_that_rewrites_its_database_is_caught_by_its_peer(tmp_path:
     try:
         async with two_nodes(tmp_path, extra_config={"NO": no_audit, "PT": SLOW}) as (nodes, _):
             no, pt = nodes["NO"], nodes["PT"]
+            # What the node recorded at start (its configuration and trust), then 3 more.
+            base = len(await no.parts.db.run_txn(audit_log_txn))
             await append(no, 3)
             await run_checkpoints(no)  # the TSA is down: signed, sent, not time-stamped
             held = await pt.parts.db.run_txn(held_peer_checkpoint_txn, "NO")
-            assert held.checkpoint.size == 3 and held.token is None
+            assert held.checkpoint.size == base + 3 and held.token is None
             assert tsa.requests == 1
 
             tsa.down = False
             await append(no, 2)
             await run_checkpoints(no)
             mine = await no.parts.db.run_txn(newest_signed_checkpoint_txn)
-            assert mine.checkpoint.size == 5 and mine.token is not None
+            assert mine.checkpoint.size == base + 5 and mine.token is not None
             held = await pt.parts.db.run_txn(held_peer_checkpoint_txn, "NO")
             assert held.checkpoint == mine.checkpoint and held.token == mine.token
 
@@ -69,15 +71,17 @@ async def test_a_node_that_rewrites_its_database_is_caught_by_its_peer(tmp_path:
             )
             await append(no, 1)
             await run_checkpoints(no)
-            assert (await no.parts.db.run_txn(newest_signed_checkpoint_txn)).checkpoint.size == 6
+            assert (
+                await no.parts.db.run_txn(newest_signed_checkpoint_txn)
+            ).checkpoint.size == base + 6
             held = await pt.parts.db.run_txn(held_peer_checkpoint_txn, "NO")
             assert held.checkpoint == mine.checkpoint  # PT keeps the old one
             (conflict,) = await pt.parts.db.run_txn(peer_conflicts_txn)
             assert (conflict.peer, conflict.code, conflict.held_size, conflict.offered_size) == (
                 "NO",
                 "AUDIT_CHECKPOINT_INCONSISTENT",
-                5,
-                6,
+                base + 5,
+                base + 6,
             )
             metrics = pt.parts.metrics.registry.get_sample_value(
                 "imi_audit_checkpoint_conflicts_total", {"peer": "NO"}

@@ -1,7 +1,10 @@
 """Random runs of moves across two real nodes keep both nodes in the same state.
 
 Hypothesis draws sequences of (document type, side), biased towards moves
-the table allows in the current state so that runs go deep. Each run plays
+the table allows in the current state so that runs go deep. The sides
+include the coordinators (tests/service/coordinated.py): disputes, their
+settlement back to the state before the dispute or their end, reminders,
+mediation notes and forwards are drawn like any other move. Each run plays
 into a fresh exchange on one pair of nodes (started once for the module):
 after every move both nodes hold the state the transition table gives, a
 move outside the table is refused and changes nothing on either node, and
@@ -24,17 +27,17 @@ from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 from twisted.python.failure import Failure
 
-from gateway.core.lifecycle import TRANSITIONS, Role, State
-from tests.nodes import two_nodes
-from tests.service.moves import AUTHORITIES, Move, Pair, expected_refusal
+from gateway.core.lifecycle import RESUMPTIONS, TRANSITIONS, Role, State
+from tests.service.coordinated import coordinated_nodes
+from tests.service.moves import Move, Pair, expected_refusal
 
 ALL_MOVES: list[Move] = sorted(
-    {(d, r) for (_, d, r) in TRANSITIONS} | {("Request", Role.RESPONDER)}
+    {(d, r) for (_, d, r) in set(TRANSITIONS) | RESUMPTIONS} | {("Request", Role.RESPONDER)}
 )
 
 
 def _allowed(state: State) -> list[Move]:
-    return sorted((d, r) for (s, d, r) in TRANSITIONS if s is state)
+    return sorted((d, r) for (s, d, r) in set(TRANSITIONS) | RESUMPTIONS if s is state)
 
 
 def _run(coroutine: Any) -> Any:
@@ -43,10 +46,10 @@ def _run(coroutine: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    context = two_nodes(tmp_path_factory.mktemp("nodes"), AUTHORITIES)
-    nodes, systems = _run(context.__aenter__())
+    context = coordinated_nodes(tmp_path_factory.mktemp("nodes"))
+    bed = _run(context.__aenter__())
     try:
-        yield Pair(nodes, systems)
+        yield Pair(bed.nodes, bed.systems)
     finally:
         _run(context.__aexit__(None, None, None))
 
@@ -74,6 +77,7 @@ def _in_greenlet(func: Callable[[], None]) -> defer.Deferred[None]:
 def _play(pair: Pair, data: st.DataObject) -> None:
     exchange_id = pair.new_exchange()
     state = State.NEW
+    before_dispute: State | None = None
     length = data.draw(st.integers(min_value=1, max_value=8), label="length")
     for step in range(length):
         allowed = _allowed(state)
@@ -84,15 +88,22 @@ def _play(pair: Pair, data: st.DataObject) -> None:
         before = _run(pair.snapshot(exchange_id))
         outcome = _run(pair.send(exchange_id, document_type, role))
         target = TRANSITIONS.get((state, document_type, role))
+        if (state, document_type, role) in RESUMPTIONS:
+            target = before_dispute
         move = f"{document_type} from {role.value} in {state.value}"
         if target is None:
-            assert outcome == expected_refusal(document_type, role), move
+            assert outcome == expected_refusal(document_type, role, state), move
             assert _run(pair.snapshot(exchange_id)) == before, f"{move} changed a node"
         else:
             assert outcome is None, f"{move}: {outcome}"
+            if target is State.DISPUTED and state is not State.DISPUTED:
+                before_dispute = state
             state = target
         expected = None if state is State.NEW else state.value
         assert _run(pair.states(exchange_id)) == {"NO": expected, "PT": expected}, move
+    # both nodes derived the same deadlines, milestones and dispute memory
+    deadlines = _run(pair.deadlines(exchange_id))
+    assert deadlines["NO"] == deadlines["PT"], deadlines
 
 
 @pytest_twisted.ensureDeferred

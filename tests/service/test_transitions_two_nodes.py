@@ -7,7 +7,9 @@ submitted into an exchange in that state: each is refused with its code and
 changes nothing on either node. Issue 8, finding 1: before, the pipeline
 decided the sender's role by document type, so a requester's follow-up
 InformationRequest and a requester's Acceptance of a proposed reply date
-were refused (EXCHANGE_MISMATCH).
+were refused (EXCHANGE_MISMATCH). Coordinator moves are played by the
+coordinators of tests/service/coordinated.py, and settling a dispute
+(``RESUMPTIONS``) returns the exchange to the state before it.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from pathlib import Path
 import pytest_twisted
 from twisted.internet import defer
 
-from gateway.core.lifecycle import TRANSITIONS, Role, State
-from gateway.core.schemas import DocumentType
-from tests.nodes import two_nodes
-from tests.service.moves import AUTHORITIES, PATHS, Pair, expected_refusal
+from gateway.core.lifecycle import RESUMPTIONS, TRANSITIONS, Role, State
+from gateway.core.schemas import COORDINATOR_DOCUMENT_TYPES, DocumentType
+from tests.service.coordinated import coordinated_nodes
+from tests.service.moves import PATHS, Pair, expected_refusal
 
 #: Rows played at once (each on its own exchange).
 CONCURRENCY = 8
@@ -54,11 +56,13 @@ async def _play_refusals(pair: Pair, state: State) -> list[str]:
         if document_type not in {d for (_, d, _) in TRANSITIONS}:
             continue  # node documents are not exchange documents
         for role in Role:
-            if (state, document_type, role) in TRANSITIONS:
+            if (state, document_type, role) in set(TRANSITIONS) | RESUMPTIONS:
                 continue
+            if role is Role.COORDINATOR and document_type not in COORDINATOR_DOCUMENT_TYPES:
+                continue  # coordinators send only their own documents
             move = f"{state.value} + {document_type} from {role.value}"
             code = await pair.send(exchange_id, document_type, role)
-            if code != expected_refusal(document_type, role):
+            if code != expected_refusal(document_type, role, state):
                 failures.append(f"{move}: {code or 'accepted'}, not refused as expected")
             if await pair.snapshot(exchange_id) != before:
                 failures.append(f"{move}: changed what a node holds")
@@ -68,12 +72,14 @@ async def _play_refusals(pair: Pair, state: State) -> list[str]:
 @pytest_twisted.ensureDeferred
 async def test_every_transition_and_no_other_move_plays_across_two_nodes(tmp_path: Path) -> None:
     assert set(PATHS) == set(State), "every state is reachable from NEW"
-    async with two_nodes(tmp_path, AUTHORITIES) as (nodes, systems):
-        pair = Pair(nodes, systems)
+    # settling the dispute of PATHS[DISPUTED] (Request, Dispute) returns to REQUESTED
+    rows = [*TRANSITIONS.items(), *((row, State.REQUESTED) for row in RESUMPTIONS)]
+    async with coordinated_nodes(tmp_path) as bed:
+        pair = Pair(bed.nodes, bed.systems)
         limit = defer.DeferredSemaphore(CONCURRENCY)
         jobs = [
             limit.run(lambda r=row, t=target: defer.ensureDeferred(_play_row(pair, r, t)))
-            for row, target in TRANSITIONS.items()
+            for row, target in rows
         ] + [
             limit.run(lambda s=state: defer.ensureDeferred(_play_refusals(pair, s)))
             for state in State

@@ -169,6 +169,13 @@ async def check_listener(
                     where = f"{name} {method} {path} with the {label} certificate"
                     if label == "right":
                         assert result is not None, f"{where}: handshake refused"
+                        if path.startswith("/api/v1/coordination/") and result[0] == 403:
+                            # past the guard: a national system is no coordinator (domain refusal)
+                            assert result[1] in (
+                                "COORDINATOR_UNKNOWN",
+                                None if method == "HEAD" else "",
+                            ), f"{where}: {result}"
+                            continue
                         assert result[0] not in (401, 403), f"{where}: refused {result}"
                         if result[0] >= 400 and method != "HEAD":  # never an HTML error page
                             assert result[1] is not None, f"{where}: no Error document {result}"

@@ -458,6 +458,26 @@ class RetentionConfig:
         return policy.after_closure.months, policy.if_never_closed.months
 
 
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """``[console]``: the admin web console for operators, coordinators and auditors (docs/console.md)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = setting(8444, minimum=0, maximum=65535)  # 0: any free port
+    #: HTTPS with the node's TLS certificate; false only behind a TLS-terminating proxy.
+    tls: bool = True
+    #: Minutes of inactivity after which a session expires.
+    session_minutes: int = setting(30, minimum=1, maximum=24 * 60)
+    #: Failed logins allowed per user name and per client address within the window.
+    login_attempts: int = setting(5, minimum=1, maximum=1000)
+    login_window_minutes: int = setting(15, minimum=1, maximum=24 * 60)
+    max_connections: int = setting(64, minimum=1, maximum=100_000)
+
+    def __post_init__(self) -> None:
+        _check_listen_address(self.host, "host")
+
+
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared, not bound
 
 
@@ -479,6 +499,7 @@ class NodeConfig:
     authorities: tuple[AuthorityConfig, ...] = ()
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     def __post_init__(self) -> None:
         node_id = self.node.id
@@ -504,6 +525,8 @@ class NodeConfig:
             ("peer", self.peer.host, self.peer.port),
         ]
         listeners.append(("metrics", self.metrics.host, self.metrics.port))
+        if self.console.enabled:
+            listeners.append(("console", self.console.host, self.console.port))
         for i, (name_a, host_a, port_a) in enumerate(listeners):
             for name_b, host_b, port_b in listeners[i + 1 :]:
                 overlap = host_a == host_b or {host_a, host_b} & _WILDCARD_HOSTS

@@ -58,6 +58,10 @@ class Event(StrEnum):
     CONFIG_CHANGED = "CONFIG_CHANGED"  # the node's configuration changed
     TRUST_CHANGED = "TRUST_CHANGED"  # the trust store changed
     AUTHORITIES_CHANGED = "AUTHORITIES_CHANGED"  # the node's authorities changed
+    LOGIN = "LOGIN"  # a console user logged in
+    LOGIN_FAILED = "LOGIN_FAILED"  # a console login was refused
+    LOGOUT = "LOGOUT"  # a console user logged out
+    CONSOLE_CHANGE = "CONSOLE_CHANGE"  # a change made through the console or to its users
 
 
 GENESIS = "0" * 64

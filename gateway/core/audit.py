@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import secrets
 import struct
 from collections.abc import Callable, Sequence
@@ -521,3 +522,25 @@ def verify_export(data: bytes, certificate: x509.Certificate, *, now: datetime) 
     if contiguous and previous is not None and previous[0].seq != declared_last:
         raise AuditEntryRemoved(previous[0].seq + 1)
     return VerifiedExport(root.get("node", ""), cp, tuple(e for e, _, _ in parsed))
+
+
+def signed_export(
+    node_id: str,
+    all_entries: Sequence[Entry],
+    stored_hashes: Sequence[str],
+    selected: Sequence[int],
+    *,
+    at: datetime,
+    by_exchange: bool,
+    sign: Callable[[etree._Element], bytes],
+) -> bytes:
+    """The signed export document of ``selected`` (``imi-gateway audit export``, the console).
+
+    A time range without gaps is marked contiguous (a missing entry is then
+    detectable); the entries of one exchange are not.
+    """
+    contiguous = not by_exchange and all(b == a + 1 for a, b in itertools.pairwise(selected))
+    tree = build_export(
+        node_id, all_entries, selected, at=at, contiguous=contiguous, stored_hashes=stored_hashes
+    )
+    return sign(tree)

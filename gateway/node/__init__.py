@@ -40,7 +40,13 @@ from gateway.core.dataprotect import Sealer
 from gateway.core.errors import ConfigurationError
 from gateway.core.signing import Signer
 from gateway.keystore import audit_key_path, ensure_audit_key, load_data_kek, load_node_keys
-from gateway.node.listeners import LISTEN_BACKLOG, Listener, SiteFactory, build_listeners
+from gateway.node.listeners import (
+    LISTEN_BACKLOG,
+    Listener,
+    SiteFactory,
+    build_console_listener,
+    build_listeners,
+)
 from gateway.node.services import (
     Closer,
     CPUPool,
@@ -97,6 +103,8 @@ class NodeParts:
     trust: NodeTrustStores
     #: Re-read trust and apply it to the running node (SIGHUP, ``imi-gateway reload``).
     reload_trust: Callable[[], TrustChanges]
+    #: The admin console's listener (``[console] enabled``), else None.
+    console: Listener | None = None
 
 
 def build_node(
@@ -290,7 +298,22 @@ def build_node(
     )
     for listener in listeners:
         top.add(listener)
-    top.add(PortsFile(node_dir, listeners.api, listeners.peer, listeners.health))
+    console: Listener | None = None
+    if config.console.enabled:
+        console = _console_listener(
+            config,
+            reactor,
+            site,
+            runtime,
+            keys,
+            trust,
+            directory,
+            catalogues,
+            reload_trust,
+            _waker(senders),
+        )
+        top.add(console)
+    top.add(PortsFile(node_dir, listeners.api, listeners.peer, listeners.health, console))
     top.add(Closer(waiters.cancel_all, client.close, translation.close))
 
     parts = NodeParts(
@@ -307,8 +330,63 @@ def build_node(
         client=client,
         trust=trust,
         reload_trust=reload_trust,
+        console=console,
     )
     return top, parts
+
+
+def _waker(senders: dict[str, PeerSender]) -> Callable[[str], None]:
+    def wake(peer: str) -> None:
+        if peer in senders:
+            senders[peer].wake()
+
+    return wake
+
+
+def _console_listener(
+    config: NodeConfig,
+    reactor: Any,
+    site: SiteFactory,
+    runtime: Runtime,
+    keys: Any,
+    trust: NodeTrustStores,
+    directory: DirectoryStore,
+    catalogues: CatalogueRegistry,
+    reload_trust: Callable[[], object],
+    wake_peer: Callable[[str], None],
+) -> Listener:
+    """The admin console on its own listener (gateway.console), with what its pages use."""
+    from gateway.console import ConsoleDeps, build_console, console_tls_options
+
+    deps = ConsoleDeps(
+        node_id=config.node_id,
+        node_dir=config.node_dir,
+        config=config,
+        db=runtime.db,
+        now=runtime.clock.now,
+        run=runtime.cpu,
+        metrics=runtime.metrics,
+        sign=runtime.signer.sign,
+        audit_key=runtime.audit_key,
+        directory=directory,
+        trust=trust,
+        catalogues=catalogues,
+        node_certificates=[
+            ("node CA", keys.ca.certificate),
+            ("node signing", keys.signing.certificate),
+            ("node TLS", keys.tls.certificate),
+        ],
+        reload_trust=reload_trust,
+        wake_peer=wake_peer,
+        started_at=runtime.clock.now(),
+    )
+    console_site = site(build_console(deps), "console", config.console.max_connections, 1024 * 1024)
+    tls = (
+        console_tls_options(keys.tls.key, keys.tls.certificate, keys.ca.certificate)
+        if config.console.tls
+        else None
+    )
+    return build_console_listener(config, reactor, site=console_site, tls=tls)
 
 
 __all__ = ["LISTEN_BACKLOG", "Listener", "NodeParts", "build_node"]

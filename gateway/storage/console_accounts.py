@@ -19,7 +19,7 @@ Password hashing (argon2id) is not done here: the caller hands in the hash.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -125,7 +125,9 @@ def add_user_txn(
 ) -> ConsoleUser:
     """Create a user; CONSOLE_USER_EXISTS if the name is taken. Audited: ``user-added:NAME:ROLE``."""
     assert role in CONSOLE_ROLES, role
-    if conn.execute(select(console_users.c.username).where(console_users.c.username == username)).first():
+    if conn.execute(
+        select(console_users.c.username).where(console_users.c.username == username)
+    ).first():
         raise ConsoleUserExists(f"username: a console user {username!r} exists already")
     conn.execute(
         insert(console_users).values(
@@ -144,7 +146,9 @@ def add_user_txn(
 
 @read_only
 def users_txn(conn: Connection) -> list[ConsoleUser]:
-    return [_user(r) for r in conn.execute(select(console_users).order_by(console_users.c.username))]
+    return [
+        _user(r) for r in conn.execute(select(console_users).order_by(console_users.c.username))
+    ]
 
 
 @read_only
@@ -178,14 +182,16 @@ def update_user_txn(
     now: datetime,
     actor: str,
     what: str,
-    **values: Any,
+    values: Mapping[str, Any],
 ) -> ConsoleUser:
     """Set columns of a user (password_hash, role, disabled_at, ...); audited ``user-WHAT:NAME``.
 
     Disabling a user or changing its password or role ends its sessions.
     """
     user_txn(conn, username)
-    conn.execute(update(console_users).where(console_users.c.username == username).values(**values))
+    conn.execute(
+        update(console_users).where(console_users.c.username == username).values(**dict(values))
+    )
     if {"password_hash", "role", "disabled_at", "cert_fingerprint"} & set(values):
         conn.execute(delete(console_sessions).where(console_sessions.c.username == username))
     _change(conn, now, actor, f"user-{what}:{username}")
@@ -230,7 +236,9 @@ def create_session_txn(
             console_login_failures.c.subject == login_subject("user", username)
         )
     )
-    append_audit_txn(conn, at=now, event=Event.LOGIN, actor=console_actor(username), message_id=method)
+    append_audit_txn(
+        conn, at=now, event=Event.LOGIN, actor=console_actor(username), message_id=method
+    )
     return ConsoleSession(token_hash, username, method, now, expires_at)
 
 
@@ -242,7 +250,9 @@ def session_user_txn(
     None for an unknown or expired session, or a disabled user (an expired
     session is deleted).
     """
-    row = conn.execute(select(console_sessions).where(console_sessions.c.token_hash == token_hash)).first()
+    row = conn.execute(
+        select(console_sessions).where(console_sessions.c.token_hash == token_hash)
+    ).first()
     if row is None:
         return None
     if row.expires_at <= now:
@@ -263,7 +273,9 @@ def session_user_txn(
 
 def end_session_txn(conn: Connection, token_hash: str, *, now: datetime) -> bool:
     """Log out: delete the session; audited LOGOUT. False if there was none."""
-    row = conn.execute(select(console_sessions).where(console_sessions.c.token_hash == token_hash)).first()
+    row = conn.execute(
+        select(console_sessions).where(console_sessions.c.token_hash == token_hash)
+    ).first()
     if row is None:
         return False
     conn.execute(delete(console_sessions).where(console_sessions.c.token_hash == token_hash))
@@ -288,7 +300,10 @@ def recent_failures_txn(conn: Connection, subjects: Sequence[str], *, since: dat
     """The largest number of failed logins since ``since`` among ``subjects``."""
     rows = conn.execute(
         select(console_login_failures.c.subject, func.count().label("n"))
-        .where(console_login_failures.c.subject.in_(list(subjects)), console_login_failures.c.at >= since)
+        .where(
+            console_login_failures.c.subject.in_(list(subjects)),
+            console_login_failures.c.at >= since,
+        )
         .group_by(console_login_failures.c.subject)
     )
     return max((int(r.n) for r in rows), default=0)
@@ -298,7 +313,8 @@ def login_failed_txn(
     conn: Connection, subjects: Sequence[str], *, now: datetime, actor: str, reason: str
 ) -> None:
     """Count a failed login against ``subjects``; audited LOGIN_FAILED with ``reason`` (a code)."""
-    conn.execute(insert(console_login_failures), [{"subject": s, "at": now} for s in subjects])
+    if subjects:
+        conn.execute(insert(console_login_failures), [{"subject": s, "at": now} for s in subjects])
     append_audit_txn(conn, at=now, event=Event.LOGIN_FAILED, actor=actor, message_id=reason)
 
 

@@ -38,9 +38,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("username", name="pk_console_users"),
     )
-    op.create_index(
-        "ix_console_users_cert_fingerprint", "console_users", ["cert_fingerprint"]
-    )
+    op.create_index("ix_console_users_cert_fingerprint", "console_users", ["cert_fingerprint"])
     op.create_table(
         "console_sessions",
         sa.Column("token_hash", sa.String(64), nullable=False),

@@ -141,6 +141,9 @@ class ConsoleRoot(Resource):
         method = (request.method or b"GET").decode("ascii", "replace")
         if method == "HEAD":
             method = "GET"
+        if path == "favicon.ico":
+            request.setResponseCode(404)
+            return None
         if path.startswith("static/") and method == "GET":
             return self._serve_static(request, path[len("static/") :])
         request.setHeader(b"cache-control", b"no-store")
@@ -380,8 +383,12 @@ class ConsoleRoot(Resource):
     async def _login_page(
         self, request: Any, t: Translator, error: str | None, status: int
     ) -> None:
-        login_token = new_token()
-        self._set_cookie(request, LOGIN_COOKIE, login_token)
+        # Keep a token the browser has (another tab, or a request for an icon, must not
+        # change the one an open login form carries).
+        login_token = (request.getCookie(LOGIN_COOKIE) or b"").decode("ascii", "replace")
+        if len(login_token) < 32 or not login_token.replace("-", "").replace("_", "").isalnum():
+            login_token = new_token()
+            self._set_cookie(request, LOGIN_COOKIE, login_token)
         fingerprint = self._certificate_user_fp(request)
         cert_user = (
             await self._deps.db.run_txn(user_by_certificate_txn, fingerprint)
@@ -404,7 +411,7 @@ class ConsoleRoot(Resource):
             return await self._error(request, 403, "error.csrf", user, t, token)
         await self._deps.db.run_txn(end_session_txn, token_hash(token), now=self._deps.now())
         request.addCookie(
-            SESSION_COOKIE, b"", path=b"/", secure=True, httpOnly=True, sameSite="strict", max_age=0
+            SESSION_COOKIE, b"", path=b"/", secure=True, httpOnly=True, sameSite="strict", max_age=b"0"
         )
         self._redirect(request, "/login?flash=flash.logged_out")
 

@@ -69,7 +69,9 @@ async def dashboard(ctx: Context) -> Page:
     for peer in deps.config.peers:
         status = delivery.get(peer.id)
         trusted = peer.id in deps.trust.peer_ids
-        failing = status is not None and status.retrying > 0
+        dead_letters = queues.get(peer.id, {}).get("dead", 0)
+        never_sent = status is None or status.last_sent_at is None
+        failing = (status is not None and status.retrying > 0) or (dead_letters and never_sent)
         peers.append(
             {
                 "id": peer.id,
@@ -80,7 +82,7 @@ async def dashboard(ctx: Context) -> Page:
                 "last_sent": status.last_sent_at if status else None,
                 "pending": queues.get(peer.id, {}).get("pending", 0)
                 + queues.get(peer.id, {}).get("inflight", 0),
-                "dead": queues.get(peer.id, {}).get("dead", 0),
+                "dead": dead_letters,
             }
         )
     minutes = max((ctx.now - deps.started_at).total_seconds() / 60.0, 1.0)

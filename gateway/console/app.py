@@ -411,7 +411,13 @@ class ConsoleRoot(Resource):
             return await self._error(request, 403, "error.csrf", user, t, token)
         await self._deps.db.run_txn(end_session_txn, token_hash(token), now=self._deps.now())
         request.addCookie(
-            SESSION_COOKIE, b"", path=b"/", secure=True, httpOnly=True, sameSite="strict", max_age=b"0"
+            SESSION_COOKIE,
+            b"",
+            path=b"/",
+            secure=True,
+            httpOnly=True,
+            sameSite="strict",
+            max_age=b"0",
         )
         self._redirect(request, "/login?flash=flash.logged_out")
 

@@ -9,7 +9,6 @@ letter. Users of each role are added with ``imi-gateway users add``.
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import signal
 import ssl

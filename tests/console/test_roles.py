@@ -13,30 +13,30 @@ from gateway.console.registry import ROUTES
 from tests.console.bed import USER_OF, ConsoleBed
 from tests.console.conftest import Client
 
-O, C, A = "operator", "coordinator", "auditor"
+OP, C, A = "operator", "coordinator", "auditor"
 EXPECTED: dict[tuple[str, str], set[str]] = {
-    ("GET", "dashboard"): {O},
-    ("GET", "exchanges"): {O, A},
-    ("GET", "queues"): {O},
-    ("POST", "queues/retry"): {O},
-    ("POST", "queues/abandon"): {O},
-    ("GET", "peers"): {O},
-    ("GET", "authorities"): {O},
-    ("POST", "authorities/add"): {O},
-    ("POST", "authorities/update"): {O},
-    ("GET", "policies"): {O},
-    ("GET", "catalogue"): {O},
+    ("GET", "dashboard"): {OP},
+    ("GET", "exchanges"): {OP, A},
+    ("GET", "queues"): {OP},
+    ("POST", "queues/retry"): {OP},
+    ("POST", "queues/abandon"): {OP},
+    ("GET", "peers"): {OP},
+    ("GET", "authorities"): {OP},
+    ("POST", "authorities/add"): {OP},
+    ("POST", "authorities/update"): {OP},
+    ("GET", "policies"): {OP},
+    ("GET", "catalogue"): {OP},
     ("GET", "coordinator"): {C},
-    ("GET", "kpis"): {O, C, A},
-    ("GET", "audit"): {O, A},
-    ("POST", "audit/export"): {O, A},
-    ("GET", "users"): {O},
-    ("POST", "users/add"): {O},
-    ("POST", "users/password"): {O},
-    ("POST", "users/disable"): {O},
-    ("POST", "users/enable"): {O},
-    ("GET", "account"): {O, C, A},
-    ("POST", "account/language"): {O, C, A},
+    ("GET", "kpis"): {OP, C, A},
+    ("GET", "audit"): {OP, A},
+    ("POST", "audit/export"): {OP, A},
+    ("GET", "users"): {OP},
+    ("POST", "users/add"): {OP},
+    ("POST", "users/password"): {OP},
+    ("POST", "users/disable"): {OP},
+    ("POST", "users/enable"): {OP},
+    ("GET", "account"): {OP, C, A},
+    ("POST", "account/language"): {OP, C, A},
 }
 
 

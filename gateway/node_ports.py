@@ -50,6 +50,8 @@ class NodePorts:
     peer: int
     metrics: int
     pid: int
+    #: The admin console's port, when it is enabled.
+    console: int | None = None
 
 
 def ports_path(node_dir: str | Path) -> Path:
@@ -61,9 +63,18 @@ class PortsFile(Service):
 
     name = "ports-file"
 
-    def __init__(self, node_dir: str | Path, api: _Bound, peer: _Bound, metrics: _Bound) -> None:
+    def __init__(
+        self,
+        node_dir: str | Path,
+        api: _Bound,
+        peer: _Bound,
+        metrics: _Bound,
+        console: _Bound | None = None,
+    ) -> None:
         self._path = ports_path(node_dir)
         self._listeners = {"api": api, "peer": peer, "metrics": metrics}
+        if console is not None:
+            self._listeners["console"] = console
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
@@ -93,7 +104,11 @@ def read_ports_file(node_dir: str | Path) -> NodePorts | None:
     values = [data.get(k) for k in ("api", "peer", "metrics", "pid")]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         return None
-    return NodePorts(*values)  # type: ignore[arg-type]
+    console = data.get("console")
+    if not isinstance(console, int) or isinstance(console, bool):
+        console = None
+    api, peer, metrics, pid = values
+    return NodePorts(api, peer, metrics, pid, console)  # type: ignore[arg-type]
 
 
 def wait_for_ports_file(

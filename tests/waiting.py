@@ -33,3 +33,17 @@ async def until(condition: Callable[[], Any], *, timeout: float = 10.0, step: fl
         if reactor.seconds() >= deadline:
             raise AssertionError(f"condition not reached within {timeout} s")
         await task.deferLater(reactor, step, lambda: None)
+
+
+def until_sync(condition: Callable[[], Any], *, timeout: float = 10.0, step: float = 0.05) -> Any:
+    """:func:`until` for synchronous tests without a reactor (a node in a subprocess, a browser)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not reached within {timeout} s")
+        time.sleep(step)

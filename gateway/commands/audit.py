@@ -10,7 +10,6 @@ node's signing certificate. See docs/audit.md.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,15 +48,21 @@ def _export(args: argparse.Namespace) -> int:
         )
     finally:
         db.stop()
-    # A range without gaps: a missing entry is then detectable.
-    contiguous = not args.exchange and all(b == a + 1 for a, b in itertools.pairwise(selected))
     keys = keystore.load_node_keys(args.node_dir)
-    tree = audit.build_export(
-        node_id, entries, selected, at=now, contiguous=contiguous, stored_hashes=hashes
+    signer = Signer(keys.signing.key, keys.signing.certificate)
+    data = audit.signed_export(
+        node_id,
+        entries,
+        hashes,
+        selected,
+        at=now,
+        by_exchange=bool(args.exchange),
+        sign=lambda tree: signer.sign(
+            consistency_for_export(args.node_dir, tree, entries, args.consistent_with)
+            if args.consistent_with
+            else tree
+        ),
     )
-    if args.consistent_with:
-        tree = consistency_for_export(args.node_dir, tree, entries, args.consistent_with)
-    data = Signer(keys.signing.key, keys.signing.certificate).sign(tree)
     if args.output == "-":
         sys.stdout.buffer.write(data)
     else:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.config import load_config
+from gateway.core.retry import ABANDON_REASONS
 
 if TYPE_CHECKING:
     from gateway.storage.db import Database
@@ -42,10 +43,27 @@ def _database(node_dir: str) -> tuple[Database, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gateway.storage.outbox import dead_letters_txn, outbox_depth_txn, retry_dead_letters_txn
+    from gateway.storage.outbox import (
+        abandon_dead_letters_txn,
+        dead_letters_txn,
+        outbox_depth_txn,
+        retry_dead_letters_txn,
+    )
 
     db, node_id = _database(args.node_dir)
     try:
+        if args.abandon:
+            if not args.reason:
+                args.parser.error("--abandon needs --reason")
+            count = db.run_txn_sync(
+                abandon_dead_letters_txn,
+                [int(i) for i in args.abandon],
+                reason=args.reason,
+                now=datetime.now(UTC),
+                node=node_id,
+            )
+            print(f"abandoned {count} dead letter(s)")
+            return 0
         if args.retry or args.retry_all:
             ids = None if args.retry_all else [int(i) for i in args.retry]
             count = db.run_txn_sync(
@@ -134,5 +152,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--retry-all", action="store_true", help="requeue every dead letter (of --peer)"
     )
+    parser.add_argument(
+        "--abandon",
+        nargs="+",
+        metavar="ID",
+        default=[],
+        help="give up on these dead letters for good (with --reason)",
+    )
+    parser.add_argument(
+        "--reason", choices=ABANDON_REASONS, help="why the dead letters are abandoned"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, parser=parser)

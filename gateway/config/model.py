@@ -545,6 +545,26 @@ class AccessConfig:
         return PeerAccess({peer: frozenset(areas) for peer, areas in self.peers.items()})
 
 
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """``[console]``: the admin web console for operators, coordinators and auditors (docs/console.md)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = setting(8444, minimum=0, maximum=65535)  # 0: any free port
+    #: HTTPS with the node's TLS certificate; false only behind a TLS-terminating proxy.
+    tls: bool = True
+    #: Minutes of inactivity after which a session expires.
+    session_minutes: int = setting(30, minimum=1, maximum=24 * 60)
+    #: Failed logins allowed per user name and per client address within the window.
+    login_attempts: int = setting(5, minimum=1, maximum=1000)
+    login_window_minutes: int = setting(15, minimum=1, maximum=24 * 60)
+    max_connections: int = setting(64, minimum=1, maximum=100_000)
+
+    def __post_init__(self) -> None:
+        _check_listen_address(self.host, "host")
+
+
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared, not bound
 
 
@@ -609,6 +629,7 @@ class NodeConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
     deadlines: DeadlinesConfig = field(default_factory=DeadlinesConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     def __post_init__(self) -> None:
         node_id = self.node.id
@@ -634,6 +655,8 @@ class NodeConfig:
             ("peer", self.peer.host, self.peer.port),
         ]
         listeners.append(("metrics", self.metrics.host, self.metrics.port))
+        if self.console.enabled:
+            listeners.append(("console", self.console.host, self.console.port))
         for i, (name_a, host_a, port_a) in enumerate(listeners):
             for name_b, host_b, port_b in listeners[i + 1 :]:
                 overlap = host_a == host_b or {host_a, host_b} & _WILDCARD_HOSTS

@@ -214,6 +214,18 @@ port = {metrics_port}
 # [deadlines.areas.services]
 # acceptance_days = 10.0
 
+# The admin web console (docs/console.md): HTTPS with the node's TLS certificate.
+# Create the first operator with: imi-gateway users add NODE_DIR NAME
+[console]
+# enabled = false
+# host = "127.0.0.1"
+# port = 8444
+# tls = true
+# session_minutes = 30
+# login_attempts = 5
+# login_window_minutes = 15
+# max_connections = 64
+
 # Authorities whose national systems are registered at this node. `imi-gateway
 # keys issue-national` adds them here.
 # [[authorities]]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import secrets
 import struct
 from collections.abc import Callable, Sequence
@@ -59,6 +60,10 @@ class Event(StrEnum):
     CONFIG_CHANGED = "CONFIG_CHANGED"  # the node's configuration changed
     TRUST_CHANGED = "TRUST_CHANGED"  # the trust store changed
     AUTHORITIES_CHANGED = "AUTHORITIES_CHANGED"  # the node's authorities changed
+    LOGIN = "LOGIN"  # a console user logged in
+    LOGIN_FAILED = "LOGIN_FAILED"  # a console login was refused
+    LOGOUT = "LOGOUT"  # a console user logged out
+    CONSOLE_CHANGE = "CONSOLE_CHANGE"  # a change made through the console or to its users
 
 
 GENESIS = "0" * 64
@@ -604,3 +609,25 @@ def verify_consistency(
         sn >>= 1
     if sn != 0 or fr.hex() != old_root or sr.hex() != new_root:
         raise AuditConsistencyInvalid("the later checkpoint does not extend the earlier one")
+
+
+def signed_export(
+    node_id: str,
+    all_entries: Sequence[Entry],
+    stored_hashes: Sequence[str],
+    selected: Sequence[int],
+    *,
+    at: datetime,
+    by_exchange: bool,
+    sign: Callable[[etree._Element], bytes],
+) -> bytes:
+    """The signed export document of ``selected`` (``imi-gateway audit export``, the console).
+
+    A time range without gaps is marked contiguous (a missing entry is then
+    detectable); the entries of one exchange are not.
+    """
+    contiguous = not by_exchange and all(b == a + 1 for a, b in itertools.pairwise(selected))
+    tree = build_export(
+        node_id, all_entries, selected, at=at, contiguous=contiguous, stored_hashes=stored_hashes
+    )
+    return sign(tree)

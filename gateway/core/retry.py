@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+#: Why an operator may abandon a dead letter (``imi-gateway queue --abandon``, the console).
+ABANDON_REASONS = ("PEER_RETIRED", "SENT_OTHERWISE", "DUPLICATE", "EXCHANGE_WITHDRAWN")
+
 
 @dataclass(frozen=True)
 class Backoff:

@@ -52,7 +52,13 @@ from gateway.keystore import (
     node_paths,
     trust_listing,
 )
-from gateway.node.listeners import LISTEN_BACKLOG, Listener, SiteFactory, build_listeners
+from gateway.node.listeners import (
+    LISTEN_BACKLOG,
+    Listener,
+    SiteFactory,
+    build_console_listener,
+    build_listeners,
+)
 from gateway.node.readiness import Readiness
 from gateway.node.services import (
     Closer,
@@ -130,6 +136,8 @@ class NodeParts:
     #: The coordinators' desk (listings and actions) and the deadline service.
     coordinators: CoordinatorDesk | None = None
     deadlines: DeadlineService | None = None
+    #: The admin console's listener (``[console] enabled``), else None.
+    console: Listener | None = None
 
 
 def build_node(
@@ -411,7 +419,22 @@ def build_node(
     for listener in listeners:
         top.add(listener)
     readiness.watch(listeners.api, listeners.peer)
-    top.add(PortsFile(node_dir, listeners.api, listeners.peer, listeners.health))
+    console: Listener | None = None
+    if config.console.enabled:
+        console = _console_listener(
+            config,
+            reactor,
+            site,
+            runtime,
+            keys,
+            trust,
+            directory,
+            catalogues,
+            reload_trust,
+            _waker(senders),
+        )
+        top.add(console)
+    top.add(PortsFile(node_dir, listeners.api, listeners.peer, listeners.health, console))
     top.add(
         Closer(
             waiters.cancel_all,
@@ -438,6 +461,7 @@ def build_node(
         readiness=readiness,
         coordinators=desk,
         deadlines=deadline_service,
+        console=console,
     )
     return top, parts
 
@@ -501,6 +525,60 @@ def peer_directories(directory: DirectoryStore, peers: Iterable[str]) -> dict[st
         if cached is not None:
             result[peer] = cached.entries
     return result
+
+
+def _waker(senders: dict[str, PeerSender]) -> Callable[[str], None]:
+    def wake(peer: str) -> None:
+        if peer in senders:
+            senders[peer].wake()
+
+    return wake
+
+
+def _console_listener(
+    config: NodeConfig,
+    reactor: Any,
+    site: SiteFactory,
+    runtime: Runtime,
+    keys: Any,
+    trust: NodeTrustStores,
+    directory: DirectoryStore,
+    catalogues: CatalogueRegistry,
+    reload_trust: Callable[[], object],
+    wake_peer: Callable[[str], None],
+) -> Listener:
+    """The admin console on its own listener (gateway.console), with what its pages use."""
+    from gateway.console import ConsoleDeps, build_console, console_tls_options
+
+    deps = ConsoleDeps(
+        node_id=config.node_id,
+        node_dir=config.node_dir,
+        config=config,
+        db=runtime.db,
+        now=runtime.clock.now,
+        run=runtime.cpu,
+        metrics=runtime.metrics,
+        sign=runtime.signer.sign,
+        audit_key=runtime.audit_key,
+        directory=directory,
+        trust=trust,
+        catalogues=catalogues,
+        node_certificates=[
+            ("node CA", keys.ca.certificate),
+            ("node signing", keys.signing.certificate),
+            ("node TLS", keys.tls.certificate),
+        ],
+        reload_trust=reload_trust,
+        wake_peer=wake_peer,
+        started_at=runtime.clock.now(),
+    )
+    console_site = site(build_console(deps), "console", config.console.max_connections, 1024 * 1024)
+    tls = (
+        console_tls_options(keys.tls.key, keys.tls.certificate, keys.ca.certificate)
+        if config.console.tls
+        else None
+    )
+    return build_console_listener(config, reactor, site=console_site, tls=tls)
 
 
 __all__ = ["LISTEN_BACKLOG", "Listener", "NodeParts", "build_node"]

@@ -172,4 +172,24 @@ def build_listeners(
     return Listeners(api, peer, health)
 
 
-__all__ = ["LISTEN_BACKLOG", "Listener", "Listeners", "SiteFactory", "build_listeners"]
+def build_console_listener(
+    config: NodeConfig, reactor: Any, *, site: LimitedSite, tls: Any | None
+) -> Listener:
+    """The admin console's listener (HTTPS unless ``[console] tls = false``)."""
+    console = config.console
+    factory = site.listening_factory(tls) if tls is not None else site.listening_factory()
+    return Listener(
+        "admin console",
+        lambda: reactor.listenTCP(console.port, factory, interface=console.host),
+        site,
+    )
+
+
+__all__ = [
+    "LISTEN_BACKLOG",
+    "Listener",
+    "Listeners",
+    "SiteFactory",
+    "build_console_listener",
+    "build_listeners",
+]

@@ -255,11 +255,14 @@ def list_exchanges_txn(
     state: str | None = None,
     updated_before: datetime | None = None,
     limit: int = 100,
+    area: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
 ) -> list[Exchange]:
-    """Exchanges, most recently updated first, filtered by authority, state and age.
+    """Exchanges, most recently updated first, filtered by authority, state, area and age.
 
     ``updated_before`` pages backwards (pass the last row's ``updated_at``) and
-    finds overdue exchanges.
+    finds overdue exchanges; ``created_from`` <= creation time < ``created_to``.
     """
     query = select(*_METADATA_COLUMNS)
     if authority_id is not None:
@@ -273,6 +276,12 @@ def list_exchanges_txn(
         query = query.where(exchanges.c.state == state)
     if updated_before is not None:
         query = query.where(exchanges.c.updated_at < updated_before)
+    if area is not None:
+        query = query.where(exchanges.c.area == area)
+    if created_from is not None:
+        query = query.where(exchanges.c.created_at >= created_from)
+    if created_to is not None:
+        query = query.where(exchanges.c.created_at < created_to)
     query = query.order_by(exchanges.c.updated_at.desc(), exchanges.c.exchange_id).limit(limit)
     return [_exchange(r) for r in conn.execute(query)]
 

@@ -18,11 +18,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from gateway.core import audit
 from gateway.core.audit import Event, node_actor
+from gateway.core.retry import ABANDON_REASONS
 from gateway.storage.audit import append_audit_records_txn
 from gateway.storage.db import read_only
 from gateway.storage.leases import LEASE, LeasedTable, claim_txn, mark_dead_txn, mark_failed_txn
@@ -239,7 +240,7 @@ def dead_letters_txn(
             outbox.c.created_at,
         )
         .join(messages, messages.c.message_id == outbox.c.message_id)
-        .where(outbox.c.state == "dead", outbox.c.id > after_id)
+        .where(outbox.c.state == "dead", outbox.c.id > after_id, _not_abandoned())
         .order_by(outbox.c.id)
         .limit(limit)
     )
@@ -263,6 +264,7 @@ def retry_dead_letters_txn(
     """
     condition = [
         outbox.c.state == "dead",
+        _not_abandoned(),
         outbox.c.message_id.in_(select(messages.c.message_id).where(messages.c.body.is_not(None))),
     ]
     if ids is not None:
@@ -339,3 +341,34 @@ def outbox_peers_txn(conn: Connection) -> list[str]:
         .order_by(outbox.c.peer_node)
     )
     return list(rows.scalars())
+
+
+#: A dead letter an operator abandoned has ``dead_reason`` ``ABANDONED:<REASON>``.
+ABANDONED_PREFIX = "ABANDONED:"
+#: The reasons an operator may give for abandoning a dead letter (codes, never prose).
+
+
+def _not_abandoned() -> Any:
+    return or_(outbox.c.dead_reason.is_(None), ~outbox.c.dead_reason.startswith(ABANDONED_PREFIX))
+
+
+def abandon_dead_letters_txn(
+    conn: Connection, ids: Sequence[int], *, reason: str, now: datetime, node: str
+) -> int:
+    """Give up on dead letters for good: they stay dead with ``ABANDONED:<reason>``.
+
+    They are no longer listed as dead letters nor requeued by a retry.
+    ``reason`` is one of :data:`ABANDON_REASONS`. Returns the rows abandoned.
+    """
+    if reason not in ABANDON_REASONS:
+        raise ValueError(f"reason: one of {', '.join(ABANDON_REASONS)}")
+    if not ids:
+        return 0
+    updated = conn.execute(
+        update(outbox)
+        .where(outbox.c.state == "dead", _not_abandoned(), outbox.c.id.in_(list(ids)))
+        .values(dead_reason=ABANDONED_PREFIX + reason)
+        .returning(outbox.c.message_id, outbox.c.peer_node)
+    ).all()
+    _track(conn, updated, Stage.DEAD_LETTER, now=now, node=node, detail=ABANDONED_PREFIX + reason)
+    return len(updated)

@@ -294,3 +294,50 @@ audit_peer_conflicts = Table(
     Column("signed", LargeBinary(), nullable=False),
     Index(None, "peer", "id"),
 )
+
+# The admin console's accounts (gateway.storage.console_accounts): users,
+# sessions (only a hash of each session token is stored, so a copy of the
+# database does not hand out sessions), and failed logins for rate limiting
+# (keyed by a hash of the user name or client address).
+CONSOLE_ROLES = ("operator", "coordinator", "auditor")
+
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("username", String(ACTOR), primary_key=True),
+    Column("role", String(16), nullable=False),
+    # The coordinator id a coordinator account is bound to (its scope).
+    Column("coordinator_id", String(ACTOR), nullable=True),
+    # argon2id hash (PHC string); NULL: the account logs in by certificate only.
+    Column("password_hash", String(255), nullable=True),
+    # Hex SHA-256 of the DER of a client certificate that may log in as this user.
+    Column("cert_fingerprint", String(SHA256_HEX), nullable=True),
+    Column("language", String(8), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("disabled_at", UTCDateTime(), nullable=True),
+    CheckConstraint("role IN ('operator', 'coordinator', 'auditor')", name="role"),
+    Index(None, "cert_fingerprint"),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(SHA256_HEX), primary_key=True),
+    Column("username", String(ACTOR), ForeignKey("console_users.username"), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index(None, "username"),
+    Index(None, "expires_at"),
+)
+
+console_login_failures = Table(
+    "console_login_failures",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    # Hex SHA-256 of "user:<name>" or "addr:<address>": never the name or address itself.
+    Column("subject", String(SHA256_HEX), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index(None, "subject", "at"),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,170 @@
+"""A real node with its admin console, in a subprocess, for the console tests.
+
+Node NO runs ``imi-gateway run`` with ``[console] enabled`` on port 0 (the
+port comes from ports.json); its peer PT is set up but never started, so a
+document for PT fails at once and (``max_attempts = 1``) becomes a dead
+letter. Users of each role are added with ``imi-gateway users add``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.core.certs import load_pem_certificate, load_pem_private_key
+from gateway.core.documents import to_xml
+from gateway.core.signing import Signer
+from gateway.keystore import node_paths
+from gateway.node_ports import NodePorts, wait_for_ports_file
+from gateway.storage.db import Database
+from gateway.storage.outbox import dead_letters_txn
+from gateway.testbed import NodeSetup, doctor_request, setup_nodes
+from tests.waiting import until_sync
+
+PASSWORDS = {
+    "olga": "operator-password-1",
+    "ada": "auditor-password-1",
+    "kari": "coordinator-password-1",
+}
+ROLE_OF = {"olga": "operator", "ada": "auditor", "kari": "coordinator"}
+USER_OF = {role: user for user, role in ROLE_OF.items()}
+
+CONSOLE_CONFIG = """
+[console]
+enabled = true
+port = 0
+login_attempts = 5
+[outbound]
+max_attempts = 1
+initial_backoff_seconds = 0.05
+max_backoff_seconds = 0.1
+"""
+
+
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@dataclass
+class ConsoleBed:
+    setup: NodeSetup
+    process: subprocess.Popen[bytes]
+    ports: NodePorts
+    base: Path
+    log: Path
+    exchanges: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.ports.console}"
+
+    def _api_context(self) -> ssl.SSLContext:
+        creds = self.setup.authorities["NO-HELSEDIR"]
+        ctx = ssl.create_default_context(cafile=str(node_paths(self.setup.node_dir).cert("ca")))
+        ctx.load_cert_chain(str(creds.certificate_path), str(creds.key_path))
+        return ctx
+
+    def api(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """A request of national system NO-HELSEDIR to the node's API (client certificate)."""
+        conn = http.client.HTTPSConnection("127.0.0.1", self.ports.api, context=self._api_context())
+        try:
+            conn.request(method, path, body=body)
+            answer = conn.getresponse()
+            return answer.status, answer.read()
+        finally:
+            conn.close()
+
+    def submit_request(self, exchange_id: str) -> None:
+        """NO-HELSEDIR asks PT-OMD (PT never runs: the document becomes a dead letter)."""
+        creds = self.setup.authorities["NO-HELSEDIR"]
+        signer = Signer(
+            load_pem_private_key(creds.key_path.read_bytes()),
+            load_pem_certificate(creds.certificate_path.read_bytes()),
+        )
+        request = doctor_request(exchange_id, "NO-HELSEDIR", "PT-OMD", datetime.now(UTC))
+        status, body = self.api("POST", "/api/v1/documents", signer.sign(to_xml(request)))
+        assert status == 200, body[:300]
+        self.exchanges.append(exchange_id)
+
+    def dead_letters(self) -> list[object]:
+        db = Database(
+            f"sqlite:///{self.setup.node_dir / 'gateway.sqlite3'}", reactor=None, threads=1
+        )
+        try:
+            return db.run_txn_sync(dead_letters_txn)
+        finally:
+            db.engine.dispose()
+
+    def search(self, words: str) -> bytes:
+        query = urllib.parse.urlencode({"q": words, "country": "NO"})
+        status, body = self.api("GET", f"/api/v1/authorities?{query}")
+        assert status == 200, body[:300]
+        return body
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_console_bed(base: Path) -> ConsoleBed:
+    setups = setup_nodes(
+        base, {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}, extra_config={"NO": CONSOLE_CONFIG}
+    )
+    setup = setups["NO"]
+    for user, role in ROLE_OF.items():
+        extra = ["--coordinator", "NO-COORD-HEALTH"] if role == "coordinator" else []
+        done = cli(
+            "users",
+            "add",
+            str(setup.node_dir),
+            user,
+            "--role",
+            role,
+            *extra,
+            stdin=PASSWORDS[user] + "\n",
+        )
+        assert done.returncode == 0, done.stderr
+    log = base / "node-no.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", str(setup.node_dir)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        ports = wait_for_ports_file(
+            setup.node_dir, process.pid, alive=lambda: process.poll() is None
+        )
+    except Exception:
+        process.kill()
+        raise AssertionError(log.read_text(errors="replace")[-3000:]) from None
+    assert ports.console, "the console reported no port"
+    bed = ConsoleBed(setup, process, ports, base, log)
+    bed.submit_request("NO-HELSEDIR:2026-000901")
+    until_sync(lambda: len(bed.dead_letters()) >= 1, timeout=60)
+    return bed
+
+
+__all__ = ["PASSWORDS", "ROLE_OF", "USER_OF", "ConsoleBed", "cli", "start_console_bed"]

@@ -87,6 +87,8 @@ id = {toml_string(node_id)}
 languages = {_toml_array(langs)}
 # "shared": several processes run this node on one PostgreSQL database.
 # processes = "single"
+# Worker processes sharing this node's listeners (more than 1 needs PostgreSQL).
+# workers = 1
 
 [database]
 # Default: the SQLite file {DATABASE_FILE} in this directory. Scale-out path:

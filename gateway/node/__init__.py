@@ -22,7 +22,7 @@ bench commands) import the global one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,11 +123,15 @@ def build_node(
     catalogues: CatalogueRegistry | None = None,
     api_resources: dict[bytes, Resource] | None = None,
     peer_resources: dict[bytes, Resource] | None = None,
+    adopted: Mapping[str, int] | None = None,
 ) -> tuple[MultiService, NodeParts]:
     """Build the service tree of the node in ``node_dir`` (not started).
 
     ``clock`` is the one clock of every service (default: the reactor's time
-    and the wall clock from it).
+    and the wall clock from it). ``adopted``: this is one worker process of a
+    multi-process node (:mod:`gateway.node.workers`); it adopts the listening
+    sockets its supervisor bound (file descriptors by ``api``, ``peer``,
+    ``metrics``), and the supervisor, not the worker, writes ``ports.json``.
     """
     config = load_config(node_dir)
     keys = load_node_keys(node_dir)
@@ -351,11 +355,13 @@ def build_node(
         peer_site=peer_site,
         peer_tls=peer_tls,
         health_site=health_site,
+        adopted=adopted,
     )
     for listener in listeners:
         top.add(listener)
     readiness.watch(listeners.api, listeners.peer)
-    top.add(PortsFile(node_dir, listeners.api, listeners.peer, listeners.health))
+    if adopted is None:
+        top.add(PortsFile(node_dir, listeners.api, listeners.peer, listeners.health))
     top.add(
         Closer(
             waiters.cancel_all,

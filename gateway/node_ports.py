@@ -73,8 +73,8 @@ class PortsFile(Service):
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
-        ports: dict[str, int] = {name: lst.port for name, lst in self._listeners.items()}
-        write_ports_file(self._path.parent, NodePorts(**ports, pid=os.getpid()))
+        api, peer, metrics = (lst.port for lst in self._listeners.values())
+        write_ports_file(self._path.parent, NodePorts(api, peer, metrics, os.getpid()))
 
     def stopService(self) -> None:
         super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
@@ -120,7 +120,8 @@ def read_ports_file(node_dir: str | Path) -> NodePorts | None:
         return None
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in [*values, *workers]):
         return None
-    return NodePorts(*values, workers=tuple(workers))  # type: ignore[arg-type]
+    api, peer, metrics, pid = values
+    return NodePorts(api, peer, metrics, pid, tuple(workers))  # type: ignore[arg-type]
 
 
 def wait_for_ports_file(

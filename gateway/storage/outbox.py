@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.engine import Connection
 
 from gateway.core import audit
@@ -55,9 +55,10 @@ def _exchange_head() -> ColumnElement[bool]:
     exchange_of_row = (
         select(_this_message.c.exchange_id)
         .where(_this_message.c.message_id == outbox.c.message_id)
+        .correlate(outbox)
         .scalar_subquery()
     )
-    return ~exists(
+    return ~(
         select(_earlier.c.id)
         .join(_earlier_message, _earlier_message.c.message_id == _earlier.c.message_id)
         .where(
@@ -66,6 +67,8 @@ def _exchange_head() -> ColumnElement[bool]:
             _earlier.c.state.in_(_OPEN_STATES),
             _earlier_message.c.exchange_id == exchange_of_row,
         )
+        .correlate(outbox)
+        .exists()
     )
 
 
@@ -351,11 +354,10 @@ def outbox_depth_txn(conn: Connection) -> list[QueueDepth]:
 @read_only
 def outbox_next_due_txn(conn: Connection, peer_node: str) -> datetime | None:
     """When the next row of ``peer_node`` becomes claimable (None: nothing queued)."""
-    pending = conn.execute(
-        select(func.min(outbox.c.next_attempt_at)).where(
-            outbox.c.peer_node == peer_node, outbox.c.state == "pending"
-        )
-    ).scalar()
+    where = [outbox.c.peer_node == peer_node, outbox.c.state == "pending"]
+    if conn.dialect.name == "postgresql":
+        where.append(_exchange_head())  # a row behind its exchange's head waits for the head
+    pending = conn.execute(select(func.min(outbox.c.next_attempt_at)).where(*where)).scalar()
     inflight = conn.execute(
         select(func.min(outbox.c.lease_until)).where(
             outbox.c.peer_node == peer_node, outbox.c.state == "inflight"

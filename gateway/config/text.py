@@ -139,6 +139,8 @@ port = {metrics_port}
 # max_attempts = 100                 # default: no limit on attempts
 # batch_size = 50
 # concurrency_per_peer = 4
+# How long documents claimed for sending stay leased to the process that claimed them.
+# lease_seconds = 120
 
 [logging]
 # format = "text"                    # "text" or "json"

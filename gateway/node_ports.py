@@ -7,7 +7,11 @@ the node writes, atomically::
 
     {"api": 40123, "peer": 40124, "metrics": 40125, "pid": 5678}
 
-and removes the file at a clean stop. The test bed, the demo and the
+and removes the file at a clean stop. A node run by several worker processes
+(``imi-gateway run --workers N``, :mod:`gateway.node.workers`) has one file,
+written by its supervisor: ``pid`` is the supervisor's (the process that
+``imi-gateway reload`` signals; it forwards the signal) and ``workers`` lists
+the workers' pids. The test bed, the demo and the
 benchmark read it for nodes running in other processes (in-process callers
 read ``Listener.port``). The ``pid`` tells a fresh file from one a killed
 process left behind.
@@ -52,6 +56,8 @@ class NodePorts:
     pid: int
     #: The admin console's port, when it is enabled.
     console: int | None = None
+    #: The worker processes' pids when a supervisor runs the node (``run --workers N``).
+    workers: tuple[int, ...] = ()
 
 
 def ports_path(node_dir: str | Path) -> Path:
@@ -78,16 +84,41 @@ class PortsFile(Service):
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
-        ports: dict[str, int] = {name: lst.port for name, lst in self._listeners.items()}
-        data = json.dumps({**ports, "pid": os.getpid()}).encode()
-        tmp = self._path.with_name(f".{PORTS_FILE}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(self._path)  # readers see the old file or the whole new one
+        ports = {name: lst.port for name, lst in self._listeners.items()}
+        write_ports_file(
+            self._path.parent,
+            NodePorts(
+                ports["api"], ports["peer"], ports["metrics"], os.getpid(), ports.get("console")
+            ),
+        )
 
     def stopService(self) -> None:
         super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
-        if (read_ports_file(self._path.parent) or _NOBODY).pid == os.getpid():
-            self._path.unlink(missing_ok=True)
+        remove_ports_file(self._path.parent)
+
+
+def write_ports_file(node_dir: str | Path, ports: NodePorts) -> None:
+    """Write ``ports`` atomically (readers see the old file or the whole new one)."""
+    path = ports_path(node_dir)
+    record: dict[str, object] = {
+        "api": ports.api,
+        "peer": ports.peer,
+        "metrics": ports.metrics,
+        "pid": ports.pid,
+    }
+    if ports.console is not None:
+        record["console"] = ports.console
+    if ports.workers:
+        record["workers"] = list(ports.workers)
+    tmp = path.with_name(f".{PORTS_FILE}.{os.getpid()}.tmp")
+    tmp.write_bytes(json.dumps(record).encode())
+    tmp.replace(path)
+
+
+def remove_ports_file(node_dir: str | Path) -> None:
+    """Remove the ports file if this process wrote it (a newer process's file stays)."""
+    if (read_ports_file(node_dir) or _NOBODY).pid == os.getpid():
+        ports_path(node_dir).unlink(missing_ok=True)
 
 
 _NOBODY = NodePorts(0, 0, 0, 0)
@@ -102,13 +133,16 @@ def read_ports_file(node_dir: str | Path) -> NodePorts | None:
     if not isinstance(data, Mapping):
         return None
     values = [data.get(k) for k in ("api", "peer", "metrics", "pid")]
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+    workers = data.get("workers", [])
+    if not isinstance(workers, list):
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in [*values, *workers]):
         return None
     console = data.get("console")
     if not isinstance(console, int) or isinstance(console, bool):
         console = None
     api, peer, metrics, pid = values
-    return NodePorts(api, peer, metrics, pid, console)  # type: ignore[arg-type]
+    return NodePorts(api, peer, metrics, pid, console, tuple(workers))  # type: ignore[arg-type]
 
 
 def wait_for_ports_file(
@@ -141,5 +175,7 @@ __all__ = [
     "PortsFile",
     "PortsFileMissing",
     "read_ports_file",
+    "remove_ports_file",
     "wait_for_ports_file",
+    "write_ports_file",
 ]

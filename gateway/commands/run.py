@@ -17,11 +17,19 @@ reports READY=1, RELOADING=1 and STOPPING=1 (``Type=notify``). On SIGTERM the
 listeners stop accepting first, requests and envelopes in flight finish (or
 are retried later by their senders, who have no receipt yet), then the
 thread pools and the database close.
+
+With ``--workers N`` (or ``[node] workers = N``; PostgreSQL only) this
+process is the supervisor of N worker processes (gateway.node.workers): it
+checks, migrates the database once, binds the listeners, then starts the
+workers on them, writes one ports.json (its pid and theirs), restarts a
+worker that dies, and forwards SIGHUP and SIGTERM. A worker is this same
+command with the internal ``--worker-fds``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -44,11 +52,84 @@ def _monotonic_usec() -> int:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.node_dir)
+    if args.worker_fds is not None:  # a worker: its supervisor holds the lock
+        return _serve(args, config)
+    workers = args.workers if args.workers is not None else config.node.workers
+    if workers > 1:
+        from gateway.node.workers import check_workers
+
+        check_workers(config, workers)
     lock = NodeLock(args.node_dir, shared=config.node.processes == "shared")
     try:
+        if workers > 1:
+            return _supervise(args, config, workers)
         return _serve(args, config)
     finally:
         lock.release()
+
+
+def _begin_logging(args: argparse.Namespace, config: NodeConfig) -> None:
+    fmt = args.log_format or config.logging.format
+    level = args.log_level or config.logging.level
+    globalLogBeginner.beginLoggingTo(
+        [log_observer(fmt, level, sys.stdout)], redirectStandardIO=False
+    )
+
+
+def _supervise(args: argparse.Namespace, config: NodeConfig, workers: int) -> int:
+    """Run the node as ``workers`` worker processes (see gateway.node.workers)."""
+    from twisted.internet import reactor
+
+    from gateway.config.secrets import database_url
+    from gateway.keystore import ensure_audit_key, load_node_keys
+    from gateway.node.workers import Supervisor, bind_listeners, notify_ready
+    from gateway.storage.db import Database
+
+    _begin_logging(args, config)
+    # Checks before anything starts, once for every worker: keys, the audit key, the schema.
+    load_node_keys(args.node_dir)
+    ensure_audit_key(args.node_dir)
+    db = Database(database_url(config), reactor=reactor, threads=1)
+    try:
+        db.migrate()
+    finally:
+        db.engine.dispose()
+    try:
+        bound = bind_listeners(config)
+    except OSError as exc:  # a port in use, most often
+        print(f"error: STARTUP_FAILED: {exc}", file=sys.stderr)
+        return 3
+    exit_status = [0]
+
+    def failed(status: int) -> None:
+        exit_status[0] = status
+        reactor.stop()  # type: ignore[attr-defined]
+
+    worker_args = [f"--log-format={args.log_format}"] if args.log_format else []
+    worker_args += [f"--log-level={args.log_level}"] if args.log_level else []
+    supervisor = Supervisor(
+        reactor, args.node_dir, workers, bound, worker_args=worker_args, on_failed=failed
+    )
+    supervisor.all_ready.addCallback(lambda _: notify_ready(config, supervisor, workers))
+
+    def reload() -> None:
+        sd_notify(f"RELOADING=1\nMONOTONIC_USEC={_monotonic_usec()}")
+        supervisor.forward("HUP")
+        sd_notify("READY=1")
+
+    signal.signal(
+        signal.SIGHUP,
+        lambda signum, frame: reactor.callFromThread(reload),  # type: ignore[attr-defined]
+    )
+
+    def stop() -> Any:
+        sd_notify("STOPPING=1")
+        return supervisor.stop()
+
+    reactor.callWhenRunning(supervisor.start)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", stop)  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+    return exit_status[0]
 
 
 def _serve(args: argparse.Namespace, config: NodeConfig) -> int:
@@ -56,13 +137,16 @@ def _serve(args: argparse.Namespace, config: NodeConfig) -> int:
 
     from gateway.core.catalogue import load_catalogues
     from gateway.node import build_node
+    from gateway.node.workers import exit_with_parent, report_ready, worker_fds
 
-    fmt = args.log_format or config.logging.format
-    level = args.log_level or config.logging.level
-    globalLogBeginner.beginLoggingTo(
-        [log_observer(fmt, level, sys.stdout)], redirectStandardIO=False
+    fds = worker_fds(args.worker_fds) if args.worker_fds is not None else None
+    if fds is not None:
+        exit_with_parent()
+    _begin_logging(args, config)
+    adopted = None if fds is None else {k: fds[k] for k in ("api", "peer", "metrics")}
+    service, parts = build_node(
+        args.node_dir, reactor, catalogues=load_catalogues(), adopted=adopted
     )
-    service, parts = build_node(args.node_dir, reactor, catalogues=load_catalogues())
     exit_status = [0]
 
     def start() -> None:
@@ -75,6 +159,10 @@ def _serve(args: argparse.Namespace, config: NodeConfig) -> int:
             print(f"error: STARTUP_FAILED: {exc}", file=sys.stderr)
             exit_status[0] = 3
             reactor.stop()  # type: ignore[attr-defined]  # stops what did start
+            return
+        if fds is not None:
+            log.info("Worker {pid} of node {node} serves", pid=os.getpid(), node=config.node_id)
+            report_ready(fds["ready"])
             return
         log.info(
             "Node {node} running: national API https://{api_host}:{api_port}, peer API "
@@ -116,6 +204,13 @@ def _serve(args: argparse.Namespace, config: NodeConfig) -> int:
     return exit_status[0]
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("N must be 1 to 64")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "run",
@@ -127,9 +222,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             'process per node directory unless [node] processes = "shared" (PostgreSQL). '
             "Under systemd (Type=notify) it reports READY=1 once every listener is up. "
             "Exit status: 0 after a clean shutdown, 3 for a configuration, key, database or "
-            "start-up problem (NODE_ALREADY_RUNNING, DATABASE_UNAVAILABLE, STARTUP_FAILED...)."
+            "start-up problem (NODE_ALREADY_RUNNING, DATABASE_UNAVAILABLE, STARTUP_FAILED...). "
+            "With --workers N (PostgreSQL) it supervises N worker processes sharing the "
+            "listeners and the database; see docs/operator.md."
         ),
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="run N worker processes sharing the listeners (default [node] workers, 1); "
+        "more than 1 needs PostgreSQL; the supervisor restarts a worker that dies",
+    )
+    # Internal: a worker started by the supervisor (listening sockets and ready pipe).
+    parser.add_argument("--worker-fds", help=argparse.SUPPRESS)
     parser.add_argument("node_dir", metavar="NODE_DIR", help="the node directory")
     parser.add_argument(
         "--log-format",

@@ -193,6 +193,9 @@ class NodeIdentity:
     #: "single": one process per node directory (a lock refuses a second one); "shared":
     #: several processes share the node directory and a PostgreSQL database.
     processes: str = setting("single", choices=("single", "shared"))
+    #: Worker processes of ``imi-gateway run`` (PostgreSQL only above 1): a supervisor binds
+    #: the listeners once and runs this many workers on them (``run --workers`` overrides).
+    workers: int = setting(1, minimum=1, maximum=64)
 
     def __post_init__(self) -> None:
         if not is_node_id(self.id):
@@ -305,6 +308,9 @@ class OutboundConfig:
     max_attempts: int | None = setting(None, minimum=1, maximum=1_000_000)
     batch_size: int = setting(50, minimum=1, maximum=1000)
     concurrency_per_peer: int = setting(4, minimum=1, maximum=64)
+    #: How long a claimed row stays leased to the process that claimed it: a process that
+    #: dies holding rows leaves them to the others (or to its successor) after this.
+    lease_seconds: float = setting(120.0, minimum=1, maximum=3600)
 
     def __post_init__(self) -> None:
         if self.max_backoff_seconds < self.initial_backoff_seconds:
@@ -671,6 +677,11 @@ class NodeConfig:
             raise ConfigValueInvalid(
                 'node.processes: "shared" needs a PostgreSQL database.url (SQLite is one '
                 "process's database)"
+            )
+        if self.node.workers > 1 and self.database.url.startswith("sqlite"):
+            raise ConfigValueInvalid(
+                "node.workers: more than one worker needs a PostgreSQL database.url (SQLite is "
+                "one process's database)"
             )
 
     def _database_url(self) -> str:

@@ -87,6 +87,8 @@ id = {toml_string(node_id)}
 languages = {_toml_array(langs)}
 # "shared": several processes run this node on one PostgreSQL database.
 # processes = "single"
+# Worker processes sharing this node's listeners (more than 1 needs PostgreSQL).
+# workers = 1
 
 [database]
 # Default: the SQLite file {DATABASE_FILE} in this directory. Scale-out path:
@@ -137,6 +139,8 @@ port = {metrics_port}
 # max_attempts = 100                 # default: no limit on attempts
 # batch_size = 50
 # concurrency_per_peer = 4
+# How long documents claimed for sending stay leased to the process that claimed them.
+# lease_seconds = 120
 
 [logging]
 # format = "text"                    # "text" or "json"

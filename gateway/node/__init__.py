@@ -22,7 +22,7 @@ bench commands) import the global one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,11 +148,15 @@ def build_node(
     catalogues: CatalogueRegistry | None = None,
     api_resources: dict[bytes, Resource] | None = None,
     peer_resources: dict[bytes, Resource] | None = None,
+    adopted: Mapping[str, int] | None = None,
 ) -> tuple[MultiService, NodeParts]:
     """Build the service tree of the node in ``node_dir`` (not started).
 
     ``clock`` is the one clock of every service (default: the reactor's time
-    and the wall clock from it).
+    and the wall clock from it). ``adopted``: this is one worker process of a
+    multi-process node (:mod:`gateway.node.workers`); it adopts the listening
+    sockets its supervisor bound (file descriptors by ``api``, ``peer``,
+    ``metrics``), and the supervisor, not the worker, writes ``ports.json``.
     """
     config = load_config(node_dir)
     keys = load_node_keys(node_dir)
@@ -415,6 +419,7 @@ def build_node(
         peer_site=peer_site,
         peer_tls=peer_tls,
         health_site=health_site,
+        adopted=adopted,
     )
     for listener in listeners:
         top.add(listener)
@@ -432,9 +437,11 @@ def build_node(
             catalogues,
             reload_trust,
             _waker(senders),
+            adopted_fd=(adopted or {}).get("console"),
         )
         top.add(console)
-    top.add(PortsFile(node_dir, listeners.api, listeners.peer, listeners.health, console))
+    if adopted is None:
+        top.add(PortsFile(node_dir, listeners.api, listeners.peer, listeners.health, console))
     top.add(
         Closer(
             waiters.cancel_all,
@@ -546,6 +553,8 @@ def _console_listener(
     catalogues: CatalogueRegistry,
     reload_trust: Callable[[], object],
     wake_peer: Callable[[str], None],
+    *,
+    adopted_fd: int | None = None,
 ) -> Listener:
     """The admin console on its own listener (gateway.console), with what its pages use."""
     from gateway.console import ConsoleDeps, build_console, console_tls_options
@@ -578,7 +587,9 @@ def _console_listener(
         if config.console.tls
         else None
     )
-    return build_console_listener(config, reactor, site=console_site, tls=tls)
+    return build_console_listener(
+        config, reactor, site=console_site, tls=tls, adopted_fd=adopted_fd
+    )
 
 
 __all__ = ["LISTEN_BACKLOG", "Listener", "NodeParts", "build_node"]

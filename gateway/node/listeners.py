@@ -4,12 +4,17 @@ Each :class:`Listener` is a service that listens on one address while
 running, on a :class:`~gateway.transport.http.LimitedSite` with the node's
 limits. :func:`build_listeners` mounts the API resources under their guards
 and returns the three listeners (added last to the node's service tree, so
-they stop first).
+they stop first). A worker process of a multi-process node
+(:mod:`gateway.node.workers`) does not bind: it adopts the listening sockets
+its supervisor bound once and handed down (``adopted``: file descriptors by
+listener key), so every worker accepts connections on the same ports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,32 +145,35 @@ def build_listeners(
     peer_site: LimitedSite,
     peer_tls: Any,
     health_site: LimitedSite,
+    adopted: Mapping[str, int] | None = None,
 ) -> Listeners:
-    """The three listeners on the configured addresses (not started)."""
+    """The three listeners on the configured addresses (not started).
+
+    ``adopted`` (keys ``api``, ``peer``, ``metrics``): listening sockets bound
+    by a supervisor, adopted instead of bound (``reactor.adoptStreamPort``).
+    """
+
+    def listen(key: str, port: int, host: str, factory: Any) -> Callable[[], IListeningPort]:
+        if adopted is not None:
+            fd = adopted[key]
+            os.set_blocking(fd, False)  # Twisted's ports are non-blocking
+            return lambda: reactor.adoptStreamPort(fd, socket_family(fd), factory)
+        return lambda: reactor.listenTCP(port, factory, backlog=LISTEN_BACKLOG, interface=host)
+
     api = Listener(
         "national-system API",
-        lambda: reactor.listenTCP(
-            config.api.port,
-            api_site.listening_factory(api_tls),
-            backlog=LISTEN_BACKLOG,
-            interface=config.api.host,
-        ),
+        listen("api", config.api.port, config.api.host, api_site.listening_factory(api_tls)),
         api_site,
     )
     peer = Listener(
         "peer API",
-        lambda: reactor.listenTCP(
-            config.peer.port,
-            peer_site.listening_factory(peer_tls),
-            backlog=LISTEN_BACKLOG,
-            interface=config.peer.host,
-        ),
+        listen("peer", config.peer.port, config.peer.host, peer_site.listening_factory(peer_tls)),
         peer_site,
     )
     health = Listener(
         "health and metrics",
-        lambda: reactor.listenTCP(
-            config.metrics.port, health_site.listening_factory(), interface=config.metrics.host
+        listen(
+            "metrics", config.metrics.port, config.metrics.host, health_site.listening_factory()
         ),
         health_site,
     )
@@ -173,16 +181,41 @@ def build_listeners(
 
 
 def build_console_listener(
-    config: NodeConfig, reactor: Any, *, site: LimitedSite, tls: Any | None
+    config: NodeConfig,
+    reactor: Any,
+    *,
+    site: LimitedSite,
+    tls: Any | None,
+    adopted_fd: int | None = None,
 ) -> Listener:
-    """The admin console's listener (HTTPS unless ``[console] tls = false``)."""
+    """The admin console's listener (HTTPS unless ``[console] tls = false``).
+
+    ``adopted_fd``: its listening socket, bound by a supervisor (``run --workers``).
+    """
     console = config.console
     factory = site.listening_factory(tls) if tls is not None else site.listening_factory()
+    if adopted_fd is not None:
+        fd = adopted_fd
+        os.set_blocking(fd, False)  # Twisted's ports are non-blocking
+        return Listener(
+            "admin console",
+            lambda: reactor.adoptStreamPort(fd, socket_family(fd), factory),
+            site,
+        )
     return Listener(
         "admin console",
         lambda: reactor.listenTCP(console.port, factory, interface=console.host),
         site,
     )
+
+
+def socket_family(fd: int) -> socket.AddressFamily:
+    """The address family of the socket open on ``fd`` (which stays open)."""
+    probe = socket.socket(fileno=fd)
+    try:
+        return probe.family
+    finally:
+        probe.detach()
 
 
 __all__ = [
@@ -192,4 +225,5 @@ __all__ = [
     "SiteFactory",
     "build_console_listener",
     "build_listeners",
+    "socket_family",
 ]

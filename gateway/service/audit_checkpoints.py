@@ -21,7 +21,10 @@ one (which stays), logged at error and counted in
 ``imi_audit_checkpoint_conflicts_total{peer}``.
 
 Nothing here blocks an exchange: the service runs on its own timer, and
-every failure ends in a log line and a retry at the next run.
+every failure ends in a log line and a retry at the next run. Several
+processes of one node (PostgreSQL) each run the timer; a run takes the node's
+checkpoint :class:`~gateway.storage.run_lock.RunLock`, so one process records
+and sends at a time and the others skip that turn.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from gateway.storage.audit_checkpoints import (
     store_signed_checkpoint_txn,
     untimestamped_checkpoints_txn,
 )
+from gateway.storage.run_lock import RunLock
 
 __all__ = ["AuditCheckpointService", "CheckpointPeers", "Timestamper"]
 
@@ -102,6 +106,7 @@ class AuditCheckpointService(Service):
         self._tsa = tsa
         self._loop: LoopingCall | None = None
         self._running: Deferred[None] | None = None
+        self._lock = RunLock(runtime.db, "IMICHKPT")
 
     # -- service -------------------------------------------------------------------------
 
@@ -126,7 +131,7 @@ class AuditCheckpointService(Service):
 
     def run_once(self) -> Deferred[None]:
         """Record, time-stamp and send (see the module docstring). Never fails."""
-        d = Deferred.fromCoroutine(self._run())
+        d = Deferred.fromCoroutine(self._run_alone())
 
         def failed(failure: Any) -> None:
             log.failure("Audit checkpoint run failed; it is retried at the next run", failure)
@@ -139,6 +144,10 @@ class AuditCheckpointService(Service):
             self._running = d
             d.addCallback(finished)
         return d
+
+    async def _run_alone(self) -> None:
+        """:meth:`_run` unless another process of the node runs it now."""
+        await self._lock.run(self._run)
 
     async def _run(self) -> None:
         await self.record()

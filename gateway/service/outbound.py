@@ -94,6 +94,7 @@ class PeerSender(LeasedQueueWorker):
         dead_letter_after: timedelta,
         max_attempts: int | None,
         rng: random.Random | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         super().__init__(
             f"outbound-{peer_id}",
@@ -111,6 +112,7 @@ class PeerSender(LeasedQueueWorker):
         self._batch = batch_size
         self._dead_after = dead_letter_after
         self._max_attempts = max_attempts
+        self._lease = lease
         self._rng = rng or random.Random()  # noqa: S311 (retry jitter)
 
     # --- scheduling ----------------------------------------------------------
@@ -171,7 +173,7 @@ class PeerSender(LeasedQueueWorker):
     async def _send_batch(self) -> bool:
         now = self._rt.clock.now()
         items: list[OutboxItem] = await self._rt.db.run_txn(
-            claim_outbox_txn, self.peer_id, now=now, lease=LEASE, limit=self._batch
+            claim_outbox_txn, self.peer_id, now=now, lease=self._lease, limit=self._batch
         )
         if not items:
             return False

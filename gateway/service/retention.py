@@ -22,6 +22,10 @@ purge can yield to the reactor (``pause_seconds`` on the clock; the node
 yields one turn), so writers queued meanwhile get the database first. Each erasure is logged with
 the exchange id and counts only; :func:`gateway.storage.audit.record_erasure_txn` records it
 inside the erasing transaction.
+
+Several processes of one node (PostgreSQL) each run this timer; a run takes
+the node's retention :class:`~gateway.storage.run_lock.RunLock`, so one
+process purges at a time and the others skip that turn.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from gateway.storage.retention import (
     erase_exchanges_txn,
     exchanges_due_for_blocking_txn,
 )
+from gateway.storage.run_lock import RunLock
 
 __all__ = ["RetentionService"]
 
@@ -98,6 +103,7 @@ class RetentionService(Service):
         self._pause = pause_seconds
         self._loop: LoopingCall | None = None
         self._running: Deferred[int] | None = None
+        self._lock = RunLock(runtime.db, "IMIRETEN")
 
     # -- service -------------------------------------------------------------------------
 
@@ -124,7 +130,7 @@ class RetentionService(Service):
 
     def run_once(self) -> Deferred[int]:
         """Erase every exchange due now; the number erased. Never fails (errors are logged)."""
-        d = Deferred.fromCoroutine(self._purge())
+        d = Deferred.fromCoroutine(self._purge_alone())
 
         def failed(failure: object) -> int:
             log.failure("Retention purge failed; it is retried at the next run", failure)  # type: ignore[arg-type]
@@ -139,6 +145,11 @@ class RetentionService(Service):
             self._running = d
             d.addCallback(finished)
         return d
+
+    async def _purge_alone(self) -> int:
+        """:meth:`_purge` unless another process of the node purges now (then 0)."""
+        _, count = await self._lock.run(self._purge)
+        return count or 0
 
     def _scopes(self) -> list[tuple[RetentionPolicy, str | None, tuple[str, ...]]]:
         areas = tuple(sorted(self._settings.areas))

@@ -485,6 +485,21 @@ class Database(Service):
                         reason=_describe(exc),
                     )
 
+    def run_blocking(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
+        """``func(*args, **kwargs)`` on the database thread pool (at once when ``inline``):
+        database work that is not one transaction (a session lock, see ``storage.run_lock``)."""
+        if self._inline:
+            return maybeDeferred(func, *args, **kwargs)
+        if self._pool is None:
+            return fail(DatabaseUnavailable("the database thread pool is not running"))
+        return deferToThreadPool(
+            self._reactor,  # type: ignore[arg-type]  # a _Reactor: the methods deferToThreadPool uses
+            self._pool,
+            func,
+            *args,
+            **kwargs,
+        )
+
     def compact(self) -> Deferred[None]:
         """:meth:`compact_sync` on the database thread pool (at once when ``inline``)."""
         if self._inline:

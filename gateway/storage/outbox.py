@@ -10,6 +10,15 @@ Claiming, putting back and dead-lettering (fenced by ``attempts``) are the
 leased-queue functions of :mod:`gateway.storage.leases`, shared with push
 deliveries; this module adds what is the outbox's own (tracking rows, the
 in-place requeue, dead-letter listing and retry, queue depth).
+
+Order per exchange across processes (PostgreSQL): several processes of one
+node claim the same peer's rows at once (``SKIP LOCKED`` gives them disjoint
+rows), so each claim there takes only the *head* of each exchange: a row
+none of whose earlier rows for the same peer and exchange is still pending
+or in flight. A Reminder is therefore claimed only once its Request is sent
+(or dead), whichever process holds the Request, and however long its lease
+lasts. One process (SQLite) keeps the order by sending one envelope at a
+time and needs no such condition.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from gateway.core import audit
@@ -37,6 +46,32 @@ _OPEN_STATES = ("pending", "inflight")
 
 OUTBOX = LeasedTable(outbox, key="id", state="state", dead_reason="dead_reason")
 
+_earlier = outbox.alias("earlier")
+_earlier_message = messages.alias("earlier_message")
+_this_message = messages.alias("this_message")
+
+
+def _exchange_head() -> ColumnElement[bool]:
+    """True for an outbox row with no earlier open row of its exchange to the same peer."""
+    exchange_of_row = (
+        select(_this_message.c.exchange_id)
+        .where(_this_message.c.message_id == outbox.c.message_id)
+        .correlate(outbox)
+        .scalar_subquery()
+    )
+    return ~(
+        select(_earlier.c.id)
+        .join(_earlier_message, _earlier_message.c.message_id == _earlier.c.message_id)
+        .where(
+            _earlier.c.peer_node == outbox.c.peer_node,
+            _earlier.c.id < outbox.c.id,
+            _earlier.c.state.in_(_OPEN_STATES),
+            _earlier_message.c.exchange_id == exchange_of_row,
+        )
+        .correlate(outbox)
+        .exists()
+    )
+
 
 def claim_outbox_txn(
     conn: Connection,
@@ -49,12 +84,16 @@ def claim_outbox_txn(
     """Claim up to ``limit`` due rows for ``peer_node``, oldest due first, leased until ``now + lease``.
 
     Due: ``pending`` with ``next_attempt_at <= now``, or ``inflight`` whose
-    lease has expired.
+    lease has expired. On PostgreSQL only the head row of each exchange (see
+    the module docstring).
     """
+    where = [outbox.c.peer_node == peer_node]
+    if conn.dialect.name == "postgresql":
+        where.append(_exchange_head())
     ids, claimed, lease_until = claim_txn(
         conn,
         OUTBOX,
-        outbox.c.peer_node == peer_node,
+        *where,
         order_by=(outbox.c.next_attempt_at, outbox.c.id),
         now=now,
         lease=lease,
@@ -317,11 +356,10 @@ def outbox_depth_txn(conn: Connection) -> list[QueueDepth]:
 @read_only
 def outbox_next_due_txn(conn: Connection, peer_node: str) -> datetime | None:
     """When the next row of ``peer_node`` becomes claimable (None: nothing queued)."""
-    pending = conn.execute(
-        select(func.min(outbox.c.next_attempt_at)).where(
-            outbox.c.peer_node == peer_node, outbox.c.state == "pending"
-        )
-    ).scalar()
+    where = [outbox.c.peer_node == peer_node, outbox.c.state == "pending"]
+    if conn.dialect.name == "postgresql":
+        where.append(_exchange_head())  # a row behind its exchange's head waits for the head
+    pending = conn.execute(select(func.min(outbox.c.next_attempt_at)).where(*where)).scalar()
     inflight = conn.execute(
         select(func.min(outbox.c.lease_until)).where(
             outbox.c.peer_node == peer_node, outbox.c.state == "inflight"

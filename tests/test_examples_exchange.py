@@ -22,7 +22,7 @@ from gateway.client import NodeClient
 from gateway.core.admission import check_catalogue
 from gateway.core.catalogue import load_catalogues
 from gateway.core.documents import read_exchange_document
-from gateway.core.schemas import EXCHANGE_DOCUMENT_TYPES
+from gateway.core.schemas import COORDINATOR_DOCUMENT_TYPES, EXCHANGE_DOCUMENT_TYPES
 from gateway.core.xmlparse import parse_xml
 from tests.core.test_protocol_examples import file_name
 from tests.nodes import two_nodes
@@ -42,15 +42,19 @@ MAIN_PATH = (
     "closure",
 )
 #: Documents that end an exchange another way: each after a Request of its own exchange.
-BRANCHES = {"forward": "000418", "rejection": "000419", "withdrawal": "000420"}
+BRANCHES = {"forward": "000418", "rejection": "000419", "withdrawal": "000420", "dispute": "000421"}
+#: The coordinators' documents: sent with a coordinator's certificate to the coordination
+#: endpoint (docs/coordinators.md; played across two nodes in tests/service/test_coordinators_*).
+COORDINATOR_EXAMPLES = {file_name(t)[: -len(".xml")] for t in COORDINATOR_DOCUMENT_TYPES}
 
 
 def test_the_main_path_and_branches_use_every_exchange_document_example() -> None:
     used = set(MAIN_PATH) | set(BRANCHES)
-    assert used == {file_name(t)[: -len(".xml")] for t in EXCHANGE_DOCUMENT_TYPES}
+    every = {file_name(t)[: -len(".xml")] for t in EXCHANGE_DOCUMENT_TYPES}
+    assert used == every - COORDINATOR_EXAMPLES
 
 
-@pytest.mark.parametrize("name", sorted(set(MAIN_PATH) | set(BRANCHES)))
+@pytest.mark.parametrize("name", sorted(set(MAIN_PATH) | set(BRANCHES) | COORDINATOR_EXAMPLES))
 def test_every_exchange_example_uses_codes_the_catalogue_holds(name: str) -> None:
     document = read_exchange_document(parse_xml((EXAMPLES / f"{name}.xml").read_bytes()))
     check_catalogue(document, load_catalogues())  # raises CATALOGUE_* for a wrong code
@@ -119,8 +123,14 @@ async def test_the_examples_signed_now_are_accepted_by_two_nodes_in_exchange_ord
                     (no, pt, cursors["PT"]) if name == "withdrawal" else (pt, no, cursors["NO"])
                 )
                 state = await send(sender, receiver, cursor, renumbered(name, exchange))
-                assert state == {"forward": "forwarded", "rejection": "rejected"}.get(
-                    name, "withdrawn"
+                assert (
+                    state
+                    == {
+                        "forward": "forwarded",
+                        "rejection": "rejected",
+                        "withdrawal": "withdrawn",
+                        "dispute": "disputed",
+                    }[name]
                 )
         finally:
             no.close()

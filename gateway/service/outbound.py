@@ -42,6 +42,7 @@ from twisted.logger import Logger
 from gateway.core.certs import TrustStore
 from gateway.core.docxml import sha256_hex
 from gateway.core.envelopes import (
+    MAX_ENVELOPE_PAYLOADS,
     Payload,
     ReceiptMismatch,
     build_envelope,
@@ -108,7 +109,7 @@ class PeerSender(LeasedQueueWorker):
         self._client = client
         self._receipt_trust = receipt_trust
         self._backoff = backoff
-        self._batch = batch_size
+        self._batch = min(batch_size, MAX_ENVELOPE_PAYLOADS)  # the schema's cap
         self._dead_after = dead_letter_after
         self._max_attempts = max_attempts
         self._rng = rng or random.Random()  # noqa: S311 (retry jitter)

@@ -69,6 +69,7 @@ from gateway.core.errors import GatewayError, InvalidInput, InvalidSignature
 from gateway.core.lifecycle import EXCHANGE_LIFECYCLE
 from gateway.core.ns import DOC_NS
 from gateway.core.xmlparse import parse_xml
+from gateway.service.batching import Batcher
 from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores
 from gateway.storage.audit import append_audit_txn
@@ -146,6 +147,8 @@ class Pipeline:
         self._deadlines = deadlines or DeadlinePolicy()
         self._copies = copies or (lambda document, authority: ())
         self._special: tuple[object, dict[str, TrustStore]] | None = None
+        # Submissions admitted while a storing transaction runs share the next one.
+        self._store = Batcher[Submission, Accepted | GatewayError](self._store_submissions)
 
     @property
     def window_seconds(self) -> float:
@@ -337,19 +340,10 @@ class Pipeline:
             copies=copies,
         )
         try:
-            # The list form keeps a refusal's audit entry (REFUSED, in this transaction).
-            results: list[Accepted | GatewayError] = await self._db.run_txn(
-                submit_messages_txn,
-                [submission],
-                sealer=self._sealer,
-                now=now,
-                node=self.node_id,
-                lifecycle=EXCHANGE_LIFECYCLE,
-            )
+            result = await self._store.submit(submission)
         except GatewayError as error:
             self._metrics.refused.labels("api", error.code).inc()
             raise
-        (result,) = results
         if isinstance(result, DuplicateMessage):
             self._metrics.duplicates.labels("api").inc()
             return result.receipt
@@ -368,6 +362,22 @@ class Pipeline:
         if forward_to is not None:
             self._on_delivery(forward_to)  # the Request is delivered to the new responder
         return receipt
+
+    async def _store_submissions(self, batch: list[Submission]) -> list[Accepted | GatewayError]:
+        """Store the submissions admitted meanwhile in one transaction (see ``Batcher``).
+
+        ``submit_messages_txn`` answers each one on its own (a refusal keeps
+        its REFUSED entry in the transaction); a database failure fails them all.
+        """
+        results: list[Accepted | GatewayError] = await self._db.run_txn(
+            submit_messages_txn,
+            batch,
+            sealer=self._sealer,
+            now=self._now(),
+            node=self.node_id,
+            lifecycle=EXCHANGE_LIFECYCLE,
+        )
+        return results
 
     async def _record_refusal(
         self, actor: str, body: bytes, error: GatewayError, now: datetime, *, node: bool = False

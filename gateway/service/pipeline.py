@@ -117,7 +117,7 @@ class Pipeline:
         push_authorities: frozenset[str] = frozenset(),
         on_queued: Callable[[str], None] = lambda peer: None,
         on_delivery: Callable[[str], None] = lambda authority: None,
-        on_received: Callable[[ExchangeDocument], None] = lambda document: None,
+        on_received: Callable[[bytes, ExchangeDocument], None] = lambda body, document: None,
         published: Callable[[], PublishedDirectory] | None = None,
         peer_access: PeerAccess = EVERYTHING,
         peer_directories: Callable[[], Mapping[str, Directory]] | None = None,
@@ -578,7 +578,7 @@ class Pipeline:
         for payload in inbound.payloads:
             if payload.message_id in stored:
                 self._metrics.accepted.labels("received", payload.document_type).inc()
-                self._on_received(documents[payload.message_id])
+                self._on_received(payload.body, documents[payload.message_id])
                 self._on_delivery(payload.receiver_authority)
         log.info(
             "Stored envelope {envelope_id} from {peer}: {stored} new, {duplicates} duplicate",

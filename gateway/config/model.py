@@ -305,6 +305,7 @@ class OutboundConfig:
     max_attempts: int | None = setting(None, minimum=1, maximum=1_000_000)
     batch_size: int = setting(50, minimum=1, maximum=1000)
     concurrency_per_peer: int = setting(4, minimum=1, maximum=64)
+    linger_ms: float = setting(5.0, minimum=0, maximum=100)
 
     def __post_init__(self) -> None:
         if self.max_backoff_seconds < self.initial_backoff_seconds:

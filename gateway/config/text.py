@@ -137,6 +137,7 @@ port = {metrics_port}
 # max_attempts = 100                 # default: no limit on attempts
 # batch_size = 50
 # concurrency_per_peer = 4
+# linger_ms = 5                      # an idle queue waits this long to fill an envelope
 
 [logging]
 # format = "text"                    # "text" or "json"

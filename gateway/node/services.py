@@ -211,6 +211,7 @@ def build_senders(
             batch_size=outbound.batch_size,
             dead_letter_after=timedelta(seconds=outbound.dead_letter_after_seconds),
             max_attempts=outbound.max_attempts,
+            linger=outbound.linger_ms / 1000,
         )
         for peer, url in sorted(peer_urls.items())
     }

@@ -147,7 +147,10 @@ class Pipeline:
         self._deadlines = deadlines or DeadlinePolicy()
         self._copies = copies or (lambda document, authority: ())
         self._special: tuple[object, dict[str, TrustStore]] | None = None
-        # Submissions admitted while a storing transaction runs share the next one.
+        # Submissions that arrive while an admission batch runs on the CPU pool share
+        # the next one (one hand-off each way per batch, not per document); those
+        # admitted while a storing transaction runs share the next transaction.
+        self._admissions = Batcher[_Admission, _Admitted | Exception](self._admit_batch)
         self._store = Batcher[Submission, Accepted | GatewayError](self._store_submissions)
 
     @property
@@ -199,6 +202,25 @@ class Pipeline:
             ],
         )
         return admitted, receipt, self._audit_key.digest(body)
+
+    async def _admit_batch(self, batch: list[_Admission]) -> list[_Admitted | Exception]:
+        """Admit several submissions in one CPU-pool call; each gets its result or its error."""
+        results: list[_Admitted | Exception] = await self._cpu(self._admit_all, batch)
+        return results
+
+    def _admit_all(self, batch: list[_Admission]) -> list[_Admitted | Exception]:
+        results: list[_Admitted | Exception] = []
+        for job in batch:
+            try:
+                admitted, receipt, digest = self._admit_submission(
+                    job.caller, job.body, job.now, job.published, job.directories, job.admission
+                )
+                # The deadline metadata and coordinator copies, in the same hand-off.
+                metadata, copies = self._side_effects(admitted.document, admitted.header.sender)
+                results.append((admitted, receipt, digest, metadata, copies))
+            except Exception as error:  # raised again in that submission's own call
+                results.append(error)
+        return results
 
     def _directories(self) -> _Directories:
         """The directories the access rules read: this node's published one, the peers' cached ones."""
@@ -300,13 +322,14 @@ class Pipeline:
             # Read on the reactor thread (a stat of the directory state file).
             published = self._published_certificates()
             directories = self._directories()
-            admitted_receipt: tuple[Admitted, bytes, str] = await self._cpu(
-                self._admit_submission, caller, body, now, published, directories, admission
+            outcome = await self._admissions.submit(
+                _Admission(caller, body, now, published, directories, admission)
             )
+            if isinstance(outcome, Exception):
+                raise outcome
+            admitted_receipt = outcome[:3]
+            metadata, copies = outcome[3], outcome[4]
             forward_to = await self._check_forward(admitted_receipt[0].document, directories.own)
-            metadata, copies = await self._cpu(
-                self._side_effects, admitted_receipt[0].document, admitted_receipt[0].header.sender
-            )
         except OutsideReplayWindow as stale:
             # A national system retrying long after its first attempt: if these
             # very bytes were accepted then, it gets that receipt (the checks
@@ -588,6 +611,23 @@ class Pipeline:
             duplicates=len(result.duplicates),
         )
         return result.receipt
+
+
+#: What admitting one submission yields: the admitted document, the signed receipt, the
+#: digest, the exchange metadata it sets and this node's coordinators it is copied to.
+_Admitted = tuple[Admitted, bytes, str, dict[str, object], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class _Admission:
+    """One submission to admit on the CPU pool (see ``Pipeline._admit_submission``)."""
+
+    caller: str
+    body: bytes
+    now: datetime
+    published: frozenset[bytes]
+    directories: _Directories
+    admission: Admission | None = None
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,9 @@ _INSERT_MESSAGES = insert(messages)
 _INSERT_OUTBOX = insert(outbox)
 _INSERT_DELIVERIES = insert(deliveries)
 _INSERT_ENVELOPE = insert(envelopes_in)
+_EXCHANGE_IDS = select(messages.c.message_id, messages.c.exchange_id).where(
+    messages.c.message_id.in_(bindparam("ids", expanding=True))
+)
 _STORED_ENVELOPE = select(
     envelopes_in.c.peer_node, envelopes_in.c.sha256, envelopes_in.c.receipt
 ).where(envelopes_in.c.envelope_id == bindparam("envelope_id"))
@@ -99,9 +102,7 @@ def exchange_ids_of(conn: Connection, message_ids: Iterable[str]) -> dict[str, s
     ids = sorted(set(message_ids))
     if not ids:
         return {}
-    rows = conn.execute(
-        select(messages.c.message_id, messages.c.exchange_id).where(messages.c.message_id.in_(ids))
-    )
+    rows = conn.execute(_EXCHANGE_IDS, {"ids": ids})
     return {r.message_id: r.exchange_id for r in rows}
 
 

@@ -311,6 +311,7 @@ class OutboundConfig:
     #: How long a claimed row stays leased to the process that claimed it: a process that
     #: dies holding rows leaves them to the others (or to its successor) after this.
     lease_seconds: float = setting(120.0, minimum=1, maximum=3600)
+    linger_ms: float = setting(5.0, minimum=0, maximum=100)
 
     def __post_init__(self) -> None:
         if self.max_backoff_seconds < self.initial_backoff_seconds:

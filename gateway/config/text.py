@@ -141,6 +141,7 @@ port = {metrics_port}
 # concurrency_per_peer = 4
 # How long documents claimed for sending stay leased to the process that claimed them.
 # lease_seconds = 120
+# linger_ms = 5                      # an idle queue waits this long to fill an envelope
 
 [logging]
 # format = "text"                    # "text" or "json"

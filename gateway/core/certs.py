@@ -25,6 +25,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
@@ -107,8 +108,13 @@ class KeyUnreadable(ConfigurationError):
 # --- naming -------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def fingerprint(cert: x509.Certificate) -> str:
-    """The certificate's SHA-256 fingerprint: lower-case hex of the DER encoding."""
+    """The certificate's SHA-256 fingerprint: lower-case hex of the DER encoding.
+
+    Cached (certificates are immutable and hash by their DER encoding): the
+    same few certificates are checked for every document and connection.
+    """
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
@@ -140,6 +146,7 @@ def _bound_id(cert: x509.Certificate, prefix: str) -> str | None:
     return values.pop()
 
 
+@lru_cache(maxsize=1024)
 def authority_id_of(cert: x509.Certificate) -> str | None:
     """The authority id bound to a national-system certificate, or None.
 
@@ -151,6 +158,7 @@ def authority_id_of(cert: x509.Certificate) -> str | None:
     return value if value is not None and is_authority_id(value) else None
 
 
+@lru_cache(maxsize=1024)
 def node_id_of(cert: x509.Certificate) -> str | None:
     """The node id bound to a node certificate (``urn:imi-gateway:node:<ID>``), or None.
 

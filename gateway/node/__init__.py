@@ -252,7 +252,7 @@ def build_node(
         push_authorities=frozenset(push_urls),
         on_queued=queued,
         on_delivery=delivered,
-        on_received=localizer.start_translations,
+        on_received=localizer.received,
         published=directory.published,
         peer_access=config.access.rules(),
         peer_directories=lambda: peer_directories(directory, trust.peer_ids),

@@ -212,6 +212,7 @@ def build_senders(
             dead_letter_after=timedelta(seconds=outbound.dead_letter_after_seconds),
             max_attempts=outbound.max_attempts,
             lease=timedelta(seconds=outbound.lease_seconds),
+            linger=outbound.linger_ms / 1000,
         )
         for peer, url in sorted(peer_urls.items())
     }

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from gateway.core.access import PersonalDataWithheld
@@ -47,12 +48,12 @@ from gateway.service.leased_queue import LeasedQueueWorker
 from gateway.service.runtime import Runtime
 from gateway.service.waiters import Waiters
 from gateway.storage.deliveries import (
-    ack_deliveries_txn,
     claim_push_deliveries_txn,
     mark_push_dead_txn,
     mark_push_delivered_txn,
     mark_push_failed_txn,
     pending_deliveries_txn,
+    pull_deliveries_txn,
 )
 from gateway.storage.leases import IDLE_POLL_SECONDS
 from gateway.storage.model import Delivery as DeliveryRow
@@ -114,38 +115,37 @@ class Deliveries:
     async def pull(
         self, authority: str, *, after: int, wait: float, limit: int
     ) -> tuple[list[HandedOut], int]:
-        """Acknowledge up to ``after``; return (deliveries after it, the last cursor)."""
-        if after > 0:
-            await self._rt.db.run_txn(
-                ack_deliveries_txn,
-                authority,
-                after,
-                now=self._rt.clock.now(),
-                node=self._rt.node_id,
-            )
-        rows: list[DeliveryRow] = await self._rt.db.run_txn(
-            pending_deliveries_txn, authority, after=after, limit=limit
-        )
+        """Acknowledge up to ``after``; return (deliveries after it, the last cursor).
+
+        One transaction acknowledges, lists and unseals (``pull_deliveries_txn``);
+        when nothing is there it waits for news and lists and unseals again.
+        """
+        rows, read = await self._pull_txn(authority, ack_up_to=after, after=after, limit=limit)
         if not rows and wait > 0:
             await self._waiters.wait(authority, wait)
-            rows = await self._rt.db.run_txn(
-                pending_deliveries_txn, authority, after=after, limit=limit
-            )
+            rows, read = await self._pull_txn(authority, ack_up_to=0, after=after, limit=limit)
         if not rows:
             return [], after
-        read: PersonalData = await self._rt.db.run_txn(
-            read_personal_data_txn,
-            authority,
-            [r.message_id for r in rows],
-            sealer=self._rt.sealer,
-            audit_key=self._rt.audit_key,
-            now=self._rt.clock.now(),
-        )
         handed: list[HandedOut] = await self._rt.cpu(
             self._sign_all, rows, read.bodies, self._rt.clock.now()
         )
         self._rt.metrics.deliveries.labels("pull").inc(len(handed))
         return handed, rows[-1].seq
+
+    def _pull_txn(
+        self, authority: str, *, ack_up_to: int, after: int, limit: int
+    ) -> Deferred[tuple[list[DeliveryRow], PersonalData]]:
+        return self._rt.db.run_txn(
+            pull_deliveries_txn,
+            authority,
+            ack_up_to=ack_up_to,
+            after=after,
+            limit=limit,
+            sealer=self._rt.sealer,
+            audit_key=self._rt.audit_key,
+            now=self._rt.clock.now(),
+            node=self._rt.node_id,
+        )
 
 
 class Pusher(LeasedQueueWorker):

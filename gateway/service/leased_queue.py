@@ -10,7 +10,9 @@ the scheduling only:
   next cycle start right after it;
 * :meth:`wake` starts a cycle at once (something was queued), unless the
   job is backing off (:meth:`hold_until`): the whole queue then waits, which
-  keeps its order across failures;
+  keeps its order across failures; with a ``linger`` it starts that many
+  seconds later instead, so that what is queued meanwhile goes in the same
+  cycle (further wake-ups never postpone it: the linger is bounded);
 * a timer runs the next cycle when the job says so; an earlier timer wins;
 * a cycle that fails unexpectedly is logged and followed by one after
   ``failure_delay()`` seconds;
@@ -49,8 +51,12 @@ class LeasedQueueWorker(Service):
         *,
         failure_delay: Callable[[], float],
         on_start: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        linger: float = 0.0,
     ) -> None:
+        if linger < 0:
+            raise ValueError("linger must not be negative")
         self.name = name
+        self._linger = linger
         self._clock = clock
         self._cycle_of = cycle
         self._failure_delay = failure_delay
@@ -93,7 +99,7 @@ class LeasedQueueWorker(Service):
         if self._running_cycle is not None:
             self._again = True
             return
-        self.schedule(0)
+        self.schedule(self._linger)
 
     def hold_until(self, seconds: float | None) -> None:
         """Start no cycle before clock time ``seconds`` (None: no hold)."""

@@ -10,6 +10,11 @@ callable, and what it tells when a document arrives or is erased:
   returns at once; translations land in the service's cache and in this
   object's bounded in-memory map, keyed by (SHA-256 of the text, target
   language).
+* ``received(body, document)`` (reactor thread, from the pipeline): the
+  same, and the document admission read is kept until its delivery is first
+  rendered (a bounded map keyed by the SHA-256 of its signed bytes: at most
+  ``max_read`` documents read from ``max_read_bytes``), so that rendering
+  does not parse and validate the bytes again;
 * ``render(body)`` (any thread; ``Deliveries`` calls it on a CPU worker):
   the ``envelopes.Rendering`` of every node language
   (``gateway.core.localize.renderings_for``), with the translations that
@@ -52,6 +57,7 @@ from gateway.adapters.translation import (
 )
 from gateway.core.catalogue import CatalogueRegistry, check_language
 from gateway.core.documents import ExchangeDocument
+from gateway.core.docxml import sha256_hex
 from gateway.core.envelopes import Rendering
 from gateway.core.localize import (
     FreeText,
@@ -106,6 +112,8 @@ class Localizer:
         *,
         reactor: CallFromThread | None = None,
         max_entries: int = 10_000,
+        max_read: int = 1_000,
+        max_read_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
@@ -119,6 +127,12 @@ class Localizer:
         self._translations: OrderedDict[TranslationKey, Translation] = OrderedDict()
         self._given_up: OrderedDict[TranslationKey, None] = OrderedDict()
         self._in_flight: dict[TranslationKey, object] = {}
+        # Documents admission read, by SHA-256 of their signed bytes (least recently
+        # used go first; bounded by entries and by the bytes they were read from).
+        self._read: OrderedDict[str, tuple[ExchangeDocument, int]] = OrderedDict()
+        self._read_bytes = 0
+        self._max_read = max_read
+        self._max_read_bytes = max_read_bytes
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -158,6 +172,43 @@ class Localizer:
             return
         self._dispatch(reservations)
 
+    def received(self, body: bytes, document: ExchangeDocument) -> None:
+        """A document was received: keep what admission read from ``body``, start translating.
+
+        Reactor thread. ``document`` must be what admission read from exactly
+        these bytes (verified, validated): :meth:`render` then uses it
+        instead of parsing and validating the bytes again.
+        """
+        size = len(body)
+        if size <= self._max_read_bytes:
+            key = sha256_hex(body)
+            with self._lock:
+                old = self._read.pop(key, None)
+                if old is not None:
+                    self._read_bytes -= old[1]
+                self._read[key] = (document, size)
+                self._read_bytes += size
+                while self._read and (
+                    len(self._read) > self._max_read or self._read_bytes > self._max_read_bytes
+                ):
+                    _, (_, dropped) = self._read.popitem(last=False)
+                    self._read_bytes -= dropped
+        self.start_translations(document)
+
+    def _read_document(self, body: bytes) -> ExchangeDocument:
+        """The document in ``body``: the one admission read if it is kept, else parsed now.
+
+        A kept document is used once and dropped (it holds personal data: it
+        stays in memory only until its delivery is first rendered, or until
+        newer documents push it out).
+        """
+        with self._lock:
+            kept = self._read.pop(sha256_hex(body), None)
+            if kept is not None:
+                self._read_bytes -= kept[1]
+                return kept[0]
+        return parse_document(body)
+
     async def forget(self, body: bytes | ExchangeDocument) -> None:
         """Erase the translations of the free texts of ``body`` (reactor thread).
 
@@ -166,6 +217,11 @@ class Localizer:
         one of these texts still on its way is dropped when it arrives. Returns
         when the cache has forgotten them; raises the cache's error if it fails.
         """
+        if isinstance(body, bytes):
+            with self._lock:
+                kept = self._read.pop(sha256_hex(body), None)
+                if kept is not None:
+                    self._read_bytes -= kept[1]
         try:
             digests = sorted({free.sha256 for free in free_texts(_document(body))})
         except Exception as exc:
@@ -197,6 +253,8 @@ class Localizer:
             self._translations.clear()
             self._given_up.clear()
             self._in_flight.clear()
+            self._read.clear()
+            self._read_bytes = 0
 
     # --- any thread ----------------------------------------------------------------
 
@@ -208,7 +266,7 @@ class Localizer:
         rendered gives no renderings (the delivery carries the original only).
         """
         try:
-            document = parse_document(body)
+            document = self._read_document(body)
             wanted = self._wanted(free_texts(document))
             available: dict[TranslationKey, Translation] = {}
             pending: set[TranslationKey] = set()

@@ -69,6 +69,7 @@ from gateway.core.errors import GatewayError, InvalidInput, InvalidSignature
 from gateway.core.lifecycle import EXCHANGE_LIFECYCLE
 from gateway.core.ns import DOC_NS
 from gateway.core.xmlparse import parse_xml
+from gateway.service.batching import Batcher
 from gateway.service.runtime import Runtime
 from gateway.service.trust import NodeTrustStores
 from gateway.storage.audit import append_audit_txn
@@ -116,7 +117,7 @@ class Pipeline:
         push_authorities: frozenset[str] = frozenset(),
         on_queued: Callable[[str], None] = lambda peer: None,
         on_delivery: Callable[[str], None] = lambda authority: None,
-        on_received: Callable[[ExchangeDocument], None] = lambda document: None,
+        on_received: Callable[[bytes, ExchangeDocument], None] = lambda body, document: None,
         published: Callable[[], PublishedDirectory] | None = None,
         peer_access: PeerAccess = EVERYTHING,
         peer_directories: Callable[[], Mapping[str, Directory]] | None = None,
@@ -146,6 +147,11 @@ class Pipeline:
         self._deadlines = deadlines or DeadlinePolicy()
         self._copies = copies or (lambda document, authority: ())
         self._special: tuple[object, dict[str, TrustStore]] | None = None
+        # Submissions that arrive while an admission batch runs on the CPU pool share
+        # the next one (one hand-off each way per batch, not per document); those
+        # admitted while a storing transaction runs share the next transaction.
+        self._admissions = Batcher[_Admission, _Admitted | Exception](self._admit_batch)
+        self._store = Batcher[Submission, Accepted | GatewayError](self._store_submissions)
 
     @property
     def window_seconds(self) -> float:
@@ -196,6 +202,25 @@ class Pipeline:
             ],
         )
         return admitted, receipt, self._audit_key.digest(body)
+
+    async def _admit_batch(self, batch: list[_Admission]) -> list[_Admitted | Exception]:
+        """Admit several submissions in one CPU-pool call; each gets its result or its error."""
+        results: list[_Admitted | Exception] = await self._cpu(self._admit_all, batch)
+        return results
+
+    def _admit_all(self, batch: list[_Admission]) -> list[_Admitted | Exception]:
+        results: list[_Admitted | Exception] = []
+        for job in batch:
+            try:
+                admitted, receipt, digest = self._admit_submission(
+                    job.caller, job.body, job.now, job.published, job.directories, job.admission
+                )
+                # The deadline metadata and coordinator copies, in the same hand-off.
+                metadata, copies = self._side_effects(admitted.document, admitted.header.sender)
+                results.append((admitted, receipt, digest, metadata, copies))
+            except Exception as error:  # raised again in that submission's own call
+                results.append(error)
+        return results
 
     def _directories(self) -> _Directories:
         """The directories the access rules read: this node's published one, the peers' cached ones."""
@@ -297,13 +322,14 @@ class Pipeline:
             # Read on the reactor thread (a stat of the directory state file).
             published = self._published_certificates()
             directories = self._directories()
-            admitted_receipt: tuple[Admitted, bytes, str] = await self._cpu(
-                self._admit_submission, caller, body, now, published, directories, admission
+            outcome = await self._admissions.submit(
+                _Admission(caller, body, now, published, directories, admission)
             )
+            if isinstance(outcome, Exception):
+                raise outcome
+            admitted_receipt = outcome[:3]
+            metadata, copies = outcome[3], outcome[4]
             forward_to = await self._check_forward(admitted_receipt[0].document, directories.own)
-            metadata, copies = await self._cpu(
-                self._side_effects, admitted_receipt[0].document, admitted_receipt[0].header.sender
-            )
         except OutsideReplayWindow as stale:
             # A national system retrying long after its first attempt: if these
             # very bytes were accepted then, it gets that receipt (the checks
@@ -337,19 +363,10 @@ class Pipeline:
             copies=copies,
         )
         try:
-            # The list form keeps a refusal's audit entry (REFUSED, in this transaction).
-            results: list[Accepted | GatewayError] = await self._db.run_txn(
-                submit_messages_txn,
-                [submission],
-                sealer=self._sealer,
-                now=now,
-                node=self.node_id,
-                lifecycle=EXCHANGE_LIFECYCLE,
-            )
+            result = await self._store.submit(submission)
         except GatewayError as error:
             self._metrics.refused.labels("api", error.code).inc()
             raise
-        (result,) = results
         if isinstance(result, DuplicateMessage):
             self._metrics.duplicates.labels("api").inc()
             return result.receipt
@@ -368,6 +385,22 @@ class Pipeline:
         if forward_to is not None:
             self._on_delivery(forward_to)  # the Request is delivered to the new responder
         return receipt
+
+    async def _store_submissions(self, batch: list[Submission]) -> list[Accepted | GatewayError]:
+        """Store the submissions admitted meanwhile in one transaction (see ``Batcher``).
+
+        ``submit_messages_txn`` answers each one on its own (a refusal keeps
+        its REFUSED entry in the transaction); a database failure fails them all.
+        """
+        results: list[Accepted | GatewayError] = await self._db.run_txn(
+            submit_messages_txn,
+            batch,
+            sealer=self._sealer,
+            now=self._now(),
+            node=self.node_id,
+            lifecycle=EXCHANGE_LIFECYCLE,
+        )
+        return results
 
     async def _record_refusal(
         self, actor: str, body: bytes, error: GatewayError, now: datetime, *, node: bool = False
@@ -568,7 +601,7 @@ class Pipeline:
         for payload in inbound.payloads:
             if payload.message_id in stored:
                 self._metrics.accepted.labels("received", payload.document_type).inc()
-                self._on_received(documents[payload.message_id])
+                self._on_received(payload.body, documents[payload.message_id])
                 self._on_delivery(payload.receiver_authority)
         log.info(
             "Stored envelope {envelope_id} from {peer}: {stored} new, {duplicates} duplicate",
@@ -578,6 +611,23 @@ class Pipeline:
             duplicates=len(result.duplicates),
         )
         return result.receipt
+
+
+#: What admitting one submission yields: the admitted document, the signed receipt, the
+#: digest, the exchange metadata it sets and this node's coordinators it is copied to.
+_Admitted = tuple[Admitted, bytes, str, dict[str, object], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class _Admission:
+    """One submission to admit on the CPU pool (see ``Pipeline._admit_submission``)."""
+
+    caller: str
+    body: bytes
+    now: datetime
+    published: frozenset[bytes]
+    directories: _Directories
+    admission: Admission | None = None
 
 
 @dataclass(frozen=True)

@@ -69,9 +69,10 @@ def _lock_audit_head(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
 
 
-def _last(conn: Connection) -> Entry | None:
-    row = conn.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
-    return None if row is None else _entry(row)
+# Built once: every stored document appends, so SQLAlchemy reuses their cache
+# keys and compiled forms instead of rebuilding both per transaction.
+_HEAD = select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+_INSERT_ENTRIES = insert(audit_log)
 
 
 def append_audit_txn(
@@ -121,44 +122,49 @@ def append_audit_records_txn(
 ) -> list[Entry]:
     """Append ``records`` in order as the next entries, in the caller's transaction.
 
-    One read of the log's head and one insert for all of them: the stores
+    One read of the log's head (its number and stored hash) and one insert
+    for all of them, each entry hashed once: the stores
     collect the events of a transaction (a batch of documents, say) and
     append them at its end, which is also where the PostgreSQL lock belongs.
     """
     if not records:
         return []
     _lock_audit_head(conn)
+    # The head's number and stored hash: the chain goes on from the hash recorded
+    # when the head was appended (``audit verify`` recomputes every one of them).
+    head = conn.execute(_HEAD).first()
+    seq, prev = (0, audit.GENESIS) if head is None else (int(head.seq), str(head.hash))
     entries: list[Entry] = []
-    last = _last(conn)
+    rows: list[dict[str, Any]] = []
     for record in records:
-        last = audit.next_entry(
-            last,
+        seq += 1
+        entry = Entry(
+            seq=seq,
             at=at,
             event=record.event,
             actor=record.actor,
             exchange_id=record.exchange_id,
             message_id=record.message_id,
             digest=record.digest,
+            prev=prev,
         )
-        entries.append(last)
+        prev = audit.entry_hash(entry)
+        entries.append(entry)
+        rows.append(
+            {
+                "seq": entry.seq,
+                "at": entry.at,
+                "event": entry.event,
+                "actor": entry.actor,
+                "exchange_id": entry.exchange_id,
+                "message_id": entry.message_id,
+                "digest": entry.digest,
+                "prev": entry.prev,
+                "hash": prev,
+            }
+        )
     try:
-        conn.execute(
-            insert(audit_log),
-            [
-                {
-                    "seq": e.seq,
-                    "at": e.at,
-                    "event": e.event,
-                    "actor": e.actor,
-                    "exchange_id": e.exchange_id,
-                    "message_id": e.message_id,
-                    "digest": e.digest,
-                    "prev": e.prev,
-                    "hash": audit.entry_hash(e),
-                }
-                for e in entries
-            ],
-        )
+        conn.execute(_INSERT_ENTRIES, rows)
     except IntegrityError as exc:
         raise TransactionRace("an audit entry was appended concurrently") from exc
     return entries

@@ -24,12 +24,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.core import audit
-from gateway.core.audit import Event
+from gateway.core.audit import AuditKey, Event
+from gateway.core.dataprotect import Sealer
 from gateway.storage.audit import append_audit_records_txn
 from gateway.storage.db import read_only
 from gateway.storage.leases import LEASE, LeasedTable, claim_txn, mark_dead_txn, mark_failed_txn
 from gateway.storage.messages import exchange_ids_of
 from gateway.storage.model import Delivery, DeliveryBacklog, PushItem, Stage
+from gateway.storage.personal_data import PersonalData, read_personal_data_txn
 from gateway.storage.tables import deliveries, messages
 from gateway.storage.tracking import insert_tracking, tracking_row
 
@@ -72,6 +74,41 @@ def pending_deliveries_txn(
         .limit(limit)
     )
     return [_delivery(r) for r in rows]
+
+
+def pull_deliveries_txn(
+    conn: Connection,
+    authority_id: str,
+    *,
+    ack_up_to: int,
+    after: int,
+    limit: int,
+    sealer: Sealer,
+    audit_key: AuditKey,
+    now: datetime,
+    node: str,
+) -> tuple[list[Delivery], PersonalData]:
+    """One pull in one transaction: acknowledge, list what follows, unseal it for the authority.
+
+    Acknowledges up to ``ack_up_to`` (0: nothing) as :func:`ack_deliveries_txn`,
+    then takes the pending deliveries after ``after`` and unseals their
+    documents with :func:`~gateway.storage.personal_data.read_personal_data_txn`
+    (each read audited, in this transaction).
+    """
+    if ack_up_to > 0:
+        ack_deliveries_txn(conn, authority_id, ack_up_to, now=now, node=node)
+    rows = pending_deliveries_txn(conn, authority_id, after=after, limit=limit)
+    if not rows:
+        return [], PersonalData()
+    read = read_personal_data_txn(
+        conn,
+        authority_id,
+        [r.message_id for r in rows],
+        sealer=sealer,
+        now=now,
+        audit_key=audit_key,
+    )
+    return rows, read
 
 
 def _track_delivered(conn: Connection, updated: Sequence[Any], *, now: datetime, node: str) -> None:

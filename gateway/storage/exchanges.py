@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -41,6 +41,14 @@ from gateway.storage.tables import deliveries, exchanges, messages, outbox
 from gateway.storage.tracking import insert_tracking, tracking_row
 
 _METADATA_COLUMNS = [c for c in exchanges.c if c.name != "wrapped_data_key"]
+
+# The statements every stored document runs, built once: SQLAlchemy then reuses
+# their cache key and compiled form instead of rebuilding both per document.
+_LOCK_EXCHANGE = (
+    select(exchanges).where(exchanges.c.exchange_id == bindparam("xid")).with_for_update()
+)
+_INSERT_EXCHANGE = insert(exchanges)
+_UPDATE_EXCHANGE = update(exchanges).where(exchanges.c.exchange_id == bindparam("xid"))
 
 
 def _exchange(row: Row[Any]) -> Exchange:
@@ -110,9 +118,7 @@ def open_exchange(
     the same exchange (PostgreSQL) raises ``TransactionRace``, which the
     runner retries.
     """
-    row = conn.execute(
-        select(exchanges).where(exchanges.c.exchange_id == info.exchange_id).with_for_update()
-    ).first()
+    row = conn.execute(_LOCK_EXCHANGE, {"xid": info.exchange_id}).first()
     if row is None:
         state = lifecycle.next_state(None, document_type, sender)
         data_key = dataprotect.new_data_key()
@@ -134,7 +140,7 @@ def open_exchange(
         }
         values.update(metadata_values(None, metadata))
         try:
-            conn.execute(insert(exchanges).values(values))
+            conn.execute(_INSERT_EXCHANGE, values)
         except IntegrityError as exc:
             raise TransactionRace(f"exchange {info.exchange_id} was created concurrently") from exc
         track = _stage_rows(
@@ -200,12 +206,17 @@ def _write_state(
     now: datetime,
     extra: Mapping[str, object] | None = None,
 ) -> None:
-    values: dict[str, Any] = {"state": state, "updated_at": now, **(extra or {})}
+    values: dict[str, Any] = {
+        "xid": exchange_id,
+        "state": state,
+        "updated_at": now,
+        **(extra or {}),
+    }
     if closed is True and row.closed_at is None:
         values["closed_at"] = now
     elif closed is False and row.closed_at is not None:
         values["closed_at"] = None
-    conn.execute(update(exchanges).where(exchanges.c.exchange_id == exchange_id).values(values))
+    conn.execute(_UPDATE_EXCHANGE, values)
 
 
 #: The disputed state (``gateway.core.lifecycle.State.DISPUTED``).

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import bindparam, delete, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -69,18 +69,31 @@ def body_aad(message_id: str) -> bytes:
     return dataprotect.aad_for("message-body", message_id)
 
 
+# The statements every stored document runs, built once: SQLAlchemy then reuses
+# their cache key and compiled form instead of rebuilding both per document.
+_EXISTING = select(
+    messages.c.message_id,
+    messages.c.sha256,
+    messages.c.direction,
+    messages.c.receipt,
+).where(messages.c.message_id.in_(bindparam("ids", expanding=True)))
+_INSERT_MESSAGES = insert(messages)
+_INSERT_OUTBOX = insert(outbox)
+_INSERT_DELIVERIES = insert(deliveries)
+_INSERT_ENVELOPE = insert(envelopes_in)
+_EXCHANGE_IDS = select(messages.c.message_id, messages.c.exchange_id).where(
+    messages.c.message_id.in_(bindparam("ids", expanding=True))
+)
+_STORED_ENVELOPE = select(
+    envelopes_in.c.peer_node, envelopes_in.c.sha256, envelopes_in.c.receipt
+).where(envelopes_in.c.envelope_id == bindparam("envelope_id"))
+
+
 def _existing(conn: Connection, message_ids: Iterable[str]) -> dict[str, Any]:
     ids = sorted(set(message_ids))
     if not ids:
         return {}
-    rows = conn.execute(
-        select(
-            messages.c.message_id,
-            messages.c.sha256,
-            messages.c.direction,
-            messages.c.receipt,
-        ).where(messages.c.message_id.in_(ids))
-    )
+    rows = conn.execute(_EXISTING, {"ids": ids})
     return {r.message_id: r for r in rows}
 
 
@@ -89,9 +102,7 @@ def exchange_ids_of(conn: Connection, message_ids: Iterable[str]) -> dict[str, s
     ids = sorted(set(message_ids))
     if not ids:
         return {}
-    rows = conn.execute(
-        select(messages.c.message_id, messages.c.exchange_id).where(messages.c.message_id.in_(ids))
-    )
+    rows = conn.execute(_EXCHANGE_IDS, {"ids": ids})
     return {r.message_id: r.exchange_id for r in rows}
 
 
@@ -99,7 +110,7 @@ def _insert_messages(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     try:
-        conn.execute(insert(messages), rows)
+        conn.execute(_INSERT_MESSAGES, rows)
     except IntegrityError as exc:
         # Only a concurrent transaction storing the same id gets here (we
         # looked first): retry, and the retry sees it.
@@ -222,7 +233,7 @@ def submit_messages_txn(
         )
     _insert_messages(conn, message_rows)
     if outbox_rows:
-        conn.execute(insert(outbox), outbox_rows)
+        conn.execute(_INSERT_OUTBOX, outbox_rows)
     insert_tracking(conn, track_rows)
     if delivery_rows:
         lock_delivery_streams(conn, (r["authority_id"] for r in delivery_rows))
@@ -362,11 +373,7 @@ def store_inbound_envelope_txn(
     envelope: the result is :class:`Refused` naming it, and nothing of the
     envelope is stored.
     """
-    stored_env = conn.execute(
-        select(envelopes_in.c.peer_node, envelopes_in.c.sha256, envelopes_in.c.receipt).where(
-            envelopes_in.c.envelope_id == envelope.envelope_id
-        )
-    ).first()
+    stored_env = conn.execute(_STORED_ENVELOPE, {"envelope_id": envelope.envelope_id}).first()
     if stored_env is not None:
         if stored_env.sha256 != envelope.sha256 or stored_env.peer_node != envelope.peer_node:
             raise EnvelopeIdReused(envelope.envelope_id)
@@ -398,13 +405,14 @@ def _store_envelope(
     try:
         # First, so that a concurrent replay of this envelope waits here.
         conn.execute(
-            insert(envelopes_in).values(
-                envelope_id=envelope.envelope_id,
-                peer_node=envelope.peer_node,
-                received_at=now,
-                sha256=envelope.sha256,
-                receipt=envelope.receipt,
-            )
+            _INSERT_ENVELOPE,
+            {
+                "envelope_id": envelope.envelope_id,
+                "peer_node": envelope.peer_node,
+                "received_at": now,
+                "sha256": envelope.sha256,
+                "receipt": envelope.receipt,
+            },
         )
     except IntegrityError as exc:
         raise TransactionRace("the envelope was stored concurrently") from exc
@@ -495,7 +503,7 @@ def _store_envelope(
     insert_tracking(conn, track_rows)
     if delivery_rows:
         lock_delivery_streams(conn, (r["authority_id"] for r in delivery_rows))
-        conn.execute(insert(deliveries), delivery_rows)
+        conn.execute(_INSERT_DELIVERIES, delivery_rows)
     append_audit_records_txn(conn, records, at=now)  # last: see storage/audit.py
     return InboundResult(
         receipt=envelope.receipt,

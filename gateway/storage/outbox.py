@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from gateway.core import audit
@@ -121,8 +121,10 @@ def _track(
     now: datetime,
     node: str,
     detail: str | None,
+    exchange_of: Mapping[str, str] | None = None,
 ) -> None:
-    exchange_of = exchange_ids_of(conn, [r.message_id for r in updated])
+    if exchange_of is None:
+        exchange_of = exchange_ids_of(conn, [r.message_id for r in updated])
     insert_tracking(
         conn,
         (
@@ -137,6 +139,25 @@ def _track(
             for r in updated
         ),
     )
+
+
+#: Run for every envelope a peer acknowledged: built once (SQLAlchemy reuses its
+#: cache key and compiled form).
+_MARK_SENT = (
+    update(outbox)
+    .where(
+        outbox.c.id.in_(bindparam("ids", expanding=True)),
+        outbox.c.state.in_(_OPEN_STATES),
+    )
+    .values(
+        state="sent",
+        sent_at=bindparam("now"),
+        lease_until=None,
+        last_error=None,
+        peer_receipt_sha256=bindparam("receipt_sha256"),
+    )
+    .returning(outbox.c.message_id, outbox.c.peer_node)
+)
 
 
 def mark_outbox_sent_txn(
@@ -164,19 +185,18 @@ def mark_outbox_sent_txn(
     if not row_ids:
         return 0
     updated = conn.execute(
-        update(outbox)
-        .where(outbox.c.id.in_(row_ids), outbox.c.state.in_(_OPEN_STATES))
-        .values(
-            state="sent",
-            sent_at=now,
-            lease_until=None,
-            last_error=None,
-            peer_receipt_sha256=peer_receipt_sha256,
-        )
-        .returning(outbox.c.message_id, outbox.c.peer_node)
+        _MARK_SENT, {"ids": row_ids, "now": now, "receipt_sha256": peer_receipt_sha256}
     ).all()
-    _track(conn, updated, Stage.RECEIVED_BY_PEER, now=now, node=node, detail=None)
     exchange_of = exchange_ids_of(conn, [r.message_id for r in updated])
+    _track(
+        conn,
+        updated,
+        Stage.RECEIVED_BY_PEER,
+        now=now,
+        node=node,
+        detail=None,
+        exchange_of=exchange_of,
+    )
     records: list[audit.Record] = []
     for r in updated:
         exchange_id = exchange_of[r.message_id]

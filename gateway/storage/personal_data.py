@@ -30,12 +30,12 @@ from datetime import datetime
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from gateway.core import dataprotect
+from gateway.core import audit, dataprotect
 from gateway.core.access import Visibility, visibility
 from gateway.core.audit import AuditKey, Event
 from gateway.core.dataprotect import Sealer
 from gateway.core.schemas import DocumentType
-from gateway.storage.audit import append_audit_txn
+from gateway.storage.audit import append_audit_records_txn
 from gateway.storage.db import read_only
 from gateway.storage.errors import ExchangeNotFound
 from gateway.storage.exchanges import exchange_txn
@@ -210,6 +210,7 @@ def read_personal_data_txn(
     withheld: set[str] = set()
     erased: set[str] = set()
     keys: dict[str, bytes] = {}
+    reads: list[audit.Record] = []
     by_id = {r.message_id: r for r in rows}
     for message_id in ids:
         row = by_id.get(message_id)
@@ -236,13 +237,14 @@ def read_personal_data_txn(
         body = bodies[message_id] = dataprotect.open_sealed(
             key, row.body, stored.body_aad(message_id)
         )
-        append_audit_txn(
-            conn,
-            at=now,
-            event=Event.PERSONAL_DATA_READ,
-            actor=authority,
-            exchange_id=row.exchange_id,
-            message_id=message_id,
-            digest=audit_key.digest(body),
+        reads.append(
+            audit.Record(
+                Event.PERSONAL_DATA_READ,
+                authority,
+                row.exchange_id,
+                message_id,
+                audit_key.digest(body),
+            )
         )
+    append_audit_records_txn(conn, reads, at=now)  # one head read and insert for all
     return PersonalData(bodies, frozenset(withheld), frozenset(erased))

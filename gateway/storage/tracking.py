@@ -39,11 +39,15 @@ def tracking_row(
     }
 
 
+#: Built once (SQLAlchemy reuses its cache key and compiled form).
+_INSERT_TRACKING = insert(tracking)
+
+
 def insert_tracking(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
     """Insert tracking rows (one executemany)."""
     batch = list(rows)
     if batch:
-        conn.execute(insert(tracking), batch)
+        conn.execute(_INSERT_TRACKING, batch)
 
 
 def record_tracking_txn(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
@@ -59,7 +60,9 @@ class UnknownClient(Unauthorized):
     code = "CLIENT_CERTIFICATE_UNKNOWN"
 
 
+@lru_cache(maxsize=1024)
 def _fingerprint(cert: x509.Certificate) -> bytes:
+    # Cached: every request checks the caller's and the registered certificates.
     return cert.fingerprint(hashes.SHA256())
 
 

@@ -420,7 +420,9 @@ def test_the_largest_payload_still_parses_with_the_hardened_parser() -> None:
     envelope = read_envelope(parse_xml(etree.tostring(root)))
     assert envelope.payloads[0].data == largest
     with pytest.raises(SchemaInvalid):
-        build_envelope("NO", "PT", "ENV-1", T0, [Payload("M-1", largest + b"x")])
+        validate(
+            build_envelope("NO", "PT", "ENV-1", T0, [Payload("M-1", largest + b"x")])
+        )  # builders leave validation to tests
 
 
 def test_the_size_caps_in_code_match_the_schemas() -> None:
@@ -434,13 +436,17 @@ def test_the_size_caps_in_code_match_the_schemas() -> None:
 
 def test_an_envelope_with_a_message_id_twice_is_refused() -> None:
     with pytest.raises(SchemaInvalid, match="unique"):
-        build_envelope("NO", "PT", "ENV-1", T0, [Payload("M-1", b"a"), Payload("M-1", b"b")])
+        validate(
+            build_envelope("NO", "PT", "ENV-1", T0, [Payload("M-1", b"a"), Payload("M-1", b"b")])
+        )  # builders leave validation to tests
 
 
 def test_an_envelope_batches_at_most_100_payloads() -> None:
     build_envelope("NO", "PT", "E", T0, [Payload(f"M-{i}", b"a") for i in range(100)])
     with pytest.raises(SchemaInvalid):
-        build_envelope("NO", "PT", "E", T0, [Payload(f"M-{i}", b"a") for i in range(101)])
+        validate(
+            build_envelope("NO", "PT", "E", T0, [Payload(f"M-{i}", b"a") for i in range(101)])
+        )  # builders leave validation to tests
 
 
 @pytest.mark.parametrize(
@@ -458,7 +464,9 @@ def test_an_envelope_with_bad_header_or_payloads_is_refused(
     sender: str, receiver: str, message_id: str, payloads: list[Payload]
 ) -> None:
     with pytest.raises(SchemaInvalid):
-        build_envelope(sender, receiver, message_id, T0, payloads)
+        validate(
+            build_envelope(sender, receiver, message_id, T0, payloads)
+        )  # builders leave validation to tests
 
 
 def test_readers_refuse_a_document_of_another_type() -> None:
@@ -513,7 +521,7 @@ def test_an_overlong_error_message_is_cut_to_fit_the_schema() -> None:
 
 def test_an_error_code_must_be_a_stable_code() -> None:
     with pytest.raises(SchemaInvalid):
-        build_error("not a code", "message")
+        validate(build_error("not a code", "message"))  # builders leave validation to tests
 
 
 # --- deliveries -----------------------------------------------------------------------
@@ -543,12 +551,16 @@ def test_a_delivery_whose_document_digest_does_not_match_is_refused() -> None:
 def test_a_delivery_has_one_rendering_per_language() -> None:
     rendering = Rendering("pt", RenderingStatus.PENDING)
     with pytest.raises(SchemaInvalid):
-        build_delivery("D-1", "PT", PT, T0, "EX-1", "Request", b"<a/>", [rendering, rendering])
+        validate(
+            build_delivery("D-1", "PT", PT, T0, "EX-1", "Request", b"<a/>", [rendering, rendering])
+        )  # builders leave validation to tests
 
 
 def test_a_delivery_names_an_exchange_document_type() -> None:
     with pytest.raises(SchemaInvalid):
-        build_delivery("D-1", "PT", PT, T0, "EX-1", "Envelope", b"<a/>")
+        validate(
+            build_delivery("D-1", "PT", PT, T0, "EX-1", "Envelope", b"<a/>")
+        )  # builders leave validation to tests
 
 
 # --- the authority directory ------------------------------------------------------------

@@ -278,9 +278,11 @@ def visible(
     if authority is not None and not allowed(authority, node_id):
         raise KpiOutOfScope("the caller may not see this authority's figures")
     return report.only(
-        lambda r: r.authority is not None
-        and allowed(r.authority, r.node)
-        and (authority is None or r.authority == authority)
+        lambda r: (
+            r.authority is not None
+            and allowed(r.authority, r.node)
+            and (authority is None or r.authority == authority)
+        )
     )
 
 

@@ -78,6 +78,7 @@ from gateway.service.deadlines import DeadlineService
 from gateway.service.deliveries import Deliveries, Pusher
 from gateway.service.directory_search import LiveSearch
 from gateway.service.directory_sync import DirectorySyncService
+from gateway.service.kpi import KpiGauges, KpiQueries
 from gateway.service.localization import Localizer
 from gateway.service.metrics import MetricsRefresher, NodeMetrics
 from gateway.service.outbound import PeerSender
@@ -97,6 +98,7 @@ from gateway.transport.client import HTTPSClient
 from gateway.transport.coordination import coordination_tree
 from gateway.transport.directory import AuthoritySearchResource, DirectoryResource
 from gateway.transport.health import health_root
+from gateway.transport.kpi import KpiResource
 from gateway.transport.tls import (
     PinnedPeersPolicy,
     ReloadableServerOptions,
@@ -130,6 +132,8 @@ class NodeParts:
     #: The coordinators' desk (listings and actions) and the deadline service.
     coordinators: CoordinatorDesk | None = None
     deadlines: DeadlineService | None = None
+    #: The performance figures (docs/kpi.md): what the console and the API read.
+    kpi: KpiQueries | None = None
 
 
 def build_node(
@@ -302,6 +306,9 @@ def build_node(
         )
     )
 
+    kpi = KpiQueries(runtime, coordinators=registry.all, region_of=region_of)
+    top.add(KpiGauges(runtime, interval=config.metrics.kpi_refresh_seconds))
+
     site = SiteFactory(config, reactor, metrics)
     api_guard = api_root(
         pipeline=pipeline,
@@ -314,6 +321,7 @@ def build_node(
         extra={
             b"authorities": AuthoritySearchResource(LiveSearch(directory), run=cpu.run),
             b"coordination": coordination_tree(desk),
+            b"kpi": KpiResource(kpi),
         }
         | (api_resources or {}),
     )
@@ -438,6 +446,7 @@ def build_node(
         readiness=readiness,
         coordinators=desk,
         deadlines=deadline_service,
+        kpi=kpi,
     )
     return top, parts
 

@@ -134,6 +134,7 @@ class NodeParts:
     deadlines: DeadlineService | None = None
     #: The performance figures (docs/kpi.md): what the console and the API read.
     kpi: KpiQueries | None = None
+    kpi_gauges: KpiGauges | None = None
 
 
 def build_node(
@@ -307,7 +308,8 @@ def build_node(
     )
 
     kpi = KpiQueries(runtime, coordinators=registry.all, region_of=region_of)
-    top.add(KpiGauges(runtime, interval=config.metrics.kpi_refresh_seconds))
+    kpi_gauges = KpiGauges(runtime, interval=config.metrics.kpi_refresh_seconds)
+    top.add(kpi_gauges)
 
     site = SiteFactory(config, reactor, metrics)
     api_guard = api_root(
@@ -447,6 +449,7 @@ def build_node(
         coordinators=desk,
         deadlines=deadline_service,
         kpi=kpi,
+        kpi_gauges=kpi_gauges,
     )
     return top, parts
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
+from sqlalchemy.engine import Connection
 
 from gateway import cli
 from gateway.commands.queue import _database
@@ -45,51 +46,51 @@ EXAMPLE = [
 ]
 
 
-def seed(node_dir: Path) -> None:
-    db, _ = _database(str(node_dir))
-
-    def txn(conn: object) -> None:
-        for n, (xid, responder, area, state, acc, ans, due, docs) in enumerate(EXAMPLE):
-            requested = T if n < 3 else T + 18 * DAY
-            base = T
-            conn.execute(  # type: ignore[attr-defined]
-                insert(exchanges).values(
+def seed_example_txn(conn: Connection) -> None:
+    """The guide's four requests, as the pipeline stores them on node PT."""
+    for n, (xid, responder, area, state, acc, ans, due, docs) in enumerate(EXAMPLE):
+        requested = T if n < 3 else T + 18 * DAY
+        conn.execute(
+            insert(exchanges).values(
+                exchange_id=xid,
+                requester_authority="NO-HELSEDIR",
+                responder_authority=responder,
+                requester_node="NO",
+                responder_node="PT",
+                area=area,
+                question_set="DOCTOR",
+                catalogue_version="1",
+                state=state,
+                created_at=requested,
+                updated_at=requested,
+                acceptance_due_at=requested + 7 * DAY,
+                reply_due_at=T + due * DAY if due else requested + 14 * DAY,
+                reply_date_agreed=due is not None,
+                accepted_at=T + acc * DAY if acc else None,
+                answered_at=T + ans * DAY if ans else None,
+            )
+        )
+        for i, (kind, day) in enumerate([("Request", (requested - T) / DAY), *docs]):
+            conn.execute(
+                insert(messages).values(
+                    message_id=f"{xid}-{i}",
                     exchange_id=xid,
-                    requester_authority="NO-HELSEDIR",
-                    responder_authority=responder,
-                    requester_node="NO",
-                    responder_node="PT",
-                    area=area,
-                    question_set="DOCTOR",
-                    catalogue_version="1",
-                    state=state,
-                    created_at=requested,
-                    updated_at=requested,
-                    acceptance_due_at=requested + 7 * DAY,
-                    reply_due_at=base + due * DAY if due else requested + 14 * DAY,
-                    reply_date_agreed=due is not None,
-                    accepted_at=base + acc * DAY if acc else None,
-                    answered_at=base + ans * DAY if ans else None,
+                    direction="in",
+                    document_type=kind,
+                    sender_authority="NO-HELSEDIR",
+                    receiver_authority=responder,
+                    peer_node="NO",
+                    sha256="0" * 64,
+                    document_created_at=T + day * DAY,
+                    stored_at=T + day * DAY,
                 )
             )
-            for i, (kind, day) in enumerate([("Request", (requested - T) / DAY), *docs]):
-                conn.execute(  # type: ignore[attr-defined]
-                    insert(messages).values(
-                        message_id=f"{xid}-{i}",
-                        exchange_id=xid,
-                        direction="in",
-                        document_type=kind,
-                        sender_authority="NO-HELSEDIR",
-                        receiver_authority=responder,
-                        peer_node="NO",
-                        sha256="0" * 64,
-                        document_created_at=T + day * DAY,
-                        stored_at=T + day * DAY,
-                    )
-                )
 
+
+def seed(node_dir: Path) -> None:
+    db, _ = _database(str(node_dir))
     try:
-        db.run_txn_sync(txn)
+        db.run_txn_sync(seed_example_txn)
     finally:
         db.engine.dispose()
 

@@ -17,7 +17,8 @@ Then a late exchange on a simulated clock (both nodes' clock moved forward
 by days): Portugal does not accept a second request; Norway's node reminds
 PT-OMD two days before the acceptance deadline and when it passes, then
 escalates to the coordinators of both countries; the Portuguese national
-coordinator lists the escalated exchange and reminds PT-OMD with a note;
+coordinator lists the escalated exchange, the Norwegian one reminds PT-OMD
+with a note;
 PT-OMD accepts and answers, and Norway receives the answer. The end shows
 the performance figures of both exchanges (docs/kpi.md).
 """
@@ -218,23 +219,32 @@ def _register_coordinators(setups: dict[str, Any], base: Path) -> None:
         )
 
 
-async def _received(out: _Out, who: str, system: Any, cursor: int) -> int:
-    """Print what ``who`` pulls (types, senders; node-signed documents say so); the cursor."""
+async def _received(out: _Out, who: str, system: Any, cursor: int, until: str) -> int:
+    """Print what ``who`` pulls until a ``until`` document came; the cursor."""
     from gateway.core.documents import read_exchange_document
     from gateway.core.xmlparse import parse_xml
 
-    pulled = await system.pull(after=cursor, wait=10)
-    for delivery in pulled.deliveries:
-        document = read_exchange_document(parse_xml(delivery.document))
-        extra = ""
-        if delivery.document_type == "Escalation":
-            extra = f" (reason {document.reason}, coordinator {document.coordinator})"
-        out.step(
-            who,
-            f"received {delivery.document_type} from {document.header.sender}{extra} "
-            f"(delivered and signed by node {delivery.issuer_node})",
-        )
-    return int(pulled.cursor)
+    seen: list[str] = []
+    while until not in seen:
+        pulled = await system.pull(after=cursor, wait=10)
+        for delivery in pulled.deliveries:
+            document: Any = read_exchange_document(parse_xml(delivery.document))
+            seen.append(delivery.document_type)
+            sender = f"from {document.header.sender}"
+            extra = ""
+            if delivery.document_type == "Escalation":
+                extra = f" (reason {document.reason}, coordinator {document.coordinator})"
+            elif delivery.document_type.startswith("Coordinator"):
+                sender = f"from coordinator {document.coordinator}"
+                if document.note is not None:
+                    extra = f" [{document.note.lang}] “{document.note.text}”"
+            out.step(
+                who,
+                f"received {delivery.document_type} {sender}{extra} "
+                f"(delivered and signed by node {delivery.issuer_node})",
+            )
+        cursor = int(pulled.cursor)
+    return cursor
 
 
 async def _late_exchange(
@@ -278,21 +288,22 @@ async def _late_exchange(
             f"asks again ({day()}); acceptance due {exchange.acceptance_due_at:%Y-%m-%d %H:%M}, "
             f"reply by {request.requested_reply_date}",
         )
-        cursor_pt = await _received(out, "PT-OMD", pt, 0)
+        cursor_pt = await _received(out, "PT-OMD", pt, 0, "Request")
         await pt.pull(after=cursor_pt)
         out.step("PT-OMD", "does not accept it (on leave; nobody acts)")
 
         await deadlines("two days before the acceptance deadline", timedelta(days=5, hours=1))
-        cursor_pt = await _received(out, "PT-OMD", pt, cursor_pt)
+        cursor_pt = await _received(out, "PT-OMD", pt, cursor_pt, "Reminder")
         await deadlines("the acceptance deadline has passed", timedelta(days=2))
-        cursor_pt = await _received(out, "PT-OMD", pt, cursor_pt)
+        cursor_pt = await _received(out, "PT-OMD", pt, cursor_pt, "Reminder")
         await deadlines("overdue by the 3-day grace period: escalation", timedelta(days=3))
-        await _received(out, "NO-KOORD", koord["NO"], 0)
-        cursor_koord = await _received(out, "PT-KOORD", koord["PT"], 0)
+        cursor_pt = await _received(out, "PT-OMD", pt, cursor_pt, "Escalation")
+        await _received(out, "NO-KOORD", koord["NO"], 0, "Escalation")
+        cursor_koord = await _received(out, "PT-KOORD", koord["PT"], 0, "Escalation")
         await koord["PT"].pull(after=cursor_koord)
 
         out()
-        out(f"-- the Portuguese coordinator steps in ({day()})")
+        out(f"-- the coordinators step in ({day()})")
         path = "/api/v1/coordination/exchanges?view=escalated"
         answer = await koord["PT"].client.get(koord["PT"].url(path))
         for item in parse_xml(answer.body).iter(f"{{{DOC_NS}}}Exchange"):
@@ -302,21 +313,22 @@ async def _late_exchange(
                 f"{item.get('responder')}, {item.get('overdue')} deadline passed, "
                 f"{item.get('escalations')} escalation(s)",
             )
-        note = LocalizedText("Por favor aceite e responda a este pedido esta semana.", "pt")
+        # The requester's coordinator reminds the responder, with a note it reads in its language.
+        note = LocalizedText("Vi ber om at førespurnaden vert akseptert og svara på snarast.", "nn")
         header = Header(
             LATE_EXCHANGE_ID,
-            f"PT-KOORD:{LATE_EXCHANGE_ID}-reminder",
-            "PT-OMD",
+            f"NO-KOORD:{LATE_EXCHANGE_ID}-reminder",
             "NO-HELSEDIR",
+            "PT-OMD",
             clock.now(),
         )
-        signed = koord["PT"].sign(to_xml(CoordinatorReminder(header, "PT-KOORD", note)))
-        answer = await koord["PT"].client.post(
-            koord["PT"].url("/api/v1/coordination/documents"), signed
+        signed = koord["NO"].sign(to_xml(CoordinatorReminder(header, "NO-KOORD", note)))
+        answer = await koord["NO"].client.post(
+            koord["NO"].url("/api/v1/coordination/documents"), signed
         )
-        receipt = koord["PT"].check_receipt(answer.body, signed)
-        out.step("PT-KOORD", f"reminds PT-OMD, with a note in Portuguese; {_receipt_line(receipt)}")
-        cursor_pt = await _received(out, "PT-OMD", pt, cursor_pt)
+        receipt = koord["NO"].check_receipt(answer.body, signed)
+        out.step("NO-KOORD", f"reminds PT-OMD, with a note in Nynorsk; {_receipt_line(receipt)}")
+        cursor_pt = await _received(out, "PT-OMD", pt, cursor_pt, "CoordinatorReminder")
         await pt.pull(after=cursor_pt)
 
         clock.advance(timedelta(days=1))

@@ -16,6 +16,23 @@ from gateway.core.clock import utc_from_seconds
 __all__ = ["ShiftedClock"]
 
 
+class _ShiftedTimer:
+    """A reactor call whose ``getTime`` is on the shifted clock (queues compare the two)."""
+
+    def __init__(self, inner: Any, clock: ShiftedClock) -> None:
+        self._inner = inner
+        self._clock = clock
+
+    def getTime(self) -> float:
+        return float(self._inner.getTime()) + self._clock.offset
+
+    def cancel(self) -> None:
+        self._inner.cancel()
+
+    def active(self) -> bool:
+        return bool(self._inner.active())
+
+
 class ShiftedClock:
     """The reactor's clock, moved forward by :meth:`advance`."""
 
@@ -27,7 +44,7 @@ class ShiftedClock:
         return float(self._inner.seconds()) + self.offset
 
     def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        return self._inner.callLater(delay, f, *args, **kw)
+        return _ShiftedTimer(self._inner.callLater(delay, f, *args, **kw), self)
 
     def now(self) -> datetime:
         return utc_from_seconds(self.seconds())

@@ -42,3 +42,42 @@ def test_demo_plays_a_closed_exchange_and_shows_both_tracking_records() -> None:
     assert "O título de formação anexo é autêntico" in out
     assert "PQD-DOCTOR-010 → NONE: Ingen reaksjon" in out
     assert "PQD-DOCTOR-010 → NONE: Nenhuma sanção" in out
+
+
+def test_demo_plays_a_late_exchange_reminded_escalated_coordinated_and_answered() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    late = out[out.index("A late exchange (NO-HELSEDIR:2026-000418)") :]
+    steps = [
+        "simulated clock: day  5.0",
+        "NO node      deadline check: 1 node-signed document(s) sent",
+        "PT-OMD       received Reminder from NO-HELSEDIR",
+        "the acceptance deadline has passed",
+        "PT-OMD       received Reminder from NO-HELSEDIR",
+        "simulated clock: day 10.0",
+        "received Escalation from NO-HELSEDIR (reason ANSWER_OVERDUE, coordinator NO-KOORD)",
+        "NO-KOORD     received Escalation",
+        "PT-KOORD     received Escalation",
+        "PT-KOORD     lists escalated: NO-HELSEDIR:2026-000418 requested, responder PT-OMD, "
+        "acceptance deadline passed, 1 escalation(s)",
+        "NO-KOORD     reminds PT-OMD, with a note in Nynorsk; signed receipt from node NO",
+        "PT-OMD       received CoordinatorReminder from coordinator NO-KOORD [nn]",
+        "PT-OMD       accepts (late)",
+        "NO-HELSEDIR  received the Acceptance and the Answer: the late exchange is answered",
+    ]
+    at = 0
+    for step in steps:  # in this order
+        found = late.find(step, at)
+        assert found >= 0, (step, late)
+        at = found + len(step)
+    # the figures agree on both nodes: one of the two requests accepted within 7 days
+    for node in ("NO", "PT"):
+        assert f"at node {node}: PT-OMD PQD: 2 requests, accepted within 7 days 1/2," in late, late
+    assert late.count("1 escalation(s)") == 3  # the listing and both nodes' figures

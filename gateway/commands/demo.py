@@ -12,6 +12,15 @@ signed receipt's digest, the deliveries show who sent them (the sender's own
 signature verified) and the questions rendered in the receiving node's
 language, and the end shows the exchange's tracking record (both nodes'
 stages).
+
+Then a late exchange on a simulated clock (both nodes' clock moved forward
+by days): Portugal does not accept a second request; Norway's node reminds
+PT-OMD two days before the acceptance deadline and when it passes, then
+escalates to the coordinators of both countries; the Portuguese national
+coordinator lists the escalated exchange, the Norwegian one reminds PT-OMD
+with a note;
+PT-OMD accepts and answers, and Norway receives the answer. The end shows
+the performance figures of both exchanges (docs/kpi.md).
 """
 
 from __future__ import annotations
@@ -31,6 +40,12 @@ from gateway.core.envelopes import Delivery, Receipt, Rendering
 
 AUTHORITIES = {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}
 EXCHANGE_ID = "NO-HELSEDIR:2026-000417"
+LATE_EXCHANGE_ID = "NO-HELSEDIR:2026-000418"
+#: The coordinators registered at each node (national scope).
+COORDINATORS = {
+    "NO": ("NO-KOORD", "Nasjonal IMI-koordinator"),
+    "PT": ("PT-KOORD", "Coordenador nacional IMI"),
+}
 
 
 class _Out:
@@ -96,15 +111,20 @@ async def _play(base: Path, out: _Out) -> None:
         setup_nodes,
         start_in_process,
     )
+    from gateway.testbed.clock import ShiftedClock
 
     out("Setting up two nodes as their operators would (init, issue-national, peer bundles)…")
     setups = setup_nodes(base, AUTHORITIES)
+    _register_coordinators(setups, base)
     catalogues = load_catalogues()
+    clock = ShiftedClock(reactor)  # real time until the late exchange moves it on by days
     running = []
+    nodes = {}
     for country, setup in setups.items():
         # Every listener on port 0: each node binds free ports; the other learns its peer URL.
-        service, parts = start_in_process(setup, reactor, catalogues=catalogues)
+        service, parts = start_in_process(setup, reactor, catalogues=catalogues, clock=clock)
         running.append(service)
+        nodes[country] = parts
         out(
             f"  node {country}: national API :{parts.api.port}, peer API :{parts.peer.port}, "
             f"languages {', '.join(parts.config.node.languages)}"
@@ -173,11 +193,185 @@ async def _play(base: Path, out: _Out) -> None:
         pt_state, pt_stages = await pt.tracking(EXCHANGE_ID)
         same = "the same stages" if sorted(pt_stages) == sorted(stages) else "other stages"
         out(f"Tracking record at node PT: state {pt_state}, {same} ({len(pt_stages)}).")
+        await _late_exchange(out, clock, nodes, setups, no, pt)
     finally:
         await no.close()
         await pt.close()
         for service in running:
             await service.stopService()
+
+
+def _register_coordinators(setups: dict[str, Any], base: Path) -> None:
+    """Each country's national coordinator, with its own client certificate (before start)."""
+    from gateway.core.coordinators import Coordinator, Scope
+    from gateway.keystore import issue_national_certificate
+    from gateway.storage.coordinators import CoordinatorRegistry
+    from gateway.testbed.nodes import NationalCredentials
+
+    for country, (coordinator_id, name) in COORDINATORS.items():
+        setup = setups[country]
+        issued = issue_national_certificate(
+            setup.node_dir, coordinator_id, base / f"coordinator-{coordinator_id}", coordinator=True
+        )
+        CoordinatorRegistry(setup.node_dir).add(Coordinator(coordinator_id, name, Scope.NATIONAL))
+        setup.authorities[coordinator_id] = NationalCredentials(
+            coordinator_id, issued.key_path, issued.certificate_path
+        )
+
+
+async def _received(out: _Out, who: str, system: Any, cursor: int, until: str) -> int:
+    """Print what ``who`` pulls until a ``until`` document came; the cursor."""
+    from gateway.core.documents import read_exchange_document
+    from gateway.core.xmlparse import parse_xml
+
+    seen: list[str] = []
+    while until not in seen:
+        pulled = await system.pull(after=cursor, wait=10)
+        for delivery in pulled.deliveries:
+            document: Any = read_exchange_document(parse_xml(delivery.document))
+            seen.append(delivery.document_type)
+            sender = f"from {document.header.sender}"
+            extra = ""
+            if delivery.document_type == "Escalation":
+                extra = f" (reason {document.reason}, coordinator {document.coordinator})"
+            elif delivery.document_type.startswith("Coordinator"):
+                sender = f"from coordinator {document.coordinator}"
+                if document.note is not None:
+                    extra = f" [{document.note.lang}] “{document.note.text}”"
+            out.step(
+                who,
+                f"received {delivery.document_type} {sender}{extra} "
+                f"(delivered and signed by node {delivery.issuer_node})",
+            )
+        cursor = int(pulled.cursor)
+    return cursor
+
+
+async def _late_exchange(
+    out: _Out, clock: Any, nodes: dict[str, Any], setups: dict[str, Any], no: Any, pt: Any
+) -> None:
+    """A request Portugal does not accept in time: reminded, escalated, coordinated, answered."""
+    from datetime import timedelta
+
+    from twisted.internet import reactor
+
+    from gateway.core.coordination import CoordinatorReminder
+    from gateway.core.docparts import Header
+    from gateway.core.docxml import LocalizedText
+    from gateway.core.kpi import Period
+    from gateway.core.ns import DOC_NS
+    from gateway.core.xmlparse import parse_xml
+    from gateway.testbed import NationalSystem, doctor_acceptance, doctor_answer, doctor_request
+
+    start = clock.now()
+
+    def day() -> str:
+        elapsed = (clock.now() - start) / timedelta(days=1)
+        return f"day {elapsed:4.1f}"
+
+    async def deadlines(text: str, delta: timedelta) -> None:
+        clock.advance(delta)
+        out()
+        out(f"-- simulated clock: {day()} ({clock.now():%Y-%m-%d %H:%M} UTC): {text}")
+        sent = await nodes["NO"].deadlines.run_once()
+        out.step("NO node", f"deadline check: {sent} node-signed document(s) sent")
+
+    koord = {c: NationalSystem(reactor, setups[c], i) for c, (i, _) in COORDINATORS.items()}
+    try:
+        out()
+        out(f"A late exchange ({LATE_EXCHANGE_ID}), on a simulated clock both nodes share:")
+        request = doctor_request(LATE_EXCHANGE_ID, "NO-HELSEDIR", "PT-OMD", clock.now())
+        await no.submit(no.sign(to_xml(request)))
+        exchange = await nodes["NO"].db.run_txn(_exchange_txn, LATE_EXCHANGE_ID)
+        out.step(
+            "NO-HELSEDIR",
+            f"asks again ({day()}); acceptance due {exchange.acceptance_due_at:%Y-%m-%d %H:%M}, "
+            f"reply by {request.requested_reply_date}",
+        )
+        cursor_pt = await _received(out, "PT-OMD", pt, 0, "Request")
+        await pt.pull(after=cursor_pt)
+        out.step("PT-OMD", "does not accept it (on leave; nobody acts)")
+
+        await deadlines("two days before the acceptance deadline", timedelta(days=5, hours=1))
+        cursor_pt = await _received(out, "PT-OMD", pt, cursor_pt, "Reminder")
+        await deadlines("the acceptance deadline has passed", timedelta(days=2))
+        cursor_pt = await _received(out, "PT-OMD", pt, cursor_pt, "Reminder")
+        await deadlines("overdue by the 3-day grace period: escalation", timedelta(days=3))
+        cursor_pt = await _received(out, "PT-OMD", pt, cursor_pt, "Escalation")
+        await _received(out, "NO-KOORD", koord["NO"], 0, "Escalation")
+        cursor_koord = await _received(out, "PT-KOORD", koord["PT"], 0, "Escalation")
+        await koord["PT"].pull(after=cursor_koord)
+
+        out()
+        out(f"-- the coordinators step in ({day()})")
+        path = "/api/v1/coordination/exchanges?view=escalated"
+        answer = await koord["PT"].client.get(koord["PT"].url(path))
+        for item in parse_xml(answer.body).iter(f"{{{DOC_NS}}}Exchange"):
+            out.step(
+                "PT-KOORD",
+                f"lists escalated: {item.get('id')} {item.get('state')}, responder "
+                f"{item.get('responder')}, {item.get('overdue')} deadline passed, "
+                f"{item.get('escalations')} escalation(s)",
+            )
+        # The requester's coordinator reminds the responder, with a note it reads in its language.
+        note = LocalizedText("Vi ber om at førespurnaden vert akseptert og svara på snarast.", "nn")
+        header = Header(
+            LATE_EXCHANGE_ID,
+            f"NO-KOORD:{LATE_EXCHANGE_ID}-reminder",
+            "NO-HELSEDIR",
+            "PT-OMD",
+            clock.now(),
+        )
+        signed = koord["NO"].sign(to_xml(CoordinatorReminder(header, "NO-KOORD", note)))
+        answer = await koord["NO"].client.post(
+            koord["NO"].url("/api/v1/coordination/documents"), signed
+        )
+        receipt = koord["NO"].check_receipt(answer.body, signed)
+        out.step("NO-KOORD", f"reminds PT-OMD, with a note in Nynorsk; {_receipt_line(receipt)}")
+        cursor_pt = await _received(out, "PT-OMD", pt, cursor_pt, "CoordinatorReminder")
+        await pt.pull(after=cursor_pt)
+
+        clock.advance(timedelta(days=1))
+        out()
+        out(f"-- {day()}: PT-OMD acts")
+        acceptance = doctor_acceptance(request, clock.now())
+        await pt.submit(pt.sign(to_xml(acceptance)))
+        out.step("PT-OMD", f"accepts (late); reply by {acceptance.agreed_reply_date}")
+        answer_doc = doctor_answer(request, clock.now())
+        await pt.submit(pt.sign(to_xml(answer_doc)))
+        out.step("PT-OMD", "answers")
+        cursor_no = 0
+        seen: list[str] = []
+        while "Answer" not in seen:
+            pulled = await no.pull(after=cursor_no, wait=10)
+            seen += [d.document_type for d in pulled.deliveries]
+            cursor_no = pulled.cursor
+        await no.pull(after=cursor_no)
+        out.step(
+            "NO-HELSEDIR", "received the Acceptance and the Answer: the late exchange is answered"
+        )
+
+        period = Period(start - timedelta(days=1), clock.now() + timedelta(seconds=1))
+        out()
+        out("Performance figures of PT-OMD for both requests (imi-gateway kpi; docs/kpi.md):")
+        for country in ("NO", "PT"):
+            report = await nodes[country].kpi.report(period)
+            for row in report.rows:
+                out(
+                    f"  at node {country}: {row.authority} {row.area}: {row.requests} requests, "
+                    f"accepted within 7 days {row.accepted_within_7_days}/"
+                    f"{row.acceptance_counted}, {row.average_days_to_answer:.2f} days to answer "
+                    f"on average, {row.escalations} escalation(s)"
+                )
+    finally:
+        for system in koord.values():
+            await system.close()
+
+
+def _exchange_txn(conn: Any, exchange_id: str) -> Any:
+    from gateway.storage.exchanges import exchange_txn
+
+    return exchange_txn(conn, exchange_id)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -203,7 +397,8 @@ def _run(args: argparse.Namespace) -> int:
     if failure:
         raise failure[0]
     out()
-    out("Demo finished: the exchange was requested, accepted, answered and closed.")
+    out("Demo finished: the exchange was requested, accepted, answered and closed; the late one")
+    out("was reminded, escalated, taken up by the coordinator and answered.")
     return 0
 
 

@@ -280,6 +280,8 @@ class MetricsConfig:
     max_connections: int = setting(64, minimum=1, maximum=100_000)
     #: How often the gauges of stored state and certificate expiry are re-read.
     refresh_seconds: float = setting(15.0, minimum=1, maximum=3600)
+    #: How often the performance-figure gauges (imi_kpi_*, docs/kpi.md) are recomputed.
+    kpi_refresh_seconds: float = setting(300.0, minimum=1, maximum=86400)
 
     def __post_init__(self) -> None:
         _check_listen_address(self.host, "host")

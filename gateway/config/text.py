@@ -121,6 +121,7 @@ port = {peer_port}
 port = {metrics_port}
 # max_connections = 64
 # refresh_seconds = 15               # how often queue depths and certificate expiry are re-read
+# kpi_refresh_seconds = 300          # how often the performance-figure gauges are recomputed
 
 [limits]
 # max_body_bytes = 16777216          # largest request body accepted (16 MiB)

@@ -84,6 +84,7 @@ from gateway.service.deadlines import DeadlineService
 from gateway.service.deliveries import Deliveries, Pusher
 from gateway.service.directory_search import LiveSearch
 from gateway.service.directory_sync import DirectorySyncService
+from gateway.service.kpi import KpiGauges, KpiQueries
 from gateway.service.localization import Localizer
 from gateway.service.metrics import MetricsRefresher, NodeMetrics
 from gateway.service.outbound import PeerSender
@@ -103,6 +104,7 @@ from gateway.transport.client import HTTPSClient
 from gateway.transport.coordination import coordination_tree
 from gateway.transport.directory import AuthoritySearchResource, DirectoryResource
 from gateway.transport.health import health_root
+from gateway.transport.kpi import KpiResource
 from gateway.transport.tls import (
     PinnedPeersPolicy,
     ReloadableServerOptions,
@@ -138,6 +140,9 @@ class NodeParts:
     deadlines: DeadlineService | None = None
     #: The admin console's listener (``[console] enabled``), else None.
     console: Listener | None = None
+    #: The performance figures (docs/kpi.md): what the console and the API read.
+    kpi: KpiQueries | None = None
+    kpi_gauges: KpiGauges | None = None
 
 
 def build_node(
@@ -314,6 +319,10 @@ def build_node(
         )
     )
 
+    kpi = KpiQueries(runtime, coordinators=registry.all, region_of=region_of)
+    kpi_gauges = KpiGauges(runtime, interval=config.metrics.kpi_refresh_seconds)
+    top.add(kpi_gauges)
+
     site = SiteFactory(config, reactor, metrics)
     api_guard = api_root(
         pipeline=pipeline,
@@ -326,6 +335,7 @@ def build_node(
         extra={
             b"authorities": AuthoritySearchResource(LiveSearch(directory), run=cpu.run),
             b"coordination": coordination_tree(desk),
+            b"kpi": KpiResource(kpi),
         }
         | (api_resources or {}),
     )
@@ -469,6 +479,8 @@ def build_node(
         coordinators=desk,
         deadlines=deadline_service,
         console=console,
+        kpi=kpi,
+        kpi_gauges=kpi_gauges,
     )
     return top, parts
 

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
 
 from gateway.core.catalogue import load_catalogues
-from gateway.core.clock import utc_from_seconds
 from gateway.core.coordinators import Coordinator, Scope
 from gateway.core.docparts import Header
 from gateway.core.documents import ExchangeDocument, to_xml
@@ -35,6 +33,7 @@ from gateway.storage.errors import ExchangeNotFound, MessageNotFound
 from gateway.storage.exchanges import exchange_txn
 from gateway.storage.messages import message_meta_txn
 from gateway.testbed import NationalSystem, setup_nodes, start_in_process
+from gateway.testbed.clock import ShiftedClock
 from gateway.testbed.nodes import NationalCredentials
 from tests.nodes import RunningNode, settled
 from tests.transport.test_peer_security import refusal
@@ -50,26 +49,6 @@ COORDINATORS = {
         Coordinator("PT-KOORD-ACSS", "Coordenador da ACSS", Scope.AUTHORITIES, ("PT-ACSS",)),
     ],
 }
-
-
-class ShiftedClock:
-    """The reactor's clock, moved forward by :meth:`advance` (one clock for both nodes)."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.offset = 0.0
-
-    def seconds(self) -> float:
-        return float(self._inner.seconds()) + self.offset
-
-    def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        return self._inner.callLater(delay, f, *args, **kw)
-
-    def now(self) -> datetime:
-        return utc_from_seconds(self.seconds())
-
-    def advance(self, delta: timedelta) -> None:
-        self.offset += delta.total_seconds()
 
 
 @dataclass

@@ -26,7 +26,7 @@ from tests.nodes import start_node
 from tests.waiting import until
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
-ROW = re.compile(r"^\| `([a-z_]+)` \|", re.MULTILINE)
+ROW = re.compile(r"^\| `([a-z0-9_]+)` \|", re.MULTILINE)
 AUTHORITIES = {"NO": ["NO-HELSEDIR", "NO-UDIR"], "PT": ["PT-OMD"]}
 FAST_GIVE_UP = {"NO": "[outbound]\ninitial_backoff_seconds = 0.05\nmax_attempts = 1"}
 
@@ -66,7 +66,9 @@ def configure(setups: dict, tmp_path: Path) -> None:
     text = text.replace(
         'id = "NO-UDIR"\n', 'id = "NO-UDIR"\npush_url = "https://127.0.0.1:9/imi/deliveries"\n'
     )
-    text = text.replace("[metrics]\n", "[metrics]\nrefresh_seconds = 1\n", 1)
+    text = text.replace(
+        "[metrics]\n", "[metrics]\nrefresh_seconds = 1\nkpi_refresh_seconds = 1\n", 1
+    )
     config.write_text(text)
 
 
@@ -120,6 +122,7 @@ async def test_every_documented_metric_has_samples_on_a_running_node(tmp_path) -
                 value(scraped, "imi_outbox_messages", peer="PT", state="pending") == 1
                 and value(scraped, "imi_outbox_messages", peer="PT", state="dead") == 1
                 and value(scraped, "imi_push_failures_total", authority="NO-UDIR") >= 1
+                and value(scraped, "imi_kpi_requests", window="30d", authority="PT-OMD") >= 1
             )
 
         await until(refreshed)

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.threads import deferToThread
 
 from gateway.core.documents import to_xml
+from gateway.storage.outbox import outbox_depth_txn
 from gateway.testbed import NationalSystem, doctor_request, setup_nodes
 from tests.nodes import start_node
 from tests.waiting import until
@@ -107,8 +109,14 @@ async def test_every_documented_metric_has_samples_on_a_running_node(tmp_path) -
         await nodes["PT"].stop()
         dead = helsedir.sign(to_xml(doctor_request("IMI-M-4", "NO-HELSEDIR", "PT-OMD", now)))
         await helsedir.submit(dead)
+
+        async def dead_lettered() -> bool:
+            rows = await nodes["NO"].parts.db.run_txn(outbox_depth_txn)
+            return any(r.peer_node == "PT" and r.state == "dead" and r.count == 1 for r in rows)
+
+        await until(dead_lettered)  # the sender tried it (after its linger) and gave up
         # ... and with NO's queue to PT stopped, one more stays pending.
-        await nodes["NO"].parts.senders["PT"].stopService()
+        await maybeDeferred(nodes["NO"].parts.senders["PT"].stopService)
         pending = helsedir.sign(to_xml(doctor_request("IMI-M-5", "NO-HELSEDIR", "PT-OMD", now)))
         await helsedir.submit(pending)
 

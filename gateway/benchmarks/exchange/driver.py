@@ -122,6 +122,9 @@ async def _drive(reactor: Any, run: _Run) -> None:
                 for code, n in puller.errors.items():
                     report.errors[f"pull:{code}"] = report.errors.get(f"pull:{code}", 0) + n
                 puller.errors.clear()
+                for what, n in puller.pulls.items():
+                    report.pulls[what] = report.pulls.get(what, 0) + n
+                    puller.pulls[what] = 0
             run.phases.append(report)
             run.profiles.update({k: str(v) for k, v in phase.profiles.items()})
             del exchanges, phase

@@ -16,6 +16,7 @@ from gateway.benchmarks.exchange.options import (
     _KIND_OF_SUFFIX,
     DOCUMENT_KINDS,
     NO_AUTHORITY,
+    POLL_PAUSE,
     PT_AUTHORITY,
     ExchangeOptions,
 )
@@ -394,6 +395,8 @@ class Puller:
         self.phase: LoadPhase | None = None
         self.cursor = 0
         self.errors: Counter[str] = Counter()
+        #: Pull requests answered, and those that handed out nothing (reset per phase).
+        self.pulls = Counter({"pulls": 0, "empty": 0})
         self._stop = False
         self.done: Any = None
 
@@ -425,6 +428,11 @@ class Puller:
                 except GatewayError as exc:
                     self.errors[f"verify:{exc.code}"] += 1
             ids = [m.decode() for m in _ITEM_ID.findall(answer.body)]
+            self.pulls["pulls"] += 1
+            if not ids:
+                self.pulls["empty"] += 1
+                if self.options.poll_wait == 0:
+                    await _sleep(self.reactor, POLL_PAUSE)
             cursor = _CURSOR.search(answer.body)
             if cursor is not None:
                 self.cursor = int(cursor.group(1))

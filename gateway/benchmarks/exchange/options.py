@@ -39,6 +39,7 @@ class ExchangeOptions:
     concurrency: int = 48
     rate: float | None = None
     ceiling: float = 350.0
+    #: Long-poll ``wait`` of the pullers; 0: poll again at once, or after POLL_PAUSE if empty.
     poll_wait: int = 5
     pull_limit: int = 500
     verify: bool = False
@@ -62,6 +63,9 @@ class ExchangeOptions:
             return math.ceil(rate * self.duration) + 1
         return math.ceil(self.ceiling * self.duration) + self.concurrency
 
+
+#: With ``--poll-wait 0``, the pause of a puller after an empty answer (seconds).
+POLL_PAUSE = 0.01
 
 QUICK = {"duration": 3.0, "warmup": 1.0, "concurrency": 16, "ceiling": 150.0, "floor_repeat": 30}
 
@@ -135,6 +139,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "needs --database postgresql); CPU and RSS are read from the supervisor and every worker",
     )
     parser.add_argument(
+        "--poll-wait",
+        type=int,
+        default=5,
+        metavar="S",
+        help="the pullers' long-poll wait (default 5). A long poll is woken by a delivery made "
+        "in its own process only: with several workers use 0 (poll again at once, or after "
+        "10 ms when nothing came; the empty polls are reported)",
+    )
+    parser.add_argument(
         "--node-log-level",
         default="info",
         choices=("debug", "info", "warn", "error", "critical"),
@@ -174,10 +187,13 @@ def options_from(args: argparse.Namespace) -> ExchangeOptions:
         database=args.database,
         database_url=args.database_url,
         workers=args.workers,
+        poll_wait=args.poll_wait,
         **defaults,
     )
     if options.duration <= options.warmup:
         raise BenchFailed("--duration must be longer than --warmup")
+    if options.poll_wait < 0:
+        raise BenchFailed("--poll-wait must be 0 or more")
     if options.concurrency < 1 or (options.rate is not None and options.rate <= 0):
         raise BenchFailed("--concurrency and --rate must be positive")
     check_database(options)

@@ -61,6 +61,8 @@ class PhaseReport:
     floor_us_per_document: float = math.nan
     ratio_to_floor: float = math.nan
     floor: dict[str, Any] = field(default_factory=dict)
+    #: The pullers' requests in the phase (``pulls``) and how many handed out nothing (``empty``).
+    pulls: dict[str, int] = field(default_factory=dict)
     #: What the figures of this phase may miss (e.g. a worker whose metrics were not reached).
     notes: list[str] = field(default_factory=list)
 
@@ -204,6 +206,8 @@ def format_report(report: BenchReport) -> str:
         )
         env = ", ".join(f"{k} {_fmt(v)}" for k, v in p.documents_per_envelope.items())
         lines.append(f"  documents per envelope: {env}")
+        if p.pulls:
+            lines.append(f"  pulls: {p.pulls.get('pulls', 0)} ({p.pulls.get('empty', 0)} empty)")
         if p.errors or p.incomplete or p.pool_exhausted or p.node_problems:
             lines.append(
                 f"  errors {p.errors or 'none'}, incomplete exchanges {p.incomplete}"

@@ -167,21 +167,20 @@ class NodeProcess:
         """
         if self.workers == 1:
             return self._scrape()
-        wanted: dict[float, int] = {}
+        workers: dict[int, float] = {}
         for pid in self.processes().values():
             if pid != self.pid:
                 try:
-                    wanted[start_time(pid)] = pid
+                    workers[pid] = start_time(pid)
                 except OSError:
                     continue
         found: dict[int, dict[str, float]] = {}
         for _ in range(SCRAPES_PER_WORKER * self.workers):
             samples = self._scrape()
-            started = samples.get("process_start_time_seconds{}", math.nan)
-            for when, pid in wanted.items():
-                if abs(when - started) < 0.005:
-                    found[pid] = samples
-            if len(found) == len(wanted):
+            pid = _which_worker(samples, workers)
+            if pid is not None:
+                found[pid] = samples
+            if len(found) == len(workers):
                 break
         total: dict[str, float] = {}
         for samples in found.values():
@@ -215,6 +214,27 @@ class NodeProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+def _which_worker(samples: dict[str, float], started: dict[int, float]) -> int | None:
+    """The pid whose scrape ``samples`` are: by start time, then (two workers started in
+    the same clock tick) by the resident memory closest to what the scrape said."""
+    when = samples.get("process_start_time_seconds{}", math.nan)
+    candidates = [pid for pid, at in started.items() if abs(at - when) < 0.005]
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    rss = samples.get("process_resident_memory_bytes{}", math.nan)
+    page = os.sysconf("SC_PAGE_SIZE")
+    distance: dict[int, float] = {}
+    for pid in candidates:
+        try:
+            pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        distance[pid] = abs(pages * page - rss)
+    if not distance:
+        return None
+    return min(distance, key=lambda pid: distance[pid])
 
 
 class Profiler:

@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 from gateway.benchmarks.exchange import BenchFailed, ExchangeOptions
 from gateway.benchmarks.exchange.databases import node_databases
 from gateway.benchmarks.exchange.options import check_database
-from gateway.benchmarks.exchange.processes import _which_worker, start_time
+from gateway.benchmarks.exchange.processes import _which_worker, cpu_seconds, start_time
 from gateway.benchmarks.exchange.scaling import exchange_argv, format_table, row_of
 from gateway.cli import build_parser
 from tests.conftest import postgres_url
@@ -33,10 +33,10 @@ from tests.conftest import postgres_url
 def workers_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     url = postgres_url()
     work = tmp_path_factory.mktemp("bench-pg")
+    argv = ["bench", "exchange", "--quick", "--max", "--json", "--database", "postgresql"]
+    argv += ["--database-url", url, "--workers", "2", "--poll-wait", "0", "--work-dir", str(work)]
     done = subprocess.run(
-        [sys.executable, "-m", "gateway", "bench", "exchange", "--quick", "--max", "--json"]
-        + ["--database", "postgresql", "--database-url", url, "--workers", "2"]
-        + ["--poll-wait", "0", "--work-dir", str(work)],
+        [sys.executable, "-m", "gateway", *argv],
         capture_output=True,
         text=True,
         timeout=300,
@@ -122,10 +122,11 @@ def test_a_scrape_is_told_apart_by_start_time_then_resident_memory() -> None:
     samples = {
         "process_start_time_seconds{}": started,
         "process_resident_memory_bytes{}": float(rss),
+        "process_cpu_seconds_total{}": cpu_seconds(me),
     }
     assert _which_worker(samples, {me: started}) == me
     assert _which_worker(samples, {me: started + 5}) is None
-    parent = os.getppid()  # same start time, other memory: the closer one wins
+    parent = os.getppid()  # same start time, other CPU time and memory: the closer one wins
     assert _which_worker(samples, {parent: started, me: started}) == me
 
 

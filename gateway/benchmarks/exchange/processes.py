@@ -218,23 +218,27 @@ class NodeProcess:
 
 def _which_worker(samples: dict[str, float], started: dict[int, float]) -> int | None:
     """The pid whose scrape ``samples`` are: by start time, then (two workers started in
-    the same clock tick) by the resident memory closest to what the scrape said."""
+    the same clock tick) by the CPU time closest below what ``/proc`` says now, then by
+    the resident memory closest to what the scrape said."""
     when = samples.get("process_start_time_seconds{}", math.nan)
     candidates = [pid for pid, at in started.items() if abs(at - when) < 0.005]
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
+    cpu = samples.get("process_cpu_seconds_total{}", math.nan)
     rss = samples.get("process_resident_memory_bytes{}", math.nan)
     page = os.sysconf("SC_PAGE_SIZE")
-    distance: dict[int, float] = {}
+    scores: dict[int, tuple[float, float]] = {}
     for pid in candidates:
         try:
+            gap = cpu_seconds(pid) - cpu
             pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        distance[pid] = abs(pages * page - rss)
-    if not distance:
+        if gap >= -1.5 / _CLK_TCK:  # CPU time only grows (rounded to a tick)
+            scores[pid] = (round(max(gap, 0.0) * _CLK_TCK), abs(pages * page - rss))
+    if not scores:
         return None
-    return min(distance, key=lambda pid: distance[pid])
+    return min(scores, key=lambda pid: scores[pid])
 
 
 class Profiler:

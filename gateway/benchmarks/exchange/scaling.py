@@ -161,7 +161,9 @@ def format_table(rows: list[ScalingRow]) -> str:
             f"| {errors} |"
         )
     notes = [f"{r.workers} workers: {n}" for r in rows for n in r.notes]
-    return "\n".join(lines + [f"note: {n}" for n in notes]) + "\n"
+    if notes:
+        lines.append("")
+    return "\n".join(lines + [f"* note: {n}" for n in notes]) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -48,6 +48,8 @@ PHASE_FIELDS = {
     "floor_us_per_document",
     "ratio_to_floor",
     "floor",
+    "pulls",
+    "notes",
 }
 
 

@@ -5,6 +5,8 @@
   one-way latency percentiles, peak RSS per node and the XML+crypto floor of
   the same documents measured in the same run (see
   :mod:`gateway.benchmarks.exchange` and docs/performance.md);
+* ``bench scaling``: ``bench exchange`` on PostgreSQL with 1, 2 and 4
+  worker processes per node, one row each (:mod:`gateway.benchmarks.exchange.scaling`);
 * ``bench purge``: exchange throughput without and during a retention
   purge of 100,000 expired exchanges at one node (:mod:`gateway.benchmarks.purge`);
 * ``bench search``: the authority directory search, when
@@ -20,6 +22,7 @@ import importlib.util
 from types import ModuleType
 
 from gateway.benchmarks import exchange, purge
+from gateway.benchmarks.exchange import scaling
 from gateway.commands import usage_when_no_subcommand
 
 EXIT_USAGE = 2
@@ -35,7 +38,7 @@ def _optional(module_name: str) -> ModuleType | None:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="run a benchmark (exchange, purge, search)",
+        help="run a benchmark (exchange, scaling, purge, search)",
         description=(
             "Benchmarks of this machine's gateway. They print figures (a table, or JSON with "
             "--json) and never pass or fail on them. See docs/performance.md for the targets "
@@ -57,6 +60,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     exchange.add_arguments(ex)
     ex.set_defaults(func=exchange.run)
+
+    sc = benchmarks.add_parser(
+        "scaling",
+        help="bench exchange on PostgreSQL with 1, 2 and 4 workers per node: a table",
+        description=(
+            "Run 'bench exchange --max --database postgresql --workers N' for each worker "
+            "count (default 1,2,4), one after the other, each with new nodes and databases "
+            "and its own XML+crypto floor, and print one table: exchanges/s, node CPU per "
+            "document, the floor, and the CPU the rest of the machine used meanwhile. About "
+            "a minute per row with the defaults; --quick takes about 30 s per row. Needs a "
+            "PostgreSQL server where it may create and drop databases."
+        ),
+    )
+    scaling.add_arguments(sc)
+    sc.set_defaults(func=scaling.run)
 
     pp = benchmarks.add_parser(
         "purge",

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.benchmarks.exchange.databases import describe, node_databases
 from gateway.benchmarks.exchange.load import (
     LoadPhase,
     Puller,
@@ -116,10 +117,14 @@ async def _drive(reactor: Any, run: _Run) -> None:
             }
             report = phase.report(envelopes)
             report.node_problems = _node_problems(before, after)
+            report.notes = _scrape_notes(run.nodes, before, after)
             for puller in pullers.values():
                 for code, n in puller.errors.items():
                     report.errors[f"pull:{code}"] = report.errors.get(f"pull:{code}", 0) + n
                 puller.errors.clear()
+                for what, n in puller.pulls.items():
+                    report.pulls[what] = report.pulls.get(what, 0) + n
+                    puller.pulls[what] = 0
             run.phases.append(report)
             run.profiles.update({k: str(v) for k, v in phase.profiles.items()})
             del exchanges, phase
@@ -145,6 +150,25 @@ async def _drive(reactor: Any, run: _Run) -> None:
         report.ratio_to_floor = report.cpu_us_per_document / floor.us_per_document
 
 
+def _scrape_notes(
+    nodes: dict[str, NodeProcess],
+    before: dict[str, dict[str, float]],
+    after: dict[str, dict[str, float]],
+) -> list[str]:
+    """What the metrics of a multi-worker node miss (a worker /metrics never reached)."""
+    notes = []
+    for node_id, node in nodes.items():
+        if node.workers == 1:
+            continue
+        seen = [int(m.get("bench_workers_scraped{}", 0)) for m in (before[node_id], after[node_id])]
+        if min(seen) < node.workers:
+            notes.append(
+                f"node {node_id}: metrics (envelope sizes, refusals) from {seen[0]} and {seen[1]} "
+                f"of {node.workers} workers before and after the phase"
+            )
+    return notes
+
+
 async def _stop_pullers(pullers: dict[str, Puller]) -> None:
     from twisted.internet.defer import gatherResults
 
@@ -163,48 +187,31 @@ def run_exchange_bench(options: ExchangeOptions, command: str) -> BenchReport:
     from twisted.internet import reactor
 
     from gateway.core.signing import DEFAULT_ENGINE
-    from gateway.testbed import before_start, node_started, setup_nodes, signal_reload
+    from gateway.testbed import setup_nodes
 
     base_dir = Path(tempfile.mkdtemp(prefix="imi-bench-", dir=options.work_dir))
     nodes: dict[str, NodeProcess] = {}
     rss: dict[str, float] = {}
+    rss_by_process: dict[str, float] = {}
     try:
-        _say(f"setting up two nodes in {base_dir}")
-        setups = setup_nodes(base_dir, AUTHORITIES)
-        # Every listener on port 0. PT first (it sends only answers), then NO with PT's
-        # peer URL in its configuration; PT learns NO's URL on SIGHUP (a reload).
-        for node_id in ("PT", "NO"):
-            setup = setups[node_id]
-            before_start(setup)
-            node = nodes[node_id] = NodeProcess(node_id, setup.node_dir, options.node_log_level)
-            node_started(setup, node.wait_ready(), signal_reload(node.pid))
-        nodes["PT"].wait_reloaded()
-        run = _Run(options, base_dir, setups, nodes)
-        outcome: list[Any] = []
-
-        def finished(result: Any) -> None:
-            outcome.append(result)
-            reactor.stop()  # type: ignore[attr-defined]
-
-        def start() -> None:
-            from twisted.internet.defer import Deferred
-
-            Deferred.fromCoroutine(_drive(reactor, run)).addBoth(finished)
-
-        reactor.callWhenRunning(start)  # type: ignore[attr-defined]
-        reactor.run()  # type: ignore[attr-defined]
-        if not outcome:
-            raise BenchFailed("interrupted")
-        from twisted.python.failure import Failure
-
-        if isinstance(outcome[0], Failure):
-            outcome[0].raiseException()
-        for node_id, node in nodes.items():
-            rss[node_id] = round(peak_rss_mb(node.pid), 1)
-        rss["bench"] = round(peak_rss_mb(os.getpid()), 1)
+        with node_databases(options.database, options.database_url, AUTHORITIES) as extra:
+            _say(
+                f"setting up two nodes in {base_dir} ({describe(options.database, options.workers)})"
+            )
+            setups = setup_nodes(base_dir, AUTHORITIES, extra_config=extra or None)
+            try:
+                run = _run_nodes(reactor, options, setups, nodes, base_dir)
+                for node_id, node in nodes.items():
+                    for label, pid in node.processes().items():
+                        rss_by_process[label] = round(peak_rss_mb(pid), 1)
+                    rss[node_id] = round(
+                        sum(v for k, v in rss_by_process.items() if k.split()[0] == node_id), 1
+                    )
+                rss["bench"] = round(peak_rss_mb(os.getpid()), 1)
+            finally:
+                for node in nodes.values():
+                    node.stop()
     finally:
-        for node in nodes.values():
-            node.stop()
         if not options.keep:
             shutil.rmtree(base_dir, ignore_errors=True)
         else:
@@ -214,16 +221,61 @@ def run_exchange_bench(options: ExchangeOptions, command: str) -> BenchReport:
         command=command,
         date=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         machine=machine_info(),
-        database="sqlite (WAL, synchronous=FULL), one file per node",
+        database=describe(options.database, options.workers),
         signature_engine=DEFAULT_ENGINE,
         documents_per_exchange=DOCS_PER_EXCHANGE,
         national_systems_verify=options.verify,
         node_log_level=options.node_log_level,
         phases=run.phases,
         peak_rss_mb=rss,
-        targets=_targets(run.phases, rss),
+        targets=_targets(run.phases, rss_by_process),
         profiles=run.profiles,
+        workers=options.workers,
+        peak_rss_mb_by_process=rss_by_process,
     )
+
+
+def _run_nodes(
+    reactor: Any,
+    options: ExchangeOptions,
+    setups: dict[str, Any],
+    nodes: dict[str, NodeProcess],
+    base_dir: Path,
+) -> _Run:
+    """Start the node processes (into ``nodes``), drive the phases on the reactor; the run."""
+    from gateway.testbed import before_start, node_started, signal_reload
+
+    # Every listener on port 0. PT first (it sends only answers), then NO with PT's
+    # peer URL in its configuration; PT learns NO's URL on SIGHUP (a reload).
+    for node_id in ("PT", "NO"):
+        setup = setups[node_id]
+        before_start(setup)
+        node = nodes[node_id] = NodeProcess(
+            node_id, setup.node_dir, options.node_log_level, options.workers
+        )
+        node_started(setup, node.wait_ready(), signal_reload(node.pid))
+    nodes["PT"].wait_reloaded()
+    run = _Run(options, base_dir, setups, nodes)
+    outcome: list[Any] = []
+
+    def finished(result: Any) -> None:
+        outcome.append(result)
+        reactor.stop()
+
+    def start() -> None:
+        from twisted.internet.defer import Deferred
+
+        Deferred.fromCoroutine(_drive(reactor, run)).addBoth(finished)
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    if not outcome:
+        raise BenchFailed("interrupted")
+    from twisted.python.failure import Failure
+
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    return run
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from collections import Counter
@@ -17,6 +16,7 @@ from gateway.benchmarks.exchange.options import (
     _KIND_OF_SUFFIX,
     DOCUMENT_KINDS,
     NO_AUTHORITY,
+    POLL_PAUSE,
     PT_AUTHORITY,
     ExchangeOptions,
 )
@@ -141,6 +141,17 @@ class LoadPhase:
         self.machine_cpu = (math.nan, math.nan)
         self.profiles: dict[str, Path] = {}
         self._profilers: dict[str, Profiler] = {}
+        self._pids: dict[str, list[int]] = {}
+
+    def _cpu_of(self, node_id: str) -> float:
+        """CPU seconds of a node's processes (supervisor and workers) counted in this window."""
+        total = 0.0
+        for pid in self._pids[node_id]:
+            try:
+                total += cpu_seconds(pid)
+            except OSError:  # a worker ended in the window: its CPU is lost, say so
+                self.errors[f"node {node_id} process ended"] += 1
+        return total
 
     # the pullers call these
 
@@ -237,24 +248,27 @@ class LoadPhase:
         def window_opens() -> None:
             self.window = (counted_from, end)
             for node_id, node in self.nodes.items():
-                self.cpu[node_id] = (cpu_seconds(node.pid), 0.0)
+                self._pids[node_id] = list(node.processes().values())
+                self.cpu[node_id] = (self._cpu_of(node_id), 0.0)
             self.cpu["bench"] = (self_cpu_seconds(), 0.0)
             self._machine = machine_cpu_seconds()
             if self.options.profile_dir is not None:
                 self._profilers = {
-                    node_id: Profiler(
+                    label: Profiler(
                         self.options.profile_dir,
-                        f"{self.mode}-{node_id.lower()}",
-                        node.pid,
+                        f"{self.mode}-{label.lower().replace(' ', '-')}",
+                        pid,
                         end - counted_from,
                     )
-                    for node_id, node in self.nodes.items()
+                    for node in self.nodes.values()
+                    for label, pid in node.processes().items()
+                    if pid != node.pid or node.workers == 1  # the supervisor only waits
                 }
 
         def window_closes() -> None:
             for key, (before, _) in list(self.cpu.items()):
-                pid = self.nodes[key].pid if key in self.nodes else os.getpid()
-                self.cpu[key] = (before, cpu_seconds(pid))
+                after = self._cpu_of(key) if key in self.nodes else self_cpu_seconds()
+                self.cpu[key] = (before, after)
             busy, steal = machine_cpu_seconds()
             self.machine_cpu = (busy - self._machine[0], steal - self._machine[1])
 
@@ -381,6 +395,8 @@ class Puller:
         self.phase: LoadPhase | None = None
         self.cursor = 0
         self.errors: Counter[str] = Counter()
+        #: Pull requests answered, and those that handed out nothing (reset per phase).
+        self.pulls = Counter({"pulls": 0, "empty": 0})
         self._stop = False
         self.done: Any = None
 
@@ -412,6 +428,11 @@ class Puller:
                 except GatewayError as exc:
                     self.errors[f"verify:{exc.code}"] += 1
             ids = [m.decode() for m in _ITEM_ID.findall(answer.body)]
+            self.pulls["pulls"] += 1
+            if not ids:
+                self.pulls["empty"] += 1
+                if self.options.poll_wait == 0:
+                    await _sleep(self.reactor, POLL_PAUSE)
             cursor = _CURSOR.search(answer.body)
             if cursor is not None:
                 self.cursor = int(cursor.group(1))

@@ -39,6 +39,7 @@ class ExchangeOptions:
     concurrency: int = 48
     rate: float | None = None
     ceiling: float = 350.0
+    #: Long-poll ``wait`` of the pullers; 0: poll again at once, or after POLL_PAUSE if empty.
     poll_wait: int = 5
     pull_limit: int = 500
     verify: bool = False
@@ -48,6 +49,12 @@ class ExchangeOptions:
     profile_dir: Path | None = None
     floor_repeat: int = 300
     drain_seconds: float = 30.0
+    #: "sqlite" (a file in each node directory) or "postgresql" (a new database per node).
+    database: str = "sqlite"
+    #: The PostgreSQL server to create the databases on (None: the environment or default).
+    database_url: str | None = None
+    #: Worker processes per node (``imi-gateway run --workers N``; more than 1 needs PostgreSQL).
+    workers: int = 1
 
     def presign_count(self, phase: str, rate: float | None) -> int:
         """Exchanges to pre-sign for a phase (the closed loop stops if it runs out)."""
@@ -56,6 +63,9 @@ class ExchangeOptions:
             return math.ceil(rate * self.duration) + 1
         return math.ceil(self.ceiling * self.duration) + self.concurrency
 
+
+#: With ``--poll-wait 0``, the pause of a puller after an empty answer (seconds).
+POLL_PAUSE = 0.01
 
 QUICK = {"duration": 3.0, "warmup": 1.0, "concurrency": 16, "ceiling": 150.0, "floor_repeat": 30}
 
@@ -107,6 +117,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(costs CPU on the same machine; by default they check status and digests only)",
     )
     parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the nodes' database: sqlite (a file in each node directory, the default) or "
+        "postgresql (the run creates a new database per node and drops it afterwards)",
+    )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="the PostgreSQL server for --database postgresql (default $IMI_BENCH_POSTGRES_URL, "
+        "else postgresql+psycopg://postgres@127.0.0.1:5432/postgres); its own database is only "
+        "used to create and drop the run's databases",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each node as N worker processes ('imi-gateway run --workers N'; more than 1 "
+        "needs --database postgresql); CPU and RSS are read from the supervisor and every worker",
+    )
+    parser.add_argument(
+        "--poll-wait",
+        type=int,
+        default=5,
+        metavar="S",
+        help="the pullers' long-poll wait (default 5). A long poll is woken by a delivery made "
+        "in its own process only: with several workers use 0 (poll again at once, or after "
+        "10 ms when nothing came; the empty polls are reported)",
+    )
+    parser.add_argument(
         "--node-log-level",
         default="info",
         choices=("debug", "info", "warn", "error", "critical"),
@@ -143,10 +184,30 @@ def options_from(args: argparse.Namespace) -> ExchangeOptions:
         work_dir=args.work_dir,
         keep=args.keep,
         profile_dir=args.profile,
+        database=args.database,
+        database_url=args.database_url,
+        workers=args.workers,
+        poll_wait=args.poll_wait,
         **defaults,
     )
     if options.duration <= options.warmup:
         raise BenchFailed("--duration must be longer than --warmup")
+    if options.poll_wait < 0:
+        raise BenchFailed("--poll-wait must be 0 or more")
     if options.concurrency < 1 or (options.rate is not None and options.rate <= 0):
         raise BenchFailed("--concurrency and --rate must be positive")
+    check_database(options)
     return options
+
+
+def check_database(options: ExchangeOptions) -> None:
+    """Refuse what the nodes would refuse: several workers on SQLite, a URL without PostgreSQL."""
+    if options.workers < 1:
+        raise BenchFailed("--workers must be at least 1")
+    if options.workers > 1 and options.database != "postgresql":
+        raise BenchFailed(
+            f"--workers {options.workers} needs --database postgresql "
+            "(SQLite is one process's database)"
+        )
+    if options.database_url is not None and options.database != "postgresql":
+        raise BenchFailed("--database-url goes with --database postgresql")

@@ -44,6 +44,17 @@ def peak_rss_mb(pid: int) -> float:
     return math.nan
 
 
+def start_time(pid: int) -> float:
+    """When process ``pid`` started, in seconds since the epoch, exactly as a node's
+    ``process_start_time_seconds`` metric says it (``/proc/PID/stat`` and ``btime``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    ticks = float(stat[stat.rindex(")") + 2 :].split()[19]) / _CLK_TCK
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return ticks + float(line.split()[1])
+    return math.nan
+
+
 def self_cpu_seconds() -> float:
     return cpu_seconds(os.getpid())
 
@@ -56,24 +67,48 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return (user + nice + system + irq + softirq) / _CLK_TCK, steal / _CLK_TCK
 
 
-class NodeProcess:
-    """One node running as ``python -m gateway run NODE_DIR`` in its own process."""
+#: Scrapes of a multi-worker node's /metrics before giving up on finding every worker.
+SCRAPES_PER_WORKER = 25
 
-    def __init__(self, node_id: str, node_dir: Path, log_level: str) -> None:
+
+class NodeProcess:
+    """One node running as ``python -m gateway run NODE_DIR [--workers N]``.
+
+    With N > 1 workers, :attr:`pid` is the supervisor's; :meth:`processes`
+    lists the supervisor and its workers (from ``ports.json``), whose CPU and
+    RSS the benchmark adds up.
+    """
+
+    def __init__(self, node_id: str, node_dir: Path, log_level: str, workers: int = 1) -> None:
         self.node_id = node_id
         self.node_dir = node_dir
         self.health_url = ""  # known once the node reported its ports
         self.log_level = log_level
+        self.workers = workers
         self.log_path = node_dir.parent / f"node-{node_id.lower()}.log"
         self._log = self.log_path.open("wb")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", str(node_dir), "--log-level", log_level],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        argv = [sys.executable, "-m", "gateway", "run", str(node_dir), "--log-level", log_level]
+        if workers > 1:
+            argv += ["--workers", str(workers)]
+        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.pid = self.process.pid
+        #: Worker pids as of the last :meth:`processes` (empty: one process).
+        self.worker_pids: tuple[int, ...] = ()
+
+    def processes(self) -> dict[str, int]:
+        """The node's processes by label: ``NO`` alone, or ``NO supervisor``, ``NO worker 1``..."""
+        if self.workers == 1:
+            return {self.node_id: self.pid}
+        from gateway.node_ports import read_ports_file
+
+        ports = read_ports_file(self.node_dir)
+        if ports is not None and ports.pid == self.pid:
+            self.worker_pids = ports.workers
+        labels = {f"{self.node_id} supervisor": self.pid}
+        for number, pid in enumerate(self.worker_pids, 1):
+            labels[f"{self.node_id} worker {number}"] = pid
+        return labels
 
     def wait_ready(self, timeout: float = 60.0) -> NodePorts:
         """The ports the node bound, once it answers its health check."""
@@ -103,9 +138,12 @@ class NodeProcess:
         raise BenchFailed(f"node {self.node_id} did not become healthy:\n" + self.log_tail())
 
     def wait_reloaded(self, timeout: float = 10.0) -> None:
-        """Until the node logged a reload (its log level shows it; else at once)."""
+        """Until the node (each of its workers) logged a reload (its log level shows it; else at once)."""
         deadline = time.monotonic() + timeout
-        while self.log_level in ("debug", "info") and "Trust reloaded" not in self.log_text():
+        while (
+            self.log_level in ("debug", "info")
+            and self.log_text().count("Trust reloaded") < self.workers
+        ):
             if time.monotonic() >= deadline:
                 raise BenchFailed(f"node {self.node_id} did not reload:\n" + self.log_tail())
             time.sleep(0.05)
@@ -117,7 +155,41 @@ class NodeProcess:
             return ""
 
     def metrics(self) -> dict[str, float]:
-        """The node's Prometheus samples, keyed ``name{label="v",...}``."""
+        """The node's Prometheus samples, keyed ``name{label="v",...}``.
+
+        A node of several workers has one registry per worker, and each
+        scrape reaches one of them (the kernel picks the worker that accepts).
+        Its /metrics is scraped until every worker answered, each told by its
+        ``process_start_time_seconds`` (read for each pid from ``/proc``), and
+        the samples are summed over the workers. ``bench_workers_scraped``
+        says how many were found (fewer when two started in the same clock
+        tick or one was too busy to answer).
+        """
+        if self.workers == 1:
+            return self._scrape()
+        workers: dict[int, float] = {}
+        for pid in self.processes().values():
+            if pid != self.pid:
+                try:
+                    workers[pid] = start_time(pid)
+                except OSError:
+                    continue
+        found: dict[int, dict[str, float]] = {}
+        for _ in range(SCRAPES_PER_WORKER * self.workers):
+            samples = self._scrape()
+            pid = _which_worker(samples, workers)
+            if pid is not None:
+                found[pid] = samples
+            if len(found) == len(workers):
+                break
+        total: dict[str, float] = {}
+        for samples in found.values():
+            for key, value in samples.items():
+                total[key] = total.get(key, 0.0) + value
+        total["bench_workers_scraped{}"] = float(len(found))
+        return total
+
+    def _scrape(self) -> dict[str, float]:
         from prometheus_client.parser import text_string_to_metric_families
 
         url = self.health_url.rsplit("/", 1)[0] + "/metrics"
@@ -142,6 +214,31 @@ class NodeProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+def _which_worker(samples: dict[str, float], started: dict[int, float]) -> int | None:
+    """The pid whose scrape ``samples`` are: by start time, then (two workers started in
+    the same clock tick) by the CPU time closest below what ``/proc`` says now, then by
+    the resident memory closest to what the scrape said."""
+    when = samples.get("process_start_time_seconds{}", math.nan)
+    candidates = [pid for pid, at in started.items() if abs(at - when) < 0.005]
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    cpu = samples.get("process_cpu_seconds_total{}", math.nan)
+    rss = samples.get("process_resident_memory_bytes{}", math.nan)
+    page = os.sysconf("SC_PAGE_SIZE")
+    scores: dict[int, tuple[float, float]] = {}
+    for pid in candidates:
+        try:
+            gap = cpu_seconds(pid) - cpu
+            pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if gap >= -1.5 / _CLK_TCK:  # CPU time only grows (rounded to a tick)
+            scores[pid] = (round(max(gap, 0.0) * _CLK_TCK), abs(pages * page - rss))
+    if not scores:
+        return None
+    return min(scores, key=lambda pid: scores[pid])
 
 
 class Profiler:

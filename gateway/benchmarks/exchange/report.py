@@ -61,6 +61,10 @@ class PhaseReport:
     floor_us_per_document: float = math.nan
     ratio_to_floor: float = math.nan
     floor: dict[str, Any] = field(default_factory=dict)
+    #: The pullers' requests in the phase (``pulls``) and how many handed out nothing (``empty``).
+    pulls: dict[str, int] = field(default_factory=dict)
+    #: What the figures of this phase may miss (e.g. a worker whose metrics were not reached).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -78,6 +82,10 @@ class BenchReport:
     peak_rss_mb: dict[str, float]
     targets: dict[str, Any]
     profiles: dict[str, str]
+    #: Worker processes per node (1: ``imi-gateway run`` without ``--workers``).
+    workers: int = 1
+    #: Peak RSS of every node process (supervisor and workers); ``peak_rss_mb`` sums per node.
+    peak_rss_mb_by_process: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(_finite(asdict(self)), indent=2, allow_nan=False)
@@ -121,7 +129,10 @@ def machine_info() -> dict[str, Any]:
 
 
 def _targets(phases: list[PhaseReport], rss: dict[str, float]) -> dict[str, Any]:
-    """The issue's targets, each with the measured figure and whether it is met."""
+    """The issue's targets, each with the measured figure and whether it is met.
+
+    ``rss``: peak RSS by node process (``NO``, or ``NO supervisor``, ``NO worker 1``, ...).
+    """
     out: dict[str, Any] = {}
     closed = [p for p in phases if p.mode == "max"]
     opened = [p for p in phases if p.mode == "rate"]
@@ -160,8 +171,9 @@ def format_report(report: BenchReport) -> str:
         f"Python {report.machine['python']}, SQLite {report.machine['sqlite']}, "
         f"signature engine {report.signature_engine}",
         f"an exchange = Request + Acceptance + Answer ({report.documents_per_exchange} signed "
-        f"documents); national systems verify signatures: "
+        f"documents); national systems verify signatures (--verify): "
         f"{'yes' if report.national_systems_verify else 'no (status and digest only)'}",
+        f"database: {report.database}",
         "",
     ]
     for p in report.phases:
@@ -194,6 +206,8 @@ def format_report(report: BenchReport) -> str:
         )
         env = ", ".join(f"{k} {_fmt(v)}" for k, v in p.documents_per_envelope.items())
         lines.append(f"  documents per envelope: {env}")
+        if p.pulls:
+            lines.append(f"  pulls: {p.pulls.get('pulls', 0)} ({p.pulls.get('empty', 0)} empty)")
         if p.errors or p.incomplete or p.pool_exhausted or p.node_problems:
             lines.append(
                 f"  errors {p.errors or 'none'}, incomplete exchanges {p.incomplete}"
@@ -201,9 +215,14 @@ def format_report(report: BenchReport) -> str:
             )
         for what, count in p.node_problems.items():
             lines.append(f"  NODE PROBLEM: {what}: {count}")
+        for note in p.notes:
+            lines.append(f"  note: {note}")
         lines.append("")
     rss = ", ".join(f"{k} {v:.0f} MB" for k, v in report.peak_rss_mb.items())
     lines.append(f"peak RSS: {rss}")
+    if report.workers > 1:
+        each = ", ".join(f"{k} {v:.0f}" for k, v in report.peak_rss_mb_by_process.items())
+        lines.append(f"  per process (MB): {each}")
     short = any(p.duration_s < 60 for p in report.phases)
     lines.append("targets" + (" (set for 60 s phases; this run was shorter):" if short else ":"))
     for name, target in report.targets.items():

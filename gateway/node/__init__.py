@@ -438,6 +438,7 @@ def build_node(
             reload_trust,
             _waker(senders),
             adopted_fd=(adopted or {}).get("console"),
+            coordinators=desk,
         )
         top.add(console)
     if adopted is None:
@@ -555,6 +556,7 @@ def _console_listener(
     wake_peer: Callable[[str], None],
     *,
     adopted_fd: int | None = None,
+    coordinators: CoordinatorDesk | None = None,
 ) -> Listener:
     """The admin console on its own listener (gateway.console), with what its pages use."""
     from gateway.console import ConsoleDeps, build_console, console_tls_options
@@ -580,6 +582,7 @@ def _console_listener(
         reload_trust=reload_trust,
         wake_peer=wake_peer,
         started_at=runtime.clock.now(),
+        coordinators=coordinators,
     )
     console_site = site(build_console(deps), "console", config.console.max_connections, 1024 * 1024)
     tls = (

@@ -36,6 +36,8 @@ PASSWORDS = {
 }
 ROLE_OF = {"olga": "operator", "ada": "auditor", "kari": "coordinator"}
 USER_OF = {role: user for user, role in ROLE_OF.items()}
+#: The national coordinator of node NO; user kari acts for it (with a console key).
+COORDINATOR = "NO-KOORDINATOR"
 
 CONSOLE_CONFIG = """
 [console]
@@ -131,8 +133,20 @@ def start_console_bed(base: Path) -> ConsoleBed:
         base, {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}, extra_config={"NO": CONSOLE_CONFIG}
     )
     setup = setups["NO"]
+    done = cli(
+        "coordinators",
+        "add",
+        str(setup.node_dir),
+        COORDINATOR,
+        "--name",
+        "Nasjonal IMI-koordinator",
+        "--national",
+        "--out",
+        str(base / "coordinator-no"),
+    )
+    assert done.returncode == 0, done.stderr
     for user, role in ROLE_OF.items():
-        extra = ["--coordinator", "NO-COORD-HEALTH"] if role == "coordinator" else []
+        extra = ["--coordinator", COORDINATOR, "--console-key"] if role == "coordinator" else []
         done = cli(
             "users",
             "add",
@@ -167,4 +181,12 @@ def start_console_bed(base: Path) -> ConsoleBed:
     return bed
 
 
-__all__ = ["PASSWORDS", "ROLE_OF", "USER_OF", "ConsoleBed", "cli", "start_console_bed"]
+__all__ = [
+    "COORDINATOR",
+    "PASSWORDS",
+    "ROLE_OF",
+    "USER_OF",
+    "ConsoleBed",
+    "cli",
+    "start_console_bed",
+]

@@ -27,6 +27,7 @@ from gateway.node_ports import NodePorts, wait_for_ports_file
 from gateway.storage.db import Database
 from gateway.storage.outbox import dead_letters_txn
 from gateway.testbed import NodeSetup, doctor_request, setup_nodes
+from gateway.testbed.nodes import before_start, node_started, signal_reload
 from tests.waiting import until_sync
 
 PASSWORDS = {
@@ -119,13 +120,43 @@ class ConsoleBed:
         return body
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
+
+
+def start_node_process(
+    setup: NodeSetup, base: Path
+) -> tuple[subprocess.Popen[bytes], NodePorts, Path]:
+    """Run ``imi-gateway run`` for ``setup`` until it reports its ports; the bed is told
+    (the bed's running nodes learn its peer URL, it reloads theirs on SIGHUP)."""
+    before_start(setup)
+    log = base / f"node-{setup.node_id.lower()}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", str(setup.node_dir)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        ports = wait_for_ports_file(
+            setup.node_dir, process.pid, alive=lambda: process.poll() is None
+        )
+    except Exception:
+        process.kill()
+        raise AssertionError(log.read_text(errors="replace")[-3000:]) from None
+    node_started(setup, ports, signal_reload(process.pid))
+    return process, ports, log
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def start_console_bed(base: Path) -> ConsoleBed:
@@ -158,22 +189,7 @@ def start_console_bed(base: Path) -> ConsoleBed:
             stdin=PASSWORDS[user] + "\n",
         )
         assert done.returncode == 0, done.stderr
-    log = base / "node-no.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", str(setup.node_dir)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        ports = wait_for_ports_file(
-            setup.node_dir, process.pid, alive=lambda: process.poll() is None
-        )
-    except Exception:
-        process.kill()
-        raise AssertionError(log.read_text(errors="replace")[-3000:]) from None
+    process, ports, log = start_node_process(setup, base)
     assert ports.console, "the console reported no port"
     bed = ConsoleBed(setup, process, ports, base, log)
     bed.submit_request("NO-HELSEDIR:2026-000901")
@@ -189,4 +205,6 @@ __all__ = [
     "ConsoleBed",
     "cli",
     "start_console_bed",
+    "start_node_process",
+    "stop_process",
 ]

@@ -32,6 +32,7 @@ from gateway.console.registry import (
     page,
 )
 from gateway.core.admission import country_of, scoped_id
+from gateway.core.audit import Event
 from gateway.core.coordinators import Coordinator, CoordinatorOutOfScope, CoordinatorUnknown
 from gateway.core.documents import ExchangeDocument, to_bytes, to_xml
 from gateway.core.docxml import LocalizedText
@@ -44,7 +45,7 @@ from gateway.service.coordinators import (
     CoordinatorDesk,
     coordinator_document,
 )
-from gateway.storage.console_accounts import record_console_change_txn
+from gateway.storage.audit import append_audit_txn
 from gateway.storage.errors import ExchangeNotFound
 from gateway.storage.exchanges import exchange_txn
 from gateway.storage.model import Exchange
@@ -154,20 +155,31 @@ def _document(
 
 
 async def _submit(
-    ctx: Context, desk: CoordinatorDesk, coordinator: Coordinator, what: str, body: bytes
+    ctx: Context,
+    desk: CoordinatorDesk,
+    coordinator: Coordinator,
+    exchange_id: str,
+    what: str,
+    body: bytes,
 ) -> None:
     """Hand a signed document to the desk; record the action (refused or done)."""
     try:
         await desk.submit(coordinator.id, body)
     except GatewayError as exc:
-        await _record(ctx, f"{what}:refused:{exc.code}")
+        await _record(ctx, exchange_id, f"{what}:refused:{exc.code}")
         raise
-    await _record(ctx, what)
+    await _record(ctx, exchange_id, what)
 
 
-async def _record(ctx: Context, subject: str) -> None:
+async def _record(ctx: Context, exchange_id: str, subject: str) -> None:
+    """A CONSOLE_CHANGE entry: the console user, the exchange, what was done."""
     await ctx.deps.db.run_txn(
-        record_console_change_txn, at=ctx.now, actor=ctx.actor, subject=subject
+        append_audit_txn,
+        at=ctx.now,
+        event=Event.CONSOLE_CHANGE,
+        actor=ctx.actor,
+        exchange_id=exchange_id,
+        message_id=subject,
     )
 
 
@@ -188,7 +200,7 @@ async def act(ctx: Context) -> Redirect:
         )
     body: bytes = await ctx.deps.run(signer.sign, to_xml(document))
     what = f"coordinator-{kind}:{exchange_id}:{document.header.document_id}"
-    await _submit(ctx, desk, coordinator, what, body)
+    await _submit(ctx, desk, coordinator, exchange_id, what, body)
     return Redirect(_exchange_path(exchange_id), f"flash.coordinator_{kind}")
 
 
@@ -200,7 +212,9 @@ async def prepare(ctx: Context) -> Download:
     kind = ctx.required("kind")
     exchange = await _exchange_in_scope(ctx, desk, coordinator, exchange_id)
     document = _document(ctx, coordinator, exchange, kind)
-    await _record(ctx, f"coordinator-{kind}-prepared:{exchange_id}:{document.header.document_id}")
+    await _record(
+        ctx, exchange_id, f"coordinator-{kind}-prepared:{exchange_id}:{document.header.document_id}"
+    )
     name = f"{kind}-{document.header.document_id.replace(':', '_')}.xml"
     return Download(to_bytes(document), name, "application/xml")
 
@@ -218,5 +232,5 @@ async def upload(ctx: Context) -> Redirect:
     body = text.encode("utf-8")
     if len(body) > MAX_UPLOAD:
         raise ConsoleInputInvalid(f"document: at most {MAX_UPLOAD} bytes")
-    await _submit(ctx, desk, coordinator, f"coordinator-upload:{exchange_id}", body)
+    await _submit(ctx, desk, coordinator, exchange_id, f"coordinator-upload:{exchange_id}", body)
     return Redirect(_exchange_path(exchange_id), "flash.coordinator_uploaded")

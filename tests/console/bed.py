@@ -45,6 +45,8 @@ CONSOLE_CONFIG = """
 enabled = true
 port = 0
 login_attempts = 5
+[metrics]
+refresh_seconds = 1
 [outbound]
 max_attempts = 1
 initial_backoff_seconds = 0.05

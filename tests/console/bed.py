@@ -166,6 +166,15 @@ def start_console_bed(base: Path) -> ConsoleBed:
         base, {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}, extra_config={"NO": CONSOLE_CONFIG}
     )
     setup = setups["NO"]
+    # Published in the directory, as an operator does after issue-national (docs/operator.md):
+    # once the console registers another authority, only published ones may submit.
+    done = cli(
+        "authorities", "add", str(setup.node_dir), "NO-HELSEDIR",
+        "--name", "nb:Helsedirektoratet", "--name", "en:Norwegian Directorate of Health",
+        "--address", "Postboks 220 Skøyen", "--city", "Oslo", "--profession", "doctor",
+        "--language", "nb",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
     done = cli(
         "coordinators",
         "add",

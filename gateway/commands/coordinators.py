@@ -34,25 +34,20 @@ from gateway.commands.queue import _database
 from gateway.commands.reload import notify_running_node
 from gateway.core.admission import country_of, scoped_id
 from gateway.core.coordinators import Coordinator, CoordinatorUnknown, Scope, scope_members
-from gateway.core.docparts import Header
-from gateway.core.documents import (
-    CoordinatorForward,
-    CoordinatorReminder,
-    DisputeEnded,
-    DisputeSettled,
-    ExchangeDocument,
-    MediationNote,
-    to_bytes,
-)
+from gateway.core.documents import to_bytes
 from gateway.core.docxml import LocalizedText
 from gateway.core.errors import InvalidInput
-from gateway.service.coordinators import VIEWS, attention_query, local_authority, select_views
+from gateway.service.coordinators import (
+    KINDS,
+    VIEWS,
+    attention_query,
+    coordinator_document,
+    select_views,
+)
 from gateway.storage.coordinators import CoordinatorExists, CoordinatorRegistry
 from gateway.storage.deadlines import attention_exchanges_txn
 from gateway.storage.directory_files import DirectoryStore
 from gateway.storage.exchanges import exchange_txn
-
-KINDS = ("reminder", "forward", "note", "settle", "end")
 
 
 def _registered(node_dir: str, coordinator_id: str) -> Coordinator:
@@ -194,36 +189,21 @@ def _document(args: argparse.Namespace) -> int:
         exchange = db.run_txn_sync(exchange_txn, args.exchange)
     finally:
         db.engine.dispose()
-    sender = local_authority(exchange, node_id)
-    receiver = (
-        exchange.responder_authority
-        if sender == exchange.requester_authority
-        else exchange.requester_authority
+    if args.kind == "forward" and (not args.forward_to or country_of(args.forward_to) != node_id):
+        raise InvalidInput("--forward-to must name another authority of this country")
+    if args.kind == "note" and not args.note:
+        raise InvalidInput("a mediation note needs --note")
+    document = coordinator_document(
+        coordinator,
+        exchange,
+        node_id,
+        args.kind,
+        document_id=scoped_id(coordinator.id, uuid.uuid4().hex),
+        created=datetime.now(UTC),
+        note=LocalizedText(args.note, args.lang) if args.note else None,
+        forward_to=args.forward_to,
+        decision=args.decision,
     )
-    header = Header(
-        exchange.exchange_id,
-        scoped_id(coordinator.id, uuid.uuid4().hex),
-        sender,
-        receiver,
-        datetime.now(UTC),
-    )
-    note = LocalizedText(args.note, args.lang) if args.note else None
-    decision = args.decision or "OTHER"
-    document: ExchangeDocument
-    if args.kind == "reminder":
-        document = CoordinatorReminder(header, coordinator.id, note)
-    elif args.kind == "forward":
-        if not args.forward_to or country_of(args.forward_to) != node_id:
-            raise InvalidInput("--forward-to must name another authority of this country")
-        document = CoordinatorForward(header, coordinator.id, args.forward_to, note)
-    elif args.kind == "note":
-        if note is None:
-            raise InvalidInput("a mediation note needs --note")
-        document = MediationNote(header, coordinator.id, note)
-    elif args.kind == "settle":
-        document = DisputeSettled(header, coordinator.id, decision, note)
-    else:
-        document = DisputeEnded(header, coordinator.id, decision, note)
     sys.stdout.buffer.write(to_bytes(document))
     sys.stdout.flush()
     return 0

@@ -374,7 +374,47 @@ def _exchange_txn(conn: Any, exchange_id: str) -> Any:
     return exchange_txn(conn, exchange_id)
 
 
+def _run_console(args: argparse.Namespace) -> int:
+    from gateway.commands._demo_console import play_console_demo, stop_all
+
+    out = _Out(sys.stdout)
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="imi-demo-"))
+    if args.keep:
+        base.mkdir(parents=True, exist_ok=False)
+    out(f"IMI gateway demo with the admin consoles (in {base})")
+    failure: list[BaseException] = []
+    from twisted.internet import reactor
+    from twisted.internet.defer import ensureDeferred
+
+    services: list[Any] = []
+
+    def begin() -> None:
+        d = ensureDeferred(play_console_demo(base, out, reactor))
+        d.addCallback(services.extend)
+
+        def failed(f: Any) -> None:
+            failure.append(f.value)
+            reactor.stop()  # type: ignore[attr-defined]
+
+        d.addErrback(failed)
+
+    # Ctrl-C (SIGINT) or SIGTERM stops the reactor; both nodes stop first.
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: stop_all(services))  # type: ignore[attr-defined]
+    reactor.callWhenRunning(begin)  # type: ignore[attr-defined]
+    try:
+        reactor.run()  # type: ignore[attr-defined]
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    if failure:
+        raise failure[0]
+    out("Stopped both nodes.")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.console:
+        return _run_console(args)
     out = _Out(sys.stdout)
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="imi-demo-"))
     if args.keep:
@@ -425,5 +465,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--keep",
         metavar="DIR",
         help="create the node directories in DIR (must not exist) and keep them afterwards",
+    )
+    parser.add_argument(
+        "--console",
+        action="store_true",
+        help=(
+            "keep both nodes running with their admin consoles and sample data (a dead letter, "
+            "a closed, a disputed and a late escalated exchange); print each console's address "
+            "and first logins; Ctrl-C stops (docs/console.md)"
+        ),
     )
     parser.set_defaults(func=_run)

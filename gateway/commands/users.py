@@ -18,9 +18,11 @@ from pathlib import Path
 
 from gateway.commands import usage_when_no_subcommand
 from gateway.commands.queue import _database
+from gateway.commands.reload import notify_running_node
 from gateway.console.registry import ROLES
 from gateway.console.security import check_password_rules, hash_password
-from gateway.console.views.users import check_fingerprint, check_username
+from gateway.console.signing import issue_console_key
+from gateway.console.views.users import check_coordinator, check_fingerprint, check_username
 from gateway.core.audit import OPERATOR_ACTOR
 from gateway.core.errors import InvalidInput
 from gateway.storage.console_accounts import add_user_txn, update_user_txn, users_txn
@@ -54,6 +56,10 @@ def _add(args: argparse.Namespace) -> int:
     username = check_username(args.username)
     if args.role == "coordinator" and not args.coordinator:
         args.parser.error("a coordinator needs --coordinator ID (its scope)")
+    if args.console_key and args.role != "coordinator":
+        args.parser.error("--console-key is for coordinators")
+    if args.role == "coordinator":
+        check_coordinator(Path(args.node_dir), args.coordinator)
     fingerprint = check_fingerprint(args.cert_fingerprint or "")
     password = _password(args, username, required=fingerprint is None)
     db, _ = _database(args.node_dir)
@@ -71,6 +77,15 @@ def _add(args: argparse.Namespace) -> int:
     finally:
         db.stop()
     print(f"Added console user {username} ({args.role}).")
+    if args.console_key:
+        key = issue_console_key(args.node_dir, username, args.coordinator)
+        print(
+            f"Issued the console key of {username} for coordinator {key.coordinator_id}: "
+            f"the console signs this user's coordinator documents with it "
+            f"(sha256 {key.fingerprint}; revoke it alone with: imi-gateway keys revoke "
+            f"NODE_DIR {key.fingerprint})."
+        )
+        notify_running_node(args.node_dir)
     return 0
 
 
@@ -154,7 +169,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Manage the admin console's accounts (docs/console.md). Roles: operator (runs the "
             "node), coordinator (coordinator pages, bound to a coordinator id), auditor "
-            "(read-only). Passwords come from a prompt or --password-file, never the command line."
+            "(read-only). Passwords come from a prompt or --password-file, never the command line. "
+            "Exit status 0 on success, 1 for refused input (COORDINATOR_NOT_REGISTERED: the "
+            "coordinator id is not registered), 2 for a usage error."
         ),
     )
     sub = parser.add_subparsers(metavar="COMMAND")
@@ -168,6 +185,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument("--role", choices=ROLES, default="operator", help="default: operator")
     add.add_argument(
         "--coordinator", metavar="ID", help="the coordinator id (scope) of a coordinator"
+    )
+    add.add_argument(
+        "--console-key",
+        action="store_true",
+        help=(
+            "coordinators: issue a coordinator certificate whose key the node keeps, so that "
+            "the console signs this user's coordinator documents (docs/console.md); without "
+            "it the coordinator signs with its own key and uploads the document"
+        ),
     )
     add.add_argument(
         "--cert-fingerprint",

@@ -18,8 +18,11 @@ from lxml import etree
 from twisted.internet.defer import Deferred
 
 from gateway.config.model import NodeConfig
+from gateway.console.signing import ConsoleSigners
 from gateway.core.audit import AuditKey
 from gateway.core.catalogue import CatalogueRegistry
+from gateway.service.coordinators import CoordinatorDesk
+from gateway.service.kpi import KpiQueries
 from gateway.service.metrics import NodeMetrics
 from gateway.service.trust import NodeTrustStores
 from gateway.storage.db import Database
@@ -50,6 +53,16 @@ class ConsoleDeps:
     wake_peer: Callable[[str], None]
     #: When the node started (for rates since the start).
     started_at: datetime
+    #: The coordinators' desk (the service the API and the CLI use); None: no coordinator pages.
+    coordinators: CoordinatorDesk | None = None
+    #: The console keys of coordinator users (gateway.console.signing).
+    signers: ConsoleSigners | None = None
+    #: The performance figures (the service behind ``imi-gateway kpi`` and the API).
+    kpi: KpiQueries | None = None
+
+    def __post_init__(self) -> None:
+        if self.signers is None:
+            self.signers = ConsoleSigners(self.node_dir)
 
 
 __all__ = ["ConsoleDeps"]

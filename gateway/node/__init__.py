@@ -448,6 +448,8 @@ def build_node(
             reload_trust,
             _waker(senders),
             adopted_fd=(adopted or {}).get("console"),
+            coordinators=desk,
+            kpi=kpi,
         )
         top.add(console)
     if adopted is None:
@@ -567,6 +569,8 @@ def _console_listener(
     wake_peer: Callable[[str], None],
     *,
     adopted_fd: int | None = None,
+    coordinators: CoordinatorDesk | None = None,
+    kpi: KpiQueries | None = None,
 ) -> Listener:
     """The admin console on its own listener (gateway.console), with what its pages use."""
     from gateway.console import ConsoleDeps, build_console, console_tls_options
@@ -592,6 +596,8 @@ def _console_listener(
         reload_trust=reload_trust,
         wake_peer=wake_peer,
         started_at=runtime.clock.now(),
+        coordinators=coordinators,
+        kpi=kpi,
     )
     console_site = site(build_console(deps), "console", config.console.max_connections, 1024 * 1024)
     tls = (

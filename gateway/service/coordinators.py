@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.core.admission import Admitted
+from gateway.core.admission import Admitted, country_of
 from gateway.core.coordinators import (
     Coordinator,
     CoordinatorNotBound,
@@ -37,6 +37,17 @@ from gateway.core.coordinators import (
     check_coordinator_forward,
 )
 from gateway.core.deadlines import RUNNING_STATES, Deadlines, running_deadline
+from gateway.core.docparts import Header
+from gateway.core.documents import (
+    CoordinatorForward,
+    CoordinatorReminder,
+    DisputeEnded,
+    DisputeSettled,
+    ExchangeDocument,
+    MediationNote,
+)
+from gateway.core.docxml import LocalizedText
+from gateway.core.errors import InvalidInput
 from gateway.core.lifecycle import State
 from gateway.core.schemas import DocumentType
 from gateway.service.pipeline import Pipeline
@@ -47,10 +58,28 @@ from gateway.storage.errors import ExchangeNotFound
 from gateway.storage.exchanges import exchange_txn
 from gateway.storage.model import Exchange
 
-__all__ = ["VIEWS", "CoordinatorDesk", "CoordinatorView"]
+__all__ = [
+    "DECISIONS",
+    "KINDS",
+    "VIEWS",
+    "CoordinatorDesk",
+    "CoordinatorView",
+    "coordinator_document",
+]
 
 #: What a coordinator may list: every exchange needing attention, or one kind.
 VIEWS = ("all", "overdue", "disputed", "escalated")
+#: The coordinator documents, by the name the CLI and the console give them.
+KINDS = ("reminder", "forward", "note", "settle", "end")
+#: The recorded outcomes of a dispute (``DisputeDecision`` in schemas/coordination.xsd).
+DECISIONS = (
+    "REQUEST_JUSTIFIED",
+    "REQUEST_REDUCED",
+    "ANSWER_SUFFICIENT",
+    "ANSWER_TO_COMPLETE",
+    "REQUEST_NOT_JUSTIFIED",
+    "OTHER",
+)
 
 
 @dataclass(frozen=True)
@@ -196,3 +225,47 @@ def select_views(
         if shown[view]:
             found.append(item)
     return found
+
+
+def coordinator_document(
+    coordinator: Coordinator,
+    exchange: Exchange,
+    node_id: str,
+    kind: str,
+    *,
+    document_id: str,
+    created: datetime,
+    note: LocalizedText | None = None,
+    forward_to: str | None = None,
+    decision: str | None = None,
+) -> ExchangeDocument:
+    """The UNSIGNED coordinator document ``kind`` (one of :data:`KINDS`) for ``exchange``.
+
+    Sender is the exchange's authority of this node, receiver the other one;
+    ``document_id`` must begin with the coordinator's id (``scoped_id``).
+    ``imi-gateway coordinators document`` and the console both build theirs here.
+    """
+    sender = local_authority(exchange, node_id)
+    receiver = (
+        exchange.responder_authority
+        if sender == exchange.requester_authority
+        else exchange.requester_authority
+    )
+    header = Header(exchange.exchange_id, document_id, sender, receiver, created)
+    if kind == "reminder":
+        return CoordinatorReminder(header, coordinator.id, note)
+    if kind == "forward":
+        if not forward_to or country_of(forward_to) != node_id:
+            raise InvalidInput("forward_to must name another authority of this country")
+        return CoordinatorForward(header, coordinator.id, forward_to, note)
+    if kind == "note":
+        if note is None:
+            raise InvalidInput("note: a mediation note needs a text")
+        return MediationNote(header, coordinator.id, note)
+    if decision is not None and decision not in DECISIONS:
+        raise InvalidInput(f"decision: one of {', '.join(DECISIONS)}")
+    if kind == "settle":
+        return DisputeSettled(header, coordinator.id, decision or "OTHER", note)
+    if kind == "end":
+        return DisputeEnded(header, coordinator.id, decision or "OTHER", note)
+    raise InvalidInput(f"kind: one of {', '.join(KINDS)}")

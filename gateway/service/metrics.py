@@ -6,7 +6,8 @@ and fingerprints only: never personal data, a document id or a body.
 
 Counters are counted where things happen (pipeline, senders, deliveries,
 listeners). Gauges that describe stored state (queue depths, pending
-deliveries) and certificate expiry are set by :class:`MetricsRefresher`,
+deliveries, peer reachability, exchanges by state, console sessions,
+whether the database answers) and certificate expiry are set by :class:`MetricsRefresher`,
 which reads them every ``[metrics] refresh_seconds`` on the node's clock.
 The metrics are listed in docs/metrics.md; a test scrapes a running node and
 checks that every metric of that table has samples.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from cryptography import x509
 from prometheus_client import (
@@ -38,6 +39,12 @@ from twisted.python.failure import Failure
 from gateway import __version__
 from gateway.core.certs import fingerprint
 from gateway.core.clock import Clock, Timer
+from gateway.core.lifecycle import State
+from gateway.storage.console_views import (
+    active_sessions_txn,
+    exchange_counts_txn,
+    peer_delivery_txn,
+)
 from gateway.storage.db import Database
 from gateway.storage.deliveries import delivery_backlog_txn
 from gateway.storage.outbox import outbox_depth_txn
@@ -160,6 +167,30 @@ class NodeMetrics:
             ["owner", "id", "role", "sha256"],
             registry=self.registry,
         )
+        self.peer_up = Gauge(
+            "imi_peer_up",
+            "1 if the last sending to the peer succeeded (nothing waits for a retry, and not "
+            "only dead letters with nothing ever sent), else 0 (refreshed periodically).",
+            ["peer"],
+            registry=self.registry,
+        )
+        self.exchanges = Gauge(
+            "imi_exchanges",
+            "Exchanges stored at this node, by lifecycle state (refreshed periodically).",
+            ["state"],
+            registry=self.registry,
+        )
+        self.database_up = Gauge(
+            "imi_database_up",
+            "1 if the last refresh read the database, else 0 (refreshed periodically).",
+            registry=self.registry,
+        )
+        self.console_sessions = Gauge(
+            "imi_console_sessions",
+            "Admin console sessions not expired, shared by every process of the node "
+            "(refreshed periodically).",
+            registry=self.registry,
+        )
         self.refreshed = Gauge(
             "imi_metrics_refreshed_timestamp_seconds",
             "When the refreshed gauges were last read from the database (Unix time).",
@@ -183,6 +214,13 @@ class NodeMetrics:
         """Give each push authority's failure counter a sample (0)."""
         for authority in authorities:
             self.push_failures.labels(authority)
+
+
+def peer_up(retrying: int, dead: int, last_sent_at: datetime | None) -> bool:
+    """Whether a peer counts as reachable, from its stored outbound state (the dashboard and
+    ``imi_peer_up`` both ask this): nothing waits for a retry after a failure, and it is not
+    the case that documents went dead while nothing was ever sent."""
+    return retrying == 0 and not (dead > 0 and last_sent_at is None)
 
 
 @dataclass(frozen=True)
@@ -247,6 +285,8 @@ class MetricsRefresher(Service):
         self._pending = _LabelledValues(metrics.deliveries_pending)
         self._pending_oldest = _LabelledValues(metrics.deliveries_oldest)
         self._expiry = _LabelledValues(metrics.certificate_expiry)
+        self._peer_up = _LabelledValues(metrics.peer_up)
+        self._exchanges = _LabelledValues(metrics.exchanges)
         self._warned: dict[str, float] = {}
 
     def startService(self) -> None:
@@ -284,6 +324,7 @@ class MetricsRefresher(Service):
 
         def failed(failure: Failure) -> None:
             settled(None)
+            self._metrics.database_up.set(0)
             log.failure("Refreshing the metrics failed; they keep their last values", failure)
 
         d.addCallbacks(settled, failed)
@@ -313,6 +354,24 @@ class MetricsRefresher(Service):
             pending_oldest[(item.authority_id,)] = max(age, 0.0)
         self._pending.replace(pending)
         self._pending_oldest.replace(pending_oldest)
+        delivery = await self._db.run_txn(peer_delivery_txn)
+        up: dict[tuple[str, ...], float] = {}
+        for peer in self._peers():
+            status = delivery.get(peer)
+            up[(peer,)] = float(
+                peer_up(
+                    status.retrying if status else 0,
+                    int(counts.get((peer, "dead"), 0)),
+                    status.last_sent_at if status else None,
+                )
+            )
+        self._peer_up.replace(up)
+        states = await self._db.run_txn(exchange_counts_txn)
+        by_state: dict[tuple[str, ...], float] = {(str(state),): 0 for state in State}
+        by_state.update({(state,): n for state, n in states.items()})
+        self._exchanges.replace(by_state)
+        self._metrics.console_sessions.set(await self._db.run_txn(active_sessions_txn, now=now))
+        self._metrics.database_up.set(1)
         self._metrics.refreshed.set(self._clock.seconds())
 
     def _refresh_certificates(self) -> None:
@@ -346,4 +405,5 @@ __all__ = [
     "MetricsRefresher",
     "NodeMetrics",
     "WatchedCertificate",
+    "peer_up",
 ]

@@ -1,4 +1,5 @@
-"""Read-only queries the admin console shows and no other part needs (metadata only).
+"""Read-only queries the admin console shows (metadata only); the metrics refresher reads
+the same ones, so that /metrics covers what the dashboard shows.
 
 Everything else the console shows comes from the stores the CLI and the API
 use (``outbox``, ``exchanges``, ``tracking``, ``audit``, ``messages``).
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Connection
 from gateway.core.audit import Entry
 from gateway.storage.audit import _entry
 from gateway.storage.db import read_only
-from gateway.storage.tables import audit_log, exchanges, outbox
+from gateway.storage.tables import audit_log, console_sessions, exchanges, outbox
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,18 @@ def exchange_counts_txn(conn: Connection) -> dict[str, int]:
 
 
 @read_only
+def active_sessions_txn(conn: Connection, *, now: datetime) -> int:
+    """Console sessions not expired at ``now``."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(console_sessions)
+            .where(console_sessions.c.expires_at > now)
+        ).scalar_one()
+    )
+
+
+@read_only
 def recent_audit_txn(
     conn: Connection,
     *,
@@ -91,4 +104,10 @@ def recent_audit_txn(
     return [_entry(r) for r in conn.execute(query)]
 
 
-__all__ = ["PeerDelivery", "exchange_counts_txn", "peer_delivery_txn", "recent_audit_txn"]
+__all__ = [
+    "PeerDelivery",
+    "active_sessions_txn",
+    "exchange_counts_txn",
+    "peer_delivery_txn",
+    "recent_audit_txn",
+]

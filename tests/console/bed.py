@@ -27,6 +27,7 @@ from gateway.node_ports import NodePorts, wait_for_ports_file
 from gateway.storage.db import Database
 from gateway.storage.outbox import dead_letters_txn
 from gateway.testbed import NodeSetup, doctor_request, setup_nodes
+from gateway.testbed.nodes import before_start, node_started, signal_reload
 from tests.waiting import until_sync
 
 PASSWORDS = {
@@ -36,12 +37,16 @@ PASSWORDS = {
 }
 ROLE_OF = {"olga": "operator", "ada": "auditor", "kari": "coordinator"}
 USER_OF = {role: user for user, role in ROLE_OF.items()}
+#: The national coordinator of node NO; user kari acts for it (with a console key).
+COORDINATOR = "NO-KOORDINATOR"
 
 CONSOLE_CONFIG = """
 [console]
 enabled = true
 port = 0
 login_attempts = 5
+[metrics]
+refresh_seconds = 1
 [outbound]
 max_attempts = 1
 initial_backoff_seconds = 0.05
@@ -117,34 +122,16 @@ class ConsoleBed:
         return body
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
-def start_console_bed(base: Path) -> ConsoleBed:
-    setups = setup_nodes(
-        base, {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}, extra_config={"NO": CONSOLE_CONFIG}
-    )
-    setup = setups["NO"]
-    for user, role in ROLE_OF.items():
-        extra = ["--coordinator", "NO-COORD-HEALTH"] if role == "coordinator" else []
-        done = cli(
-            "users",
-            "add",
-            str(setup.node_dir),
-            user,
-            "--role",
-            role,
-            *extra,
-            stdin=PASSWORDS[user] + "\n",
-        )
-        assert done.returncode == 0, done.stderr
-    log = base / "node-no.log"
+def start_node_process(
+    setup: NodeSetup, base: Path
+) -> tuple[subprocess.Popen[bytes], NodePorts, Path]:
+    """Run ``imi-gateway run`` for ``setup`` until it reports its ports; the bed is told
+    (the bed's running nodes learn its peer URL, it reloads theirs on SIGHUP)."""
+    before_start(setup)
+    log = base / f"node-{setup.node_id.lower()}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -160,6 +147,60 @@ def start_console_bed(base: Path) -> ConsoleBed:
     except Exception:
         process.kill()
         raise AssertionError(log.read_text(errors="replace")[-3000:]) from None
+    node_started(setup, ports, signal_reload(process.pid))
+    return process, ports, log
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_console_bed(base: Path) -> ConsoleBed:
+    setups = setup_nodes(
+        base, {"NO": ["NO-HELSEDIR"], "PT": ["PT-OMD"]}, extra_config={"NO": CONSOLE_CONFIG}
+    )
+    setup = setups["NO"]
+    # Published in the directory, as an operator does after issue-national (docs/operator.md):
+    # once the console registers another authority, only published ones may submit.
+    done = cli(
+        "authorities", "add", str(setup.node_dir), "NO-HELSEDIR",
+        "--name", "nb:Helsedirektoratet", "--name", "en:Norwegian Directorate of Health",
+        "--address", "Postboks 220 Skøyen", "--city", "Oslo", "--profession", "doctor",
+        "--language", "nb",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    done = cli(
+        "coordinators",
+        "add",
+        str(setup.node_dir),
+        COORDINATOR,
+        "--name",
+        "Nasjonal IMI-koordinator",
+        "--national",
+        "--out",
+        str(base / "coordinator-no"),
+    )
+    assert done.returncode == 0, done.stderr
+    for user, role in ROLE_OF.items():
+        extra = ["--coordinator", COORDINATOR, "--console-key"] if role == "coordinator" else []
+        done = cli(
+            "users",
+            "add",
+            str(setup.node_dir),
+            user,
+            "--role",
+            role,
+            *extra,
+            stdin=PASSWORDS[user] + "\n",
+        )
+        assert done.returncode == 0, done.stderr
+    process, ports, log = start_node_process(setup, base)
     assert ports.console, "the console reported no port"
     bed = ConsoleBed(setup, process, ports, base, log)
     bed.submit_request("NO-HELSEDIR:2026-000901")
@@ -167,4 +208,14 @@ def start_console_bed(base: Path) -> ConsoleBed:
     return bed
 
 
-__all__ = ["PASSWORDS", "ROLE_OF", "USER_OF", "ConsoleBed", "cli", "start_console_bed"]
+__all__ = [
+    "COORDINATOR",
+    "PASSWORDS",
+    "ROLE_OF",
+    "USER_OF",
+    "ConsoleBed",
+    "cli",
+    "start_console_bed",
+    "start_node_process",
+    "stop_process",
+]

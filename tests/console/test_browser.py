@@ -108,7 +108,6 @@ def test_a_coordinator_reaches_only_coordinator_pages_and_an_auditor_changes_not
     assert menu == ["Coordinator desk", "KPIs"]
     for path in ("/dashboard", "/queues", "/users", "/audit", "/exchanges"):
         assert page.goto(f"{bed.url}{path}").status == 403
-    shot(page, "coordinator")
     page.click("#logout")
 
     login(page, bed, "ada")

@@ -17,6 +17,7 @@ MODULES = (
     "policies",
     "catalogue",
     "coordinator",
+    "kpis",
     "audit",
     "users",
     "account",

@@ -9,11 +9,28 @@ from typing import Any
 from cryptography import x509
 
 from gateway.console.registry import OPERATOR, Context, Page, page
+from gateway.service.metrics import peer_up
 from gateway.storage.console_views import exchange_counts_txn, peer_delivery_txn
 from gateway.storage.outbox import dead_letters_txn, outbox_depth_txn
 
 #: Certificates expiring within this many days are flagged.
 EXPIRY_WARNING_DAYS = 60
+
+#: Each figure of the dashboard and the Prometheus metric that carries it
+#: (docs/metrics.md), so that an alert can watch what an operator sees here.
+DASHBOARD_METRICS = {
+    "node health": "imi_database_up",
+    "peers reachable": "imi_peer_up",
+    "queue depth per peer": "imi_outbox_messages",
+    "dead letters": "imi_outbox_messages",
+    "documents accepted": "imi_documents_accepted_total",
+    "documents refused (error rate)": "imi_documents_refused_total",
+    "documents sent": "imi_envelope_documents_sent_total",
+    "send failures (failure rate)": "imi_envelope_send_failures_total",
+    "exchanges by state": "imi_exchanges",
+    "certificates nearing expiry": "imi_certificate_expiry_seconds",
+    "console sessions": "imi_console_sessions",
+}
 
 
 @dataclass(frozen=True)
@@ -70,13 +87,16 @@ async def dashboard(ctx: Context) -> Page:
         status = delivery.get(peer.id)
         trusted = peer.id in deps.trust.peer_ids
         dead_letters = queues.get(peer.id, {}).get("dead", 0)
-        never_sent = status is None or status.last_sent_at is None
-        failing = (status is not None and status.retrying > 0) or (dead_letters and never_sent)
+        up = peer_up(
+            status.retrying if status else 0,
+            dead_letters,
+            status.last_sent_at if status else None,
+        )
         peers.append(
             {
                 "id": peer.id,
                 "trusted": trusted,
-                "reachable": trusted and not failing,
+                "reachable": trusted and up,
                 "retrying": status.retrying if status else 0,
                 "last_error": status.last_error if status else None,
                 "last_sent": status.last_sent_at if status else None,

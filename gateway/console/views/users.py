@@ -7,6 +7,8 @@ user's sessions when it changes how they log in or what they may do.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gateway.console.registry import (
     OPERATOR,
     ROLES,
@@ -20,6 +22,7 @@ from gateway.console.registry import (
 from gateway.console.security import check_password_rules, hash_password
 from gateway.core import certs
 from gateway.storage.console_accounts import add_user_txn, update_user_txn, users_txn
+from gateway.storage.coordinators import CoordinatorNotRegistered, CoordinatorRegistry
 
 USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-@")
 
@@ -42,6 +45,16 @@ def check_fingerprint(value: str) -> str | None:
         ) from None
 
 
+def check_coordinator(node_dir: Path, coordinator_id: str) -> str:
+    """``coordinator_id`` if a coordinator of that id is registered at the node, else
+    COORDINATOR_NOT_REGISTERED (``imi-gateway coordinators add`` registers one)."""
+    if CoordinatorRegistry(node_dir).get(coordinator_id) is None:
+        raise CoordinatorNotRegistered(
+            f"coordinator_id: no coordinator {coordinator_id} is registered at this node"
+        )
+    return coordinator_id
+
+
 @page("users", roles=OPERATOR, nav="nav.users", order=95)
 async def users(ctx: Context) -> Page:
     return Page("users.html", {"users": await ctx.deps.db.run_txn(users_txn), "roles": ROLES})
@@ -56,6 +69,8 @@ async def add(ctx: Context) -> Redirect:
     coordinator = ctx.arg("coordinator_id") or None
     if role == "coordinator" and not coordinator:
         raise ConsoleInputInvalid("coordinator_id: required for a coordinator")
+    if role == "coordinator" and coordinator:
+        await ctx.deps.run(check_coordinator, ctx.deps.node_dir, coordinator)
     password = ctx.arg("password")
     fingerprint = check_fingerprint(ctx.arg("cert_fingerprint"))
     if not password and not fingerprint:

@@ -26,10 +26,9 @@ inside the erasing transaction.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Connection
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall, deferLater
@@ -38,7 +37,6 @@ from twisted.logger import Logger
 from gateway.config import RetentionConfig
 from gateway.core.retention import RetentionPolicy
 from gateway.service.runtime import Runtime
-from gateway.storage.audit import record_erasure_txn
 from gateway.storage.exchanges import exchanges_due_for_erasure_txn
 from gateway.storage.messages import purge_envelope_receipts_txn
 from gateway.storage.retention import (
@@ -54,27 +52,6 @@ log = Logger()
 
 #: ``forget(body)``: drop what in-memory caches derived from a document's signed bytes.
 Forget = Callable[[bytes], Awaitable[None]]
-
-
-def _purge_batch_txn(
-    conn: Connection,
-    exchange_ids: Sequence[str],
-    *,
-    now: datetime,
-    node: str,
-    runtime: Runtime,
-    with_bodies: bool,
-) -> list[ErasedExchange]:
-    erased = erase_exchanges_txn(
-        conn,
-        exchange_ids,
-        now=now,
-        node=node,
-        sealer=runtime.sealer if with_bodies else None,
-    )
-    for one in erased:  # the audit entry belongs to the erasing transaction
-        record_erasure_txn(conn, one.exchange_id, at=now, actor=f"node:{node}")
-    return erased
 
 
 class RetentionService(Service):
@@ -210,12 +187,12 @@ class RetentionService(Service):
                 if not due:
                     break
                 erased: list[ErasedExchange] = await runtime.db.run_txn(
-                    _purge_batch_txn,
+                    erase_exchanges_txn,
                     due,
                     now=now,
                     node=runtime.node_id,
-                    runtime=runtime,
-                    with_bodies=self._forget is not None,
+                    # Open the bodies only when a cache derived something from them.
+                    sealer=runtime.sealer if self._forget is not None else None,
                 )
                 total += len(erased)
                 for one in erased:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import BindParameter, and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -335,6 +335,73 @@ def unerased_exchanges_txn(conn: Connection, *, limit: int = 1000) -> list[Excha
     return [_exchange(r) for r in conn.execute(query)]
 
 
+#: The set-based statements of erasure, built once (each takes the batch's ids as one
+#: expanding parameter, so SQLAlchemy compiles each shape once and caches it).
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_NOW = bindparam("now", type_=exchanges.c.erased_at.type)
+_ERASE_KEYS = (
+    update(exchanges)
+    .where(exchanges.c.exchange_id.in_(_IDS), exchanges.c.erased_at.is_(None))
+    .values(wrapped_data_key=None, erased_at=_NOW, updated_at=_NOW)
+    .returning(exchanges.c.exchange_id)
+)
+_ERASE_BODIES = (
+    update(messages)
+    .where(messages.c.exchange_id.in_(_IDS), messages.c.body.is_not(None))
+    .values(body=None)
+)
+_OF_EXCHANGES = select(messages.c.message_id).where(messages.c.exchange_id.in_(_IDS))
+_STOP_OUTBOX = (
+    update(outbox)
+    .where(outbox.c.message_id.in_(_OF_EXCHANGES), outbox.c.state.in_(("pending", "inflight")))
+    .values(state="dead", dead_reason="EXCHANGE_ERASED", lease_until=None)
+)
+_STOP_PUSH = (
+    update(deliveries)
+    .where(
+        deliveries.c.message_id.in_(_OF_EXCHANGES),
+        deliveries.c.push_state.in_(("pending", "inflight")),
+    )
+    .values(push_state="dead", last_error="EXCHANGE_ERASED", lease_until=None)
+)
+
+
+def erase_exchanges_rows(
+    conn: Connection,
+    exchange_ids: Sequence[str],
+    *,
+    now: datetime,
+    node: str,
+    reason: str = "retention",
+) -> list[str]:
+    """Erase the personal data of a batch of exchanges with one statement per table.
+
+    Destroys the wrapped data keys and the sealed bodies, dead-letters unsent
+    outbox rows (``EXCHANGE_ERASED``), stops pending push deliveries, and adds
+    one ``personal_data_erased`` tracking row each. Unknown and already erased
+    exchanges are skipped. Returns the ids erased now, in the order given. The
+    caller appends the audit entries in the same transaction. Metadata stays.
+    """
+    if not exchange_ids:
+        return []
+    ids = list(dict.fromkeys(exchange_ids))
+    erased = set(conn.execute(_ERASE_KEYS, {"ids": ids, "now": now}).scalars())
+    if not erased:
+        return []
+    done = [i for i in ids if i in erased]
+    conn.execute(_ERASE_BODIES, {"ids": done})
+    conn.execute(_STOP_OUTBOX, {"ids": done})
+    conn.execute(_STOP_PUSH, {"ids": done})
+    insert_tracking(
+        conn,
+        [
+            tracking_row(i, Stage.PERSONAL_DATA_ERASED, at=now, node=node, detail=reason)
+            for i in done
+        ],
+    )
+    return done
+
+
 def erase_exchange_txn(
     conn: Connection,
     exchange_id: str,
@@ -343,44 +410,17 @@ def erase_exchange_txn(
     node: str,
     reason: str = "retention",
 ) -> bool:
-    """Erase the exchange's personal data: destroy its wrapped data key and sealed bodies.
+    """Erase one exchange's personal data (:func:`erase_exchanges_rows` for one id).
 
-    Unsent outbox rows become dead letters (``EXCHANGE_ERASED``); push
-    deliveries still pending stop. Metadata stays. Idempotent: returns False
-    when the exchange was already erased, and raises :class:`ExchangeNotFound`
-    for an unknown one. Call ``Database.compact()`` after a purge.
+    Idempotent: returns False when the exchange was already erased, and
+    raises :class:`ExchangeNotFound` for an unknown one. Call
+    ``Database.compact()`` after a purge.
     """
-    row = conn.execute(
-        select(exchanges.c.erased_at)
-        .where(exchanges.c.exchange_id == exchange_id)
-        .with_for_update()
+    if erase_exchanges_rows(conn, [exchange_id], now=now, node=node, reason=reason):
+        return True
+    known = conn.execute(
+        select(exchanges.c.exchange_id).where(exchanges.c.exchange_id == exchange_id)
     ).first()
-    if row is None:
+    if known is None:
         raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
-    if row.erased_at is not None:
-        return False
-    conn.execute(
-        update(exchanges)
-        .where(exchanges.c.exchange_id == exchange_id)
-        .values(wrapped_data_key=None, erased_at=now, updated_at=now)
-    )
-    conn.execute(update(messages).where(messages.c.exchange_id == exchange_id).values(body=None))
-    of_exchange = select(messages.c.message_id).where(messages.c.exchange_id == exchange_id)
-    conn.execute(
-        update(outbox)
-        .where(outbox.c.message_id.in_(of_exchange), outbox.c.state.in_(("pending", "inflight")))
-        .values(state="dead", dead_reason="EXCHANGE_ERASED", lease_until=None)
-    )
-    conn.execute(
-        update(deliveries)
-        .where(
-            deliveries.c.message_id.in_(of_exchange),
-            deliveries.c.push_state.in_(("pending", "inflight")),
-        )
-        .values(push_state="dead", last_error="EXCHANGE_ERASED", lease_until=None)
-    )
-    insert_tracking(
-        conn,
-        [tracking_row(exchange_id, Stage.PERSONAL_DATA_ERASED, at=now, node=node, detail=reason)],
-    )
-    return True
+    return False

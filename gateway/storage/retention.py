@@ -68,7 +68,7 @@ _KEYED_BODIES = (
     )
 )
 _MESSAGE_COUNTS = (
-    select(messages.c.exchange_id, func.count().label("count"))
+    select(messages.c.exchange_id, func.count().label("messages"))
     .where(messages.c.exchange_id.in_(bindparam("ids", expanding=True)))
     .group_by(messages.c.exchange_id)
 )
@@ -109,7 +109,7 @@ def erase_exchanges_txn(
             body = dataprotect.open_sealed(key, row.body, body_aad(row.message_id))
             bodies.setdefault(row.exchange_id, []).append(body)
     counts = {
-        row.exchange_id: int(row.count) for row in conn.execute(_MESSAGE_COUNTS, {"ids": ids})
+        row.exchange_id: int(row.messages) for row in conn.execute(_MESSAGE_COUNTS, {"ids": ids})
     }
     done = erase_exchanges_rows(conn, ids, now=now, node=node, reason=reason)
     who = actor or node_actor(node)

@@ -102,12 +102,14 @@ def seed_expired(node_dir: Path, count: int, samples: list[bytes], closed_at: da
     db.migrate()
     kinds = [("Request", "in"), ("Acceptance", "out"), ("Answer", "out")]
     digests = [sha256_hex(s) for s in samples]
-    opened_at = closed_at - timedelta(minutes=5)
 
     def chunk_txn(conn: Any, first: int, last: int) -> None:
         ex_rows, msg_rows, track_rows = [], [], []
         for i in range(first, last):
             exchange_id = f"{NO_AUTHORITY}:IMI-SEED-{i:07d}"
+            # Spread over time as real exchanges are (10 ms apart), the last one at closed_at.
+            closed = closed_at - timedelta(milliseconds=10 * (count - 1 - i))
+            opened_at = closed - timedelta(minutes=5)
             key = dataprotect.new_data_key()
             ex_rows.append(
                 {
@@ -121,8 +123,8 @@ def seed_expired(node_dir: Path, count: int, samples: list[bytes], closed_at: da
                     "catalogue_version": "2026.1",
                     "state": "closed",
                     "created_at": opened_at,
-                    "updated_at": closed_at,
-                    "closed_at": closed_at,
+                    "updated_at": closed,
+                    "closed_at": closed,
                     "wrapped_data_key": dataprotect.wrap_key(kek, key, exchange_id),
                     "erased_at": None,
                 }
@@ -145,7 +147,7 @@ def seed_expired(node_dir: Path, count: int, samples: list[bytes], closed_at: da
                         "receipt": None,
                     }
                 )
-            for stage, at in (("requested", opened_at), ("closed", closed_at)):
+            for stage, at in (("requested", opened_at), ("closed", closed)):
                 track_rows.append(
                     {"exchange_id": exchange_id, "stage": stage, "at": at, "node": "PT"}
                 )

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    text,
 )
 
 # Constraint names are fixed so that later migrations (SQLite batch mode
@@ -105,6 +106,14 @@ exchanges = Table(
     Index(None, "state", "updated_at"),
     Index(None, "closed_at"),
     Index(None, "created_at"),
+    # The retention purge walks the unerased exchanges oldest first (migration 0008).
+    Index(
+        "ix_exchanges_unerased",
+        "created_at",
+        "exchange_id",
+        sqlite_where=text("erased_at IS NULL"),
+        postgresql_where=text("erased_at IS NULL"),
+    ),
 )
 
 DIRECTIONS = ("in", "out")

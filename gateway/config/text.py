@@ -172,7 +172,7 @@ port = {metrics_port}
 # How often the retention service runs, and how many exchanges it erases per
 # transaction:
 # interval_seconds = 60.0
-# batch_size = 500
+# batch_size = 100
 # Optional blocked stage: this long after closure the personal data is kept
 # but unreadable (deliveries and tracking withhold it) until it is erased.
 # blocked_after = "3 months"

@@ -14,17 +14,21 @@ sealed with that key) and their tracking stages, closed 10 ms apart up to
 30 minutes before the run: bulk inserts, not the API, so seeding 100,000
 takes a minute or two rather than the hours a real exchange each would.
 
-1. ``without``: PT's retention period is 2 hours, so nothing is due: a
+1. ``before``: PT's retention period is 2 hours, so nothing is due: a
    closed-loop phase measures exchanges per second.
-2. ``with``: PT restarts with a 1-minute period, so its retention service
-   starts the purge at once; the same closed-loop phase runs meanwhile.
-   PT's erased count is read (read-only) when the counted window opens and
-   when it closes: the purge rate is the exchanges erased in the window per
-   second, and the report says whether the purge ran for the whole window
-   (otherwise the phase measured a node that had finished purging).
-3. The bench waits for the purge to finish and reports its total time.
+2. ``with``: the next phase's documents are signed, then PT restarts with a
+   1-minute period, so its retention service starts the purge at once; the
+   same closed-loop phase runs meanwhile. PT's erased count is read
+   (read-only) when the counted window opens and when it closes: the purge
+   rate is the exchanges erased in the window per second, and the report
+   says whether the purge ran for the whole window (otherwise the phase
+   measured a node that had finished purging).
+3. ``after``: once the purge has finished (its total time is reported too),
+   the same phase once more. Without a purge is the mean of ``before`` and
+   ``after``, so a drift of the machine's other load during the run is
+   averaged out rather than read as the purge's cost.
 
-The report: both throughputs, their ratio, p50 latencies, each process's
+The report: the three throughputs, the ratio, p50 latencies, each process's
 CPU seconds per window, the purge rates and the retention ``batch_size``.
 A benchmark, not a test: it asserts nothing.
 """

@@ -115,7 +115,7 @@ def seed_expired(node_dir: Path, count: int, samples: list[bytes], closed_at: da
     from gateway.keystore import load_data_kek
     from gateway.storage.db import Database
     from gateway.storage.messages import body_aad
-    from gateway.storage.tables import exchanges, messages, tracking
+    from gateway.storage.tables import exchange_keys, exchanges, messages, tracking
 
     started = time.monotonic()
     config = load_config(node_dir)
@@ -126,7 +126,7 @@ def seed_expired(node_dir: Path, count: int, samples: list[bytes], closed_at: da
     digests = [sha256_hex(s) for s in samples]
 
     def chunk_txn(conn: Any, first: int, last: int) -> None:
-        ex_rows, msg_rows, track_rows = [], [], []
+        ex_rows, key_rows, msg_rows, track_rows = [], [], [], []
         for i in range(first, last):
             exchange_id = f"{NO_AUTHORITY}:IMI-SEED-{i:07d}"
             # Spread over time as real exchanges are (10 ms apart), the last one at closed_at.
@@ -147,8 +147,13 @@ def seed_expired(node_dir: Path, count: int, samples: list[bytes], closed_at: da
                     "created_at": opened_at,
                     "updated_at": closed,
                     "closed_at": closed,
-                    "wrapped_data_key": dataprotect.wrap_key(kek, key, exchange_id),
                     "erased_at": None,
+                }
+            )
+            key_rows.append(
+                {
+                    "exchange_id": exchange_id,
+                    "wrapped_data_key": dataprotect.wrap_key(kek, key, exchange_id),
                 }
             )
             for n, ((doc_type, direction), body) in enumerate(zip(kinds, samples, strict=True)):
@@ -174,6 +179,7 @@ def seed_expired(node_dir: Path, count: int, samples: list[bytes], closed_at: da
                     {"exchange_id": exchange_id, "stage": stage, "at": at, "node": "PT"}
                 )
         conn.execute(insert(exchanges), ex_rows)
+        conn.execute(insert(exchange_keys), key_rows)
         conn.execute(insert(messages), msg_rows)
         conn.execute(insert(tracking), track_rows)
 

@@ -2,7 +2,8 @@
 
 An exchange row is created by its first document (submitted or received),
 with a fresh data key wrapped under the node KEK (``gateway.core.dataprotect``).
-Erasure destroys the wrapped key and the sealed bodies; the metadata rows stay
+The wrapped key is a row of its own in ``exchange_keys``. Erasure deletes
+it and the sealed bodies; the metadata rows stay
 (message ids are unique forever, tracking and audit refer to them).
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, and_, bindparam, insert, or_, select, update
+from sqlalchemy import BindParameter, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -37,10 +38,10 @@ from gateway.storage.model import (
     Stage,
     exchange_stage,
 )
-from gateway.storage.tables import deliveries, exchanges, messages, outbox
+from gateway.storage.tables import deliveries, exchange_keys, exchanges, messages, outbox
 from gateway.storage.tracking import insert_tracking, tracking_row
 
-_METADATA_COLUMNS = [c for c in exchanges.c if c.name != "wrapped_data_key"]
+_METADATA_COLUMNS = list(exchanges.c)  # the wrapped data key is in exchange_keys
 
 
 def _exchange(row: Row[Any]) -> Exchange:
@@ -101,7 +102,10 @@ def open_exchange(
     runner retries.
     """
     row = conn.execute(
-        select(exchanges).where(exchanges.c.exchange_id == info.exchange_id).with_for_update()
+        select(exchanges, exchange_keys.c.wrapped_data_key)
+        .outerjoin(exchange_keys, exchange_keys.c.exchange_id == exchanges.c.exchange_id)
+        .where(exchanges.c.exchange_id == info.exchange_id)
+        .with_for_update(of=exchanges)
     ).first()
     if row is None:
         state = lifecycle.next_state(None, document_type, sender)
@@ -119,11 +123,16 @@ def open_exchange(
             "created_at": now,
             "updated_at": now,
             "closed_at": now if lifecycle.is_closed(state) else None,
-            "wrapped_data_key": sealer.wrap_key(data_key, info.exchange_id),
             "erased_at": None,
         }
         try:
             conn.execute(insert(exchanges).values(values))
+            conn.execute(
+                insert(exchange_keys).values(
+                    exchange_id=info.exchange_id,
+                    wrapped_data_key=sealer.wrap_key(data_key, info.exchange_id),
+                )
+            )
         except IntegrityError as exc:
             raise TransactionRace(f"exchange {info.exchange_id} was created concurrently") from exc
         track = _stage_rows(
@@ -283,7 +292,9 @@ def exchange_data_key_txn(conn: Connection, exchange_id: str, *, sealer: Sealer)
     Raises :class:`ExchangeNotFound` or :class:`ExchangeErased`. Never log the result.
     """
     row = conn.execute(
-        select(exchanges.c.wrapped_data_key).where(exchanges.c.exchange_id == exchange_id)
+        select(exchanges.c.exchange_id, exchange_keys.c.wrapped_data_key)
+        .outerjoin(exchange_keys, exchange_keys.c.exchange_id == exchanges.c.exchange_id)
+        .where(exchanges.c.exchange_id == exchange_id)
     ).first()
     if row is None:
         raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
@@ -339,12 +350,13 @@ def unerased_exchanges_txn(conn: Connection, *, limit: int = 1000) -> list[Excha
 #: expanding parameter, so SQLAlchemy compiles each shape once and caches it).
 _IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
 _NOW = bindparam("now", type_=exchanges.c.erased_at.type)
-_ERASE_KEYS = (
+_MARK_ERASED = (
     update(exchanges)
     .where(exchanges.c.exchange_id.in_(_IDS), exchanges.c.erased_at.is_(None))
-    .values(wrapped_data_key=None, erased_at=_NOW, updated_at=_NOW)
+    .values(erased_at=_NOW, updated_at=_NOW)
     .returning(exchanges.c.exchange_id)
 )
+_ERASE_KEYS = delete(exchange_keys).where(exchange_keys.c.exchange_id.in_(_IDS))
 _ERASE_BODIES = (
     update(messages)
     .where(messages.c.exchange_id.in_(_IDS), messages.c.body.is_not(None))
@@ -385,10 +397,11 @@ def erase_exchanges_rows(
     if not exchange_ids:
         return []
     ids = list(dict.fromkeys(exchange_ids))
-    erased = set(conn.execute(_ERASE_KEYS, {"ids": ids, "now": now}).scalars())
+    erased = set(conn.execute(_MARK_ERASED, {"ids": ids, "now": now}).scalars())
     if not erased:
         return []
     done = [i for i in ids if i in erased]
+    conn.execute(_ERASE_KEYS, {"ids": done})
     conn.execute(_ERASE_BODIES, {"ids": done})
     conn.execute(_STOP_OUTBOX, {"ids": done})
     conn.execute(_STOP_PUSH, {"ids": done})

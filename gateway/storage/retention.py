@@ -32,7 +32,7 @@ from gateway.storage.db import read_only
 from gateway.storage.exchanges import erase_exchanges_rows
 from gateway.storage.messages import body_aad
 from gateway.storage.model import Stage
-from gateway.storage.tables import exchanges, messages
+from gateway.storage.tables import exchange_keys, exchanges, messages
 from gateway.storage.tracking import insert_tracking, tracking_row
 
 __all__ = [
@@ -58,13 +58,12 @@ _KEYED_BODIES = (
         messages.c.exchange_id,
         messages.c.message_id,
         messages.c.body,
-        exchanges.c.wrapped_data_key,
+        exchange_keys.c.wrapped_data_key,
     )
-    .join(exchanges, exchanges.c.exchange_id == messages.c.exchange_id)
+    .join(exchange_keys, exchange_keys.c.exchange_id == messages.c.exchange_id)
     .where(
         messages.c.exchange_id.in_(bindparam("ids", expanding=True)),
         messages.c.body.is_not(None),
-        exchanges.c.wrapped_data_key.is_not(None),
     )
 )
 _MESSAGE_COUNTS = (

@@ -14,7 +14,7 @@ from gateway.storage.audit import audit_log_txn, stored_hashes_txn
 from gateway.storage.messages import submit_message_txn
 from gateway.storage.model import Stage
 from gateway.storage.retention import erase_exchanges_txn
-from gateway.storage.tables import exchanges, messages, outbox, tracking
+from gateway.storage.tables import exchange_keys, messages, outbox, tracking
 
 from .conftest import NODE, T0, submission
 
@@ -73,11 +73,7 @@ def test_a_batch_erasure_erases_everything_of_each_exchange_and_records_each_onc
 
     def state(conn):
         return (
-            conn.execute(
-                select(exchanges.c.exchange_id)
-                .where(exchanges.c.wrapped_data_key.is_not(None))
-                .order_by(exchanges.c.exchange_id)
-            )
+            conn.execute(select(exchange_keys.c.exchange_id).order_by(exchange_keys.c.exchange_id))
             .scalars()
             .all(),
             conn.execute(select(messages.c.exchange_id).where(messages.c.body.is_not(None)))

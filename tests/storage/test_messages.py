@@ -35,6 +35,7 @@ from gateway.storage.outbox import claim_outbox_txn, dead_letters_txn
 from gateway.storage.tables import (
     deliveries,
     envelopes_in,
+    exchange_keys,
     exchanges,
     messages,
     outbox,
@@ -44,7 +45,7 @@ from gateway.storage.tracking import tracking_events_txn
 
 from .conftest import NODE, PEER, T0, envelope, payload, submission
 
-TABLES = (exchanges, messages, outbox, envelopes_in, deliveries, tracking)
+TABLES = (exchanges, exchange_keys, messages, outbox, envelopes_in, deliveries, tracking)
 
 
 def counts(db) -> dict[str, int]:
@@ -322,7 +323,7 @@ def test_erasing_the_exchange_destroys_key_and_bodies(db, sealer) -> None:
     )
     wrapped_before = db.run_txn_sync(
         lambda c: c.execute(
-            select(exchanges.c.wrapped_data_key).where(exchanges.c.exchange_id == "EX-1")
+            select(exchange_keys.c.wrapped_data_key).where(exchange_keys.c.exchange_id == "EX-1")
         ).scalar_one()
     )
     later = T0 + timedelta(days=190)
@@ -338,7 +339,7 @@ def test_erasing_the_exchange_destroys_key_and_bodies(db, sealer) -> None:
     # and the key cannot come from another exchange's row.
     other_wrapped = db.run_txn_sync(
         lambda c: c.execute(
-            select(exchanges.c.wrapped_data_key).where(exchanges.c.exchange_id == "EX-2")
+            select(exchange_keys.c.wrapped_data_key).where(exchange_keys.c.exchange_id == "EX-2")
         ).scalar_one()
     )
     with pytest.raises(dataprotect.KeyUnwrapFailed):

@@ -88,6 +88,7 @@ def test_submission_stores_exchange_message_outbox_and_tracking_together(db, sea
     )
     assert counts(db) == {
         "exchanges": 1,
+        "exchange_keys": 1,
         "messages": 1,
         "outbox": 1,
         "envelopes_in": 0,
@@ -407,6 +408,7 @@ def test_envelope_stores_messages_deliveries_tracking_and_receipt_together(db, s
     )
     assert counts(db) == {
         "exchanges": 2,
+        "exchange_keys": 2,
         "messages": 2,
         "outbox": 0,
         "envelopes_in": 1,

@@ -62,7 +62,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_exchanges_unerased", table_name="exchanges")
-    op.execute("ALTER TABLE exchanges ADD COLUMN wrapped_data_key BLOB")
+    op.add_column("exchanges", sa.Column("wrapped_data_key", sa.LargeBinary(), nullable=True))
     op.execute(
         "UPDATE exchanges SET wrapped_data_key = (SELECT k.wrapped_data_key FROM exchange_keys k "
         "WHERE k.exchange_id = exchanges.exchange_id)"

@@ -449,6 +449,9 @@ class RetentionConfig:
     #: The optional blocked stage: this long after closure (``"3 months"``, ``"10 minutes"``)
     #: the personal data is unreadable until it is erased. None: no blocked stage.
     blocked_after: str | None = setting(None)
+    #: The largest share of time a purge works: after a batch that took t seconds it
+    #: pauses t * (1 - share) / share, so exchanges keep the rest of the node.
+    purge_share: float = setting(0.1, minimum=0.01, maximum=1.0)
 
     def __post_init__(self) -> None:
         for area in self.areas:

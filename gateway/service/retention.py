@@ -17,11 +17,16 @@ than twice the replay window (``keep_envelope_receipts_seconds``): a retried
 envelope that old is refused by its creation time anyway.
 
 Erasure is idempotent and each batch commits on its own, so a purge cut short
-by a crash finishes at the next run after restart. Between two batches the
-purge can yield to the reactor (``pause_seconds`` on the clock; the node
-yields one turn), so writers queued meanwhile get the database first. Each erasure is logged with
-the exchange id and counts only; :func:`gateway.storage.audit.record_erasure_txn` records it
-inside the erasing transaction.
+by a crash finishes at the next run after restart. Each batch erases set-based
+(one statement per table, one insert of its audit entries), so it holds the
+single SQLite writer briefly. Between two batches the purge pauses on the
+clock: at least ``pause_seconds`` (the node yields one reactor turn), and
+long enough that it works at most ``[retention] purge_share`` of the time
+(measured on the clock: a batch that waited for a busy node makes the next
+pause longer), so writers queued meanwhile get the database first and the
+purge of a large backlog costs exchange throughput little. Each erasure is
+logged with the exchange id and counts only, and recorded in the audit log
+(``ERASED``) inside the erasing transaction.
 """
 
 from __future__ import annotations
@@ -125,11 +130,20 @@ class RetentionService(Service):
         scopes.append((self._settings.policy(None), None, areas))
         return scopes
 
-    async def _yield(self) -> None:
-        """Let the reactor (and the writers queued for the database) run between two batches."""
-        if self._pause is None:
+    async def _yield(self, busy: float) -> None:
+        """Let the reactor (and the writers queued for the database) run between two batches.
+
+        After a batch that kept the purge ``busy`` seconds, pause long enough that
+        the purge works at most ``purge_share`` of the time (a batch takes longer
+        on a busy node, so the purge slows down under load); at least
+        ``pause_seconds``.
+        """
+        share = self._settings.purge_share
+        rest = busy * (1.0 - share) / share
+        if self._pause is None and rest <= 0.0:
             return
-        await deferLater(self._runtime.clock, self._pause, lambda: None)  # type: ignore[arg-type]  # seconds() and callLater suffice
+        pause = max(self._pause or 0.0, rest)
+        await deferLater(self._runtime.clock, pause, lambda: None)  # type: ignore[arg-type]  # seconds() and callLater suffice
 
     async def _block(self, now: datetime) -> int:
         runtime, batch, total = self._runtime, self._settings.batch_size, 0
@@ -137,6 +151,7 @@ class RetentionService(Service):
             if policy.blocked_after is None:
                 continue
             while True:
+                began = runtime.clock.seconds()
                 due: list[str] = await runtime.db.run_txn(
                     exchanges_due_for_blocking_txn,
                     closed_before=policy.blocked_after.before(now),
@@ -158,7 +173,7 @@ class RetentionService(Service):
                     )
                 if len(due) < batch or not blocked:
                     break
-                await self._yield()
+                await self._yield(runtime.clock.seconds() - began)
         return total
 
     async def _purge(self) -> int:
@@ -176,6 +191,7 @@ class RetentionService(Service):
                 log.info("Forgot {count} old envelope receipts", count=forgotten)
         for policy, area, excluded in self._scopes():
             while True:
+                began = runtime.clock.seconds()
                 due: list[str] = await runtime.db.run_txn(
                     exchanges_due_for_erasure_txn,
                     closed_before=policy.after_closure.before(now),
@@ -204,7 +220,7 @@ class RetentionService(Service):
                     await self._forget_bodies(one)
                 if len(due) < batch or not erased:
                     break
-                await self._yield()
+                await self._yield(runtime.clock.seconds() - began)
         if total:
             await runtime.db.compact()
             log.info("Retention purge erased {count} exchanges", count=total)

@@ -4,25 +4,33 @@ The target (docs/performance.md): a purge of 100,000 expired exchanges
 lowers exchange throughput by less than 20% while it runs.
 
 What runs (nothing mocked): the two nodes of ``bench exchange`` (NO and PT,
-each in its own process, SQLite, real TLS and signatures). Before they
-start, PT's database is seeded with ``--exchanges`` closed exchanges, each
-with its own wrapped data key and three sealed bodies (the signed Request,
-Acceptance and Answer of the running example, sealed with that key), their
-tracking stages, all closed 30 minutes before the run: bulk inserts, not
-the API, so seeding 100,000 takes seconds rather than the hours a real
-exchange each would.
+each in its own process, SQLite, real TLS and signatures) under the same
+load as ``bench exchange``'s closed loop (48 submitters, pullers
+long-polling both authorities' deliveries, 30-second phases with a 3-second
+warm-up). Before they start, PT's database is seeded with ``--exchanges``
+closed exchanges, each with its own wrapped data key and three sealed
+bodies (the signed Request, Acceptance and Answer of the running example,
+sealed with that key) and their tracking stages, closed 10 ms apart up to
+30 minutes before the run: bulk inserts, not the API, so seeding 100,000
+takes a minute or two rather than the hours a real exchange each would.
 
-1. ``without``: PT's retention period is 2 hours, so nothing is due: a
+1. ``before``: PT's retention period is 2 hours, so nothing is due: a
    closed-loop phase measures exchanges per second.
-2. ``with``: PT restarts with a 1-minute period, so its retention service
-   starts the purge at once; the same closed-loop phase runs meanwhile.
-   PT's database is read (read-only) before and after the phase: the purge
-   rate is the exchanges erased during the phase per second, and the
-   report says whether the purge was still running when the phase ended
-   (otherwise the phase measured a node that had finished purging).
+2. ``with``: the next phase's documents are signed, then PT restarts with a
+   1-minute period, so its retention service starts the purge at once; the
+   same closed-loop phase runs meanwhile. PT's erased count is read
+   (read-only) when the counted window opens and when it closes: the purge
+   rate is the exchanges erased in the window per second, and the report
+   says whether the purge ran for the whole window (otherwise the phase
+   measured a node that had finished purging).
+3. ``after``: once the purge has finished (its total time is reported too),
+   the same phase once more. Without a purge is the mean of ``before`` and
+   ``after``, so a drift of the machine's other load during the run is
+   averaged out rather than read as the purge's cost.
 
-The report: both throughputs, their ratio, the purge rate and the
-retention ``batch_size`` used. A benchmark, not a test: it asserts nothing.
+The report: the three throughputs, the ratio, p50 latencies, each process's
+CPU seconds per window, the purge rates and the retention ``batch_size``.
+A benchmark, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -64,15 +72,29 @@ class PurgeReport:
     date: str
     exchanges_seeded: int
     seed_seconds: float
-    batch_size: int
+    #: The retention batch_size of node PT (None: the node's default).
+    batch_size: int | None
     duration_s: float
+    warmup_s: float
     concurrency: int
-    exchanges_per_s_without: float
+    #: Closed-loop exchanges/s before the purge, during it, after it; ``without`` is the
+    #: mean of before and after (the machine's other load drifts), ``ratio`` = with / without.
+    exchanges_per_s_before: float
     exchanges_per_s_with: float
+    exchanges_per_s_after: float
+    exchanges_per_s_without: float
     throughput_ratio: float
-    erased_during_phase: int
+    #: One-way latency p50 (ms) and each process's CPU seconds, per counted window.
+    latency_p50_ms: dict[str, float]
+    cpu_s: dict[str, dict[str, float]]
+    #: Exchanges erased in the counted window of the ``with`` phase, and per second.
+    erased_in_window: int
     purge_exchanges_per_s: float
+    #: The purge had started before the counted window opened and had not finished when it closed.
     purge_running_throughout: bool
+    #: From PT's start to the last exchange erased (the rest of the purge ran on an idle node).
+    purge_total_s: float
+    purge_total_exchanges_per_s: float
     errors: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -93,7 +115,7 @@ def seed_expired(node_dir: Path, count: int, samples: list[bytes], closed_at: da
     from gateway.keystore import load_data_kek
     from gateway.storage.db import Database
     from gateway.storage.messages import body_aad
-    from gateway.storage.tables import exchanges, messages, tracking
+    from gateway.storage.tables import exchange_keys, exchanges, messages, tracking
 
     started = time.monotonic()
     config = load_config(node_dir)
@@ -102,12 +124,14 @@ def seed_expired(node_dir: Path, count: int, samples: list[bytes], closed_at: da
     db.migrate()
     kinds = [("Request", "in"), ("Acceptance", "out"), ("Answer", "out")]
     digests = [sha256_hex(s) for s in samples]
-    opened_at = closed_at - timedelta(minutes=5)
 
     def chunk_txn(conn: Any, first: int, last: int) -> None:
-        ex_rows, msg_rows, track_rows = [], [], []
+        ex_rows, key_rows, msg_rows, track_rows = [], [], [], []
         for i in range(first, last):
             exchange_id = f"{NO_AUTHORITY}:IMI-SEED-{i:07d}"
+            # Spread over time as real exchanges are (10 ms apart), the last one at closed_at.
+            closed = closed_at - timedelta(milliseconds=10 * (count - 1 - i))
+            opened_at = closed - timedelta(minutes=5)
             key = dataprotect.new_data_key()
             ex_rows.append(
                 {
@@ -121,10 +145,15 @@ def seed_expired(node_dir: Path, count: int, samples: list[bytes], closed_at: da
                     "catalogue_version": "2026.1",
                     "state": "closed",
                     "created_at": opened_at,
-                    "updated_at": closed_at,
-                    "closed_at": closed_at,
-                    "wrapped_data_key": dataprotect.wrap_key(kek, key, exchange_id),
+                    "updated_at": closed,
+                    "closed_at": closed,
                     "erased_at": None,
+                }
+            )
+            key_rows.append(
+                {
+                    "exchange_id": exchange_id,
+                    "wrapped_data_key": dataprotect.wrap_key(kek, key, exchange_id),
                 }
             )
             for n, ((doc_type, direction), body) in enumerate(zip(kinds, samples, strict=True)):
@@ -145,11 +174,12 @@ def seed_expired(node_dir: Path, count: int, samples: list[bytes], closed_at: da
                         "receipt": None,
                     }
                 )
-            for stage, at in (("requested", opened_at), ("closed", closed_at)):
+            for stage, at in (("requested", opened_at), ("closed", closed)):
                 track_rows.append(
                     {"exchange_id": exchange_id, "stage": stage, "at": at, "node": "PT"}
                 )
         conn.execute(insert(exchanges), ex_rows)
+        conn.execute(insert(exchange_keys), key_rows)
         conn.execute(insert(messages), msg_rows)
         conn.execute(insert(tracking), track_rows)
 
@@ -168,25 +198,46 @@ def erased_count(node_dir: Path) -> int:
     return int(count)
 
 
-def _set_retention(node_dir: Path, after_closure: str, batch_size: int) -> None:
+def _set_retention(node_dir: Path, after_closure: str, batch_size: int | None) -> None:
     """Set the node's [retention] period and batch size (the rest of its configuration kept)."""
     path, original = node_dir / "gateway.toml", node_dir / "gateway.toml.before-bench"
     if not original.exists():
         shutil.copyfile(path, original)
     text = original.read_text()
-    settings = (
-        f'after_closure = "{after_closure}"\nbatch_size = {batch_size}\ninterval_seconds = 1\n'
-    )
+    settings = f'after_closure = "{after_closure}"\ninterval_seconds = 1\n'
+    if batch_size is not None:
+        settings += f"batch_size = {batch_size}\n"
     assert "\n[retention]\n" in text, "the node's configuration has a [retention] table"
     path.write_text(text.replace("\n[retention]\n", f"\n[retention]\n{settings}", 1))
 
 
+@dataclass
+class _Phase:
+    """One closed-loop phase's report, and PT's erased count when its counted window opened
+    and closed."""
+
+    report: Any
+    erased_at_open: int = 0
+    erased_at_close: int = 0
+
+
 async def _closed_loop(
-    reactor: Any, setups: dict[str, Any], nodes: dict[str, Any], options: ExchangeOptions, tag: str
-) -> Any:
+    reactor: Any,
+    setups: dict[str, Any],
+    nodes: dict[str, Any],
+    options: ExchangeOptions,
+    signed: tuple[str, list[Any]],
+    cursors: dict[str, int],
+) -> _Phase:
+    """The closed loop of ``bench exchange`` (same submitters, pullers, documents), once,
+    on the pre-signed ``signed`` (id prefix, exchanges).
+
+    ``cursors``: each authority's delivery cursor, carried from one phase to the next
+    (so a phase never pulls the deliveries of the one before again).
+    """
     from twisted.internet.defer import gatherResults
 
-    from gateway.benchmarks.exchange.load import LoadPhase, Puller, SimulatedSystem, presign
+    from gateway.benchmarks.exchange.load import LoadPhase, Puller, SimulatedSystem, _in_thread
 
     connections = max(options.concurrency * 2, 64)
     no = SimulatedSystem(reactor, setups["NO"], NO_AUTHORITY, connections)
@@ -195,9 +246,7 @@ async def _closed_loop(
         Puller(reactor, no, NO_AUTHORITY, options),
         Puller(reactor, pt, PT_AUTHORITY, options),
     ]
-    prefix = f"{NO_AUTHORITY}:IMI-PURGE{os.getpid()}{tag}-"
-    count = options.presign_count("max", None)
-    exchanges = presign(prefix, count, no.signer, pt.signer, datetime.now(UTC))
+    prefix, exchanges = signed
     phase = LoadPhase(
         reactor,
         mode="max",
@@ -209,20 +258,38 @@ async def _closed_loop(
         rate=None,
         nodes=nodes,
     )
+    result = _Phase(report=None)
+    pt_dir = setups["PT"].node_dir
+
+    async def sample(attribute: str) -> None:
+        setattr(result, attribute, await _in_thread(lambda: erased_count(pt_dir)))
+
+    def later(attribute: str) -> None:
+        from twisted.internet.defer import Deferred
+
+        Deferred.fromCoroutine(sample(attribute))
+
     for puller in pullers:
+        puller.cursor = cursors.get(puller.authority, 0)
         puller.phase = phase
         puller.start()
+    _say(f"closed loop: {options.duration:g} s with {options.concurrency} submitters")
+    reactor.callLater(options.warmup, later, "erased_at_open")
+    reactor.callLater(options.duration, later, "erased_at_close")
     try:
         await phase.run()
     finally:
         await gatherResults([p.stop() for p in pullers])
         await no.close()
         await pt.close()
+    for puller in pullers:
+        cursors[puller.authority] = puller.cursor
     report = phase.report({})
     for puller in pullers:
         for code, n in puller.errors.items():
             report.errors[f"pull:{code}"] = report.errors.get(f"pull:{code}", 0) + n
-    return report
+    result.report = report
+    return result
 
 
 def _signer(credentials: Any) -> Any:
@@ -239,7 +306,7 @@ def run_purge_bench(args: argparse.Namespace, command: str) -> PurgeReport:
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
 
-    from gateway.benchmarks.exchange.load import presign
+    from gateway.benchmarks.exchange.load import _in_thread, _sleep, presign
     from gateway.benchmarks.exchange.processes import NodeProcess
     from gateway.testbed import (
         before_start,
@@ -249,15 +316,17 @@ def run_purge_bench(args: argparse.Namespace, command: str) -> PurgeReport:
     )
 
     count = args.exchanges or (QUICK_EXCHANGES if args.quick else DEFAULT_EXCHANGES)
-    duration = args.duration or (3.0 if args.quick else 20.0)
+    shape = ExchangeOptions()  # the load of ``bench exchange``: its submitters, its pullers
     options = ExchangeOptions(
         mode="max",
-        duration=duration,
-        warmup=1.0 if args.quick else 3.0,
-        concurrency=args.concurrency,
-        ceiling=150.0 if args.quick else 350.0,
+        duration=args.duration or (8.0 if args.quick else shape.duration),
+        warmup=args.warmup or (2.0 if args.quick else shape.warmup),
+        concurrency=args.concurrency or shape.concurrency,
+        ceiling=shape.ceiling,
         work_dir=args.work_dir,
     )
+    if options.duration <= options.warmup:
+        raise BenchFailed("--duration must be longer than --warmup")
     base_dir = Path(tempfile.mkdtemp(prefix="imi-bench-purge-", dir=args.work_dir))
     nodes: dict[str, Any] = {}
     results: dict[str, Any] = {}
@@ -297,18 +366,42 @@ def run_purge_bench(args: argparse.Namespace, command: str) -> PurgeReport:
         start("PT")
         start("NO")
 
+        def signed(tag: str) -> tuple[str, list[Any]]:
+            prefix = f"{NO_AUTHORITY}:IMI-PURGE{os.getpid()}{tag}-"
+            count = options.presign_count("max", None)
+            _say(f"pre-signing {count} exchanges")
+            return prefix, presign(
+                prefix, count, signers[NO_AUTHORITY], signers[PT_AUTHORITY], datetime.now(UTC)
+            )
+
+        async def watch_purge(started: float) -> None:
+            """Note when PT's last seeded exchange is erased (polled, read-only)."""
+            while "purge_seconds" not in results:
+                if await _in_thread(lambda: erased_count(pt_dir)) >= count:
+                    results["purge_seconds"] = time.monotonic() - started
+                    return
+                if time.monotonic() - started > args.purge_timeout:
+                    raise BenchFailed(f"the purge did not finish in {args.purge_timeout:g} s")
+                await _sleep(reactor, 0.5)
+
         async def drive() -> None:
-            _say(f"without a purge: {duration:g} s closed loop")
-            results["without"] = await _closed_loop(reactor, setups, nodes, options, "A")
+            cursors: dict[str, int] = {}
+            load = signed("A")
+            _say("before the purge (PT's retention period: 2 hours, nothing due)")
+            results["before"] = await _closed_loop(reactor, setups, nodes, options, load, cursors)
+            load = signed("B")  # before the restart, so the purge starts with the phase
             nodes["PT"].stop()
             _set_retention(pt_dir, "1 minute", args.batch_size)
-            start("PT")  # its retention service starts the purge at once
-            results["erased_before"] = erased_count(pt_dir)
             started = time.monotonic()
-            _say(f"with the purge running: {duration:g} s closed loop")
-            results["with"] = await _closed_loop(reactor, setups, nodes, options, "B")
-            results["erased_after"] = erased_count(pt_dir)
-            results["phase_seconds"] = time.monotonic() - started
+            start("PT")  # its retention service starts the purge at once
+            watching = Deferred.fromCoroutine(watch_purge(started))
+            _say("during the purge (PT's retention period: 1 minute)")
+            results["with"] = await _closed_loop(reactor, setups, nodes, options, load, cursors)
+            _say("waiting for the purge to finish")
+            await watching
+            load = signed("C")  # signed now: older documents fall out of the replay window
+            _say("after the purge (nothing left to erase)")
+            results["after"] = await _closed_loop(reactor, setups, nodes, options, load, cursors)
 
         outcome: list[Any] = []
 
@@ -331,8 +424,18 @@ def run_purge_bench(args: argparse.Namespace, command: str) -> PurgeReport:
             node.stop()
         if not args.keep:
             shutil.rmtree(base_dir, ignore_errors=True)
-    without, with_purge = results["without"], results["with"]
-    erased = results["erased_after"] - results["erased_before"]
+        else:
+            _say(f"node directories and logs kept in {base_dir}")
+    phases = {name: results[name].report for name in ("before", "with", "after")}
+    rates = {name: report.exchanges_per_s for name, report in phases.items()}
+    without = (rates["before"] + rates["after"]) / 2
+    window = phases["with"].counted_s
+    during = results["with"]
+    erased = during.erased_at_close - during.erased_at_open
+    purge_seconds = results["purge_seconds"]
+    errors: dict[str, int] = {}
+    for name, report in phases.items():
+        errors.update({f"{name}:{code}": n for code, n in report.errors.items()})
     return PurgeReport(
         benchmark="purge",
         command=command,
@@ -340,30 +443,51 @@ def run_purge_bench(args: argparse.Namespace, command: str) -> PurgeReport:
         exchanges_seeded=count,
         seed_seconds=round(seed_seconds, 1),
         batch_size=args.batch_size,
-        duration_s=duration,
-        concurrency=args.concurrency,
-        exchanges_per_s_without=round(without.exchanges_per_s, 1),
-        exchanges_per_s_with=round(with_purge.exchanges_per_s, 1),
-        throughput_ratio=round(with_purge.exchanges_per_s / without.exchanges_per_s, 3)
-        if without.exchanges_per_s
-        else math.nan,
-        erased_during_phase=erased,
-        purge_exchanges_per_s=round(erased / results["phase_seconds"], 1),
-        purge_running_throughout=results["erased_after"] < count,
-        errors={**without.errors, **{f"with:{k}": v for k, v in with_purge.errors.items()}},
+        duration_s=options.duration,
+        warmup_s=options.warmup,
+        concurrency=options.concurrency,
+        exchanges_per_s_before=round(rates["before"], 1),
+        exchanges_per_s_with=round(rates["with"], 1),
+        exchanges_per_s_after=round(rates["after"], 1),
+        exchanges_per_s_without=round(without, 1),
+        throughput_ratio=round(rates["with"] / without, 3) if without else math.nan,
+        latency_p50_ms={name: round(r.latency_ms.p50, 1) for name, r in phases.items()},
+        cpu_s={name: r.cpu_s for name, r in phases.items()},
+        erased_in_window=erased,
+        purge_exchanges_per_s=round(erased / window, 1) if window else math.nan,
+        purge_running_throughout=0 < during.erased_at_open and during.erased_at_close < count,
+        purge_total_s=round(purge_seconds, 1),
+        purge_total_exchanges_per_s=round(count / purge_seconds, 1),
+        errors=errors,
     )
 
 
 def format_report(report: PurgeReport) -> str:
+    batch = report.batch_size if report.batch_size is not None else "node default"
     lines = [
         f"purge benchmark ({report.date}): {report.command}",
-        f"  seeded {report.exchanges_seeded} expired exchanges in {report.seed_seconds} s",
-        f"  exchanges/s without a purge:  {report.exchanges_per_s_without}",
-        f"  exchanges/s during the purge: {report.exchanges_per_s_with}",
-        f"  ratio: {report.throughput_ratio} (target: at least 0.8)",
-        f"  purge: {report.erased_during_phase} erased during the phase, "
-        f"{report.purge_exchanges_per_s} exchanges/s (batch_size {report.batch_size}); "
-        f"still running at the end: {'yes' if report.purge_running_throughout else 'NO'}",
+        f"  seeded {report.exchanges_seeded} expired exchanges into PT in {report.seed_seconds} s",
+        f"  closed loop of bench exchange: {report.concurrency} submitters, "
+        f"{report.duration_s:g} s phases ({report.warmup_s:g} s warm-up not counted)",
+    ]
+    for name, rate in (
+        ("before the purge", report.exchanges_per_s_before),
+        ("during the purge", report.exchanges_per_s_with),
+        ("after the purge", report.exchanges_per_s_after),
+    ):
+        key = name.split()[0].replace("during", "with")
+        lines.append(
+            f"  exchanges/s {name}: {rate:7.1f}  (p50 one-way {report.latency_p50_ms[key]} ms; "
+            f"CPU s {report.cpu_s[key]})"
+        )
+    lines += [
+        f"  ratio during / without (mean of before and after): {report.throughput_ratio} "
+        "(target: at least 0.8)",
+        f"  purge in the counted window: {report.erased_in_window} erased, "
+        f"{report.purge_exchanges_per_s} exchanges/s (batch_size {batch}); "
+        f"running for the whole window: {'yes' if report.purge_running_throughout else 'NO'}",
+        f"  whole purge: {report.purge_total_s} s from PT's start, "
+        f"{report.purge_total_exchanges_per_s} exchanges/s",
     ]
     if report.errors:
         lines.append(f"  errors: {report.errors}")
@@ -375,15 +499,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--exchanges",
         type=int,
         default=None,
-        help=f"expired exchanges to seed ({DEFAULT_EXCHANGES})",
-    )
-    parser.add_argument("--duration", type=float, default=None, help="seconds per phase (20)")
-    parser.add_argument("--concurrency", type=int, default=16, help="closed-loop submitters (16)")
-    parser.add_argument(
-        "--batch-size", type=int, default=500, help="the retention batch_size of node PT (500)"
+        help=f"expired exchanges to seed into PT (default {DEFAULT_EXCHANGES:,}; --quick: "
+        f"{QUICK_EXCHANGES:,})",
     )
     parser.add_argument(
-        "--quick", action="store_true", help=f"{QUICK_EXCHANGES} exchanges, 3-second phases"
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds per phase, warm-up included (default as bench exchange: 30; --quick: 8)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds of each phase not counted (default 3; --quick: 2)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="closed-loop submitters (default as bench exchange: 48)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="the retention batch_size of node PT (default: the node's default)",
+    )
+    parser.add_argument(
+        "--purge-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds from PT's restart to wait for the purge to finish (3600)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_EXCHANGES:,} exchanges, 8-second phases (a smoke run, not a measurement)",
     )
     parser.add_argument("--work-dir", type=Path, default=None, help="where the node directories go")
     parser.add_argument("--keep", action="store_true", help="keep the node directories and logs")

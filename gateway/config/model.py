@@ -455,10 +455,13 @@ class RetentionConfig:
     #: Seconds between two runs of the retention service.
     interval_seconds: float = setting(60.0, minimum=1, maximum=86400)
     #: Exchanges erased per database transaction.
-    batch_size: int = setting(500, minimum=1, maximum=10000)
+    batch_size: int = setting(100, minimum=1, maximum=10000)
     #: The optional blocked stage: this long after closure (``"3 months"``, ``"10 minutes"``)
     #: the personal data is unreadable until it is erased. None: no blocked stage.
     blocked_after: str | None = setting(None)
+    #: The largest share of time a purge works: after a batch that took t seconds it
+    #: pauses t * (1 - share) / share, so exchanges keep the rest of the node.
+    purge_share: float = setting(0.1, minimum=0.01, maximum=1.0)
 
     def __post_init__(self) -> None:
         for area in self.areas:

@@ -178,7 +178,10 @@ port = {metrics_port}
 # How often the retention service runs, and how many exchanges it erases per
 # transaction:
 # interval_seconds = 60.0
-# batch_size = 500
+# batch_size = 100
+# The largest share of time a purge works (it pauses between batches so that
+# exchanges keep the rest of the node; 1.0: no pause):
+# purge_share = 0.1
 # Optional blocked stage: this long after closure the personal data is kept
 # but unreadable (deliveries and tracking withhold it) until it is erased.
 # blocked_after = "3 months"

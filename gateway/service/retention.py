@@ -17,11 +17,16 @@ than twice the replay window (``keep_envelope_receipts_seconds``): a retried
 envelope that old is refused by its creation time anyway.
 
 Erasure is idempotent and each batch commits on its own, so a purge cut short
-by a crash finishes at the next run after restart. Between two batches the
-purge can yield to the reactor (``pause_seconds`` on the clock; the node
-yields one turn), so writers queued meanwhile get the database first. Each erasure is logged with
-the exchange id and counts only; :func:`gateway.storage.audit.record_erasure_txn` records it
-inside the erasing transaction.
+by a crash finishes at the next run after restart. Each batch erases set-based
+(one statement per table, one insert of its audit entries), so it holds the
+single SQLite writer briefly. Between two batches the purge pauses on the
+clock: at least ``pause_seconds`` (the node yields one reactor turn), and
+long enough that it works at most ``[retention] purge_share`` of the time
+(measured on the clock: a batch that waited for a busy node makes the next
+pause longer), so writers queued meanwhile get the database first and the
+purge of a large backlog costs exchange throughput little. Each erasure is
+logged with the exchange id and counts only, and recorded in the audit log
+(``ERASED``) inside the erasing transaction.
 
 Several processes of one node (PostgreSQL) each run this timer; a run takes
 the node's retention :class:`~gateway.storage.run_lock.RunLock`, so one
@@ -30,10 +35,9 @@ process purges at a time and the others skip that turn.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Connection
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall, deferLater
@@ -42,7 +46,6 @@ from twisted.logger import Logger
 from gateway.config import RetentionConfig
 from gateway.core.retention import RetentionPolicy
 from gateway.service.runtime import Runtime
-from gateway.storage.audit import record_erasure_txn
 from gateway.storage.exchanges import exchanges_due_for_erasure_txn
 from gateway.storage.messages import purge_envelope_receipts_txn
 from gateway.storage.retention import (
@@ -59,27 +62,6 @@ log = Logger()
 
 #: ``forget(body)``: drop what in-memory caches derived from a document's signed bytes.
 Forget = Callable[[bytes], Awaitable[None]]
-
-
-def _purge_batch_txn(
-    conn: Connection,
-    exchange_ids: Sequence[str],
-    *,
-    now: datetime,
-    node: str,
-    runtime: Runtime,
-    with_bodies: bool,
-) -> list[ErasedExchange]:
-    erased = erase_exchanges_txn(
-        conn,
-        exchange_ids,
-        now=now,
-        node=node,
-        sealer=runtime.sealer if with_bodies else None,
-    )
-    for one in erased:  # the audit entry belongs to the erasing transaction
-        record_erasure_txn(conn, one.exchange_id, at=now, actor=f"node:{node}")
-    return erased
 
 
 class RetentionService(Service):
@@ -159,11 +141,20 @@ class RetentionService(Service):
         scopes.append((self._settings.policy(None), None, areas))
         return scopes
 
-    async def _yield(self) -> None:
-        """Let the reactor (and the writers queued for the database) run between two batches."""
-        if self._pause is None:
+    async def _yield(self, busy: float) -> None:
+        """Let the reactor (and the writers queued for the database) run between two batches.
+
+        After a batch that kept the purge ``busy`` seconds, pause long enough that
+        the purge works at most ``purge_share`` of the time (a batch takes longer
+        on a busy node, so the purge slows down under load); at least
+        ``pause_seconds``.
+        """
+        share = self._settings.purge_share
+        rest = busy * (1.0 - share) / share
+        if self._pause is None and rest <= 0.0:
             return
-        await deferLater(self._runtime.clock, self._pause, lambda: None)  # type: ignore[arg-type]  # seconds() and callLater suffice
+        pause = max(self._pause or 0.0, rest)
+        await deferLater(self._runtime.clock, pause, lambda: None)  # type: ignore[arg-type]  # seconds() and callLater suffice
 
     async def _block(self, now: datetime) -> int:
         runtime, batch, total = self._runtime, self._settings.batch_size, 0
@@ -171,6 +162,7 @@ class RetentionService(Service):
             if policy.blocked_after is None:
                 continue
             while True:
+                began = runtime.clock.seconds()
                 due: list[str] = await runtime.db.run_txn(
                     exchanges_due_for_blocking_txn,
                     closed_before=policy.blocked_after.before(now),
@@ -192,7 +184,7 @@ class RetentionService(Service):
                     )
                 if len(due) < batch or not blocked:
                     break
-                await self._yield()
+                await self._yield(runtime.clock.seconds() - began)
         return total
 
     async def _purge(self) -> int:
@@ -210,6 +202,7 @@ class RetentionService(Service):
                 log.info("Forgot {count} old envelope receipts", count=forgotten)
         for policy, area, excluded in self._scopes():
             while True:
+                began = runtime.clock.seconds()
                 due: list[str] = await runtime.db.run_txn(
                     exchanges_due_for_erasure_txn,
                     closed_before=policy.after_closure.before(now),
@@ -221,12 +214,12 @@ class RetentionService(Service):
                 if not due:
                     break
                 erased: list[ErasedExchange] = await runtime.db.run_txn(
-                    _purge_batch_txn,
+                    erase_exchanges_txn,
                     due,
                     now=now,
                     node=runtime.node_id,
-                    runtime=runtime,
-                    with_bodies=self._forget is not None,
+                    # Open the bodies only when a cache derived something from them.
+                    sealer=runtime.sealer if self._forget is not None else None,
                 )
                 total += len(erased)
                 for one in erased:
@@ -238,7 +231,7 @@ class RetentionService(Service):
                     await self._forget_bodies(one)
                 if len(due) < batch or not erased:
                     break
-                await self._yield()
+                await self._yield(runtime.clock.seconds() - began)
         if total:
             await runtime.db.compact()
             log.info("Retention purge erased {count} exchanges", count=total)

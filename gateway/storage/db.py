@@ -79,10 +79,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = int.from_bytes(b"IMIGWMIG", "big", signed=True)
 
 #: PostgreSQL, after a purge: VACUUM the table of sealed bodies (ciphertext whose key is gone
-#: may stay in free space until reused), rewrite the table of wrapped data keys (no copy of
-#: an erased key may stay in a page's free space).
+#: may stay in free space until reused), rewrite the small table of wrapped data keys (no copy
+#: of an erased key may stay in a page's free space). The exchange metadata, kept forever,
+#: is never rewritten: the keys live in a table of their own.
 VACUUMED_TABLES = ("messages",)
-REWRITTEN_TABLES = ("exchanges",)
+REWRITTEN_TABLES = ("exchange_keys",)
 
 # SQLSTATEs worth retrying: serialization_failure, deadlock_detected.
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})
@@ -447,9 +448,10 @@ class Database(Service):
         PostgreSQL: ``VACUUM`` the messages (and their TOAST table), so dead
         row versions of sealed bodies are pruned (their bytes may stay in free
         space until reused: ciphertext whose key is gone); ``VACUUM FULL``
-        the exchanges, which rewrites the table so that no copy of an erased
-        wrapped data key stays in a page's free space (it locks the table
-        while it runs: metadata only, short rows); then
+        ``exchange_keys``, which rewrites that table so that no copy of an
+        erased wrapped data key stays in a page's free space (it holds only
+        the keys of exchanges whose data is still held, short rows, so the
+        rewrite is brief; creating an exchange waits for it); then
         ``CHECKPOINT``, switch to a new WAL segment and ``CHECKPOINT`` again,
         so the segments that recorded the erased rows are no longer needed
         and the server removes them (with ``wal_recycle = off`` it deletes

@@ -2,7 +2,8 @@
 
 An exchange row is created by its first document (submitted or received),
 with a fresh data key wrapped under the node KEK (``gateway.core.dataprotect``).
-Erasure destroys the wrapped key and the sealed bodies; the metadata rows stay
+The wrapped key is a row of its own in ``exchange_keys``. Erasure deletes
+it and the sealed bodies; the metadata rows stay
 (message ids are unique forever, tracking and audit refer to them).
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import BindParameter, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -37,17 +38,21 @@ from gateway.storage.model import (
     Stage,
     exchange_stage,
 )
-from gateway.storage.tables import deliveries, exchanges, messages, outbox
+from gateway.storage.tables import deliveries, exchange_keys, exchanges, messages, outbox
 from gateway.storage.tracking import insert_tracking, tracking_row
 
-_METADATA_COLUMNS = [c for c in exchanges.c if c.name != "wrapped_data_key"]
+_METADATA_COLUMNS = list(exchanges.c)  # the wrapped data key is in exchange_keys
 
 # The statements every stored document runs, built once: SQLAlchemy then reuses
 # their cache key and compiled form instead of rebuilding both per document.
 _LOCK_EXCHANGE = (
-    select(exchanges).where(exchanges.c.exchange_id == bindparam("xid")).with_for_update()
+    select(exchanges, exchange_keys.c.wrapped_data_key)
+    .outerjoin(exchange_keys, exchange_keys.c.exchange_id == exchanges.c.exchange_id)
+    .where(exchanges.c.exchange_id == bindparam("xid"))
+    .with_for_update(of=exchanges)
 )
 _INSERT_EXCHANGE = insert(exchanges)
+_INSERT_KEY = insert(exchange_keys)
 _UPDATE_EXCHANGE = update(exchanges).where(exchanges.c.exchange_id == bindparam("xid"))
 
 
@@ -135,12 +140,18 @@ def open_exchange(
             "created_at": now,
             "updated_at": now,
             "closed_at": now if lifecycle.is_closed(state) else None,
-            "wrapped_data_key": sealer.wrap_key(data_key, info.exchange_id),
             "erased_at": None,
         }
         values.update(metadata_values(None, metadata))
         try:
             conn.execute(_INSERT_EXCHANGE, values)
+            conn.execute(
+                _INSERT_KEY,
+                {
+                    "exchange_id": info.exchange_id,
+                    "wrapped_data_key": sealer.wrap_key(data_key, info.exchange_id),
+                },
+            )
         except IntegrityError as exc:
             raise TransactionRace(f"exchange {info.exchange_id} was created concurrently") from exc
         track = _stage_rows(
@@ -348,7 +359,9 @@ def exchange_data_key_txn(conn: Connection, exchange_id: str, *, sealer: Sealer)
     Raises :class:`ExchangeNotFound` or :class:`ExchangeErased`. Never log the result.
     """
     row = conn.execute(
-        select(exchanges.c.wrapped_data_key).where(exchanges.c.exchange_id == exchange_id)
+        select(exchanges.c.exchange_id, exchange_keys.c.wrapped_data_key)
+        .outerjoin(exchange_keys, exchange_keys.c.exchange_id == exchanges.c.exchange_id)
+        .where(exchanges.c.exchange_id == exchange_id)
     ).first()
     if row is None:
         raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
@@ -400,6 +413,75 @@ def unerased_exchanges_txn(conn: Connection, *, limit: int = 1000) -> list[Excha
     return [_exchange(r) for r in conn.execute(query)]
 
 
+#: The set-based statements of erasure, built once (each takes the batch's ids as one
+#: expanding parameter, so SQLAlchemy compiles each shape once and caches it).
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_NOW = bindparam("now", type_=exchanges.c.erased_at.type)
+_MARK_ERASED = (
+    update(exchanges)
+    .where(exchanges.c.exchange_id.in_(_IDS), exchanges.c.erased_at.is_(None))
+    .values(erased_at=_NOW, updated_at=_NOW)
+    .returning(exchanges.c.exchange_id)
+)
+_ERASE_KEYS = delete(exchange_keys).where(exchange_keys.c.exchange_id.in_(_IDS))
+_ERASE_BODIES = (
+    update(messages)
+    .where(messages.c.exchange_id.in_(_IDS), messages.c.body.is_not(None))
+    .values(body=None)
+)
+_OF_EXCHANGES = select(messages.c.message_id).where(messages.c.exchange_id.in_(_IDS))
+_STOP_OUTBOX = (
+    update(outbox)
+    .where(outbox.c.message_id.in_(_OF_EXCHANGES), outbox.c.state.in_(("pending", "inflight")))
+    .values(state="dead", dead_reason="EXCHANGE_ERASED", lease_until=None)
+)
+_STOP_PUSH = (
+    update(deliveries)
+    .where(
+        deliveries.c.message_id.in_(_OF_EXCHANGES),
+        deliveries.c.push_state.in_(("pending", "inflight")),
+    )
+    .values(push_state="dead", last_error="EXCHANGE_ERASED", lease_until=None)
+)
+
+
+def erase_exchanges_rows(
+    conn: Connection,
+    exchange_ids: Sequence[str],
+    *,
+    now: datetime,
+    node: str,
+    reason: str = "retention",
+) -> list[str]:
+    """Erase the personal data of a batch of exchanges with one statement per table.
+
+    Destroys the wrapped data keys and the sealed bodies, dead-letters unsent
+    outbox rows (``EXCHANGE_ERASED``), stops pending push deliveries, and adds
+    one ``personal_data_erased`` tracking row each. Unknown and already erased
+    exchanges are skipped. Returns the ids erased now, in the order given. The
+    caller appends the audit entries in the same transaction. Metadata stays.
+    """
+    if not exchange_ids:
+        return []
+    ids = list(dict.fromkeys(exchange_ids))
+    erased = set(conn.execute(_MARK_ERASED, {"ids": ids, "now": now}).scalars())
+    if not erased:
+        return []
+    done = [i for i in ids if i in erased]
+    conn.execute(_ERASE_KEYS, {"ids": done})
+    conn.execute(_ERASE_BODIES, {"ids": done})
+    conn.execute(_STOP_OUTBOX, {"ids": done})
+    conn.execute(_STOP_PUSH, {"ids": done})
+    insert_tracking(
+        conn,
+        [
+            tracking_row(i, Stage.PERSONAL_DATA_ERASED, at=now, node=node, detail=reason)
+            for i in done
+        ],
+    )
+    return done
+
+
 def erase_exchange_txn(
     conn: Connection,
     exchange_id: str,
@@ -408,44 +490,17 @@ def erase_exchange_txn(
     node: str,
     reason: str = "retention",
 ) -> bool:
-    """Erase the exchange's personal data: destroy its wrapped data key and sealed bodies.
+    """Erase one exchange's personal data (:func:`erase_exchanges_rows` for one id).
 
-    Unsent outbox rows become dead letters (``EXCHANGE_ERASED``); push
-    deliveries still pending stop. Metadata stays. Idempotent: returns False
-    when the exchange was already erased, and raises :class:`ExchangeNotFound`
-    for an unknown one. Call ``Database.compact()`` after a purge.
+    Idempotent: returns False when the exchange was already erased, and
+    raises :class:`ExchangeNotFound` for an unknown one. Call
+    ``Database.compact()`` after a purge.
     """
-    row = conn.execute(
-        select(exchanges.c.erased_at)
-        .where(exchanges.c.exchange_id == exchange_id)
-        .with_for_update()
+    if erase_exchanges_rows(conn, [exchange_id], now=now, node=node, reason=reason):
+        return True
+    known = conn.execute(
+        select(exchanges.c.exchange_id).where(exchanges.c.exchange_id == exchange_id)
     ).first()
-    if row is None:
+    if known is None:
         raise ExchangeNotFound(f"exchange {exchange_id} is not known here")
-    if row.erased_at is not None:
-        return False
-    conn.execute(
-        update(exchanges)
-        .where(exchanges.c.exchange_id == exchange_id)
-        .values(wrapped_data_key=None, erased_at=now, updated_at=now)
-    )
-    conn.execute(update(messages).where(messages.c.exchange_id == exchange_id).values(body=None))
-    of_exchange = select(messages.c.message_id).where(messages.c.exchange_id == exchange_id)
-    conn.execute(
-        update(outbox)
-        .where(outbox.c.message_id.in_(of_exchange), outbox.c.state.in_(("pending", "inflight")))
-        .values(state="dead", dead_reason="EXCHANGE_ERASED", lease_until=None)
-    )
-    conn.execute(
-        update(deliveries)
-        .where(
-            deliveries.c.message_id.in_(of_exchange),
-            deliveries.c.push_state.in_(("pending", "inflight")),
-        )
-        .values(push_state="dead", last_error="EXCHANGE_ERASED", lease_until=None)
-    )
-    insert_tracking(
-        conn,
-        [tracking_row(exchange_id, Stage.PERSONAL_DATA_ERASED, at=now, node=node, detail=reason)],
-    )
-    return True
+    return False

@@ -60,7 +60,13 @@ from gateway.storage.model import (
     Submission,
 )
 from gateway.storage.personal_data import hand_over
-from gateway.storage.tables import deliveries, envelopes_in, exchanges, messages, outbox
+from gateway.storage.tables import (
+    deliveries,
+    envelopes_in,
+    exchange_keys,
+    messages,
+    outbox,
+)
 from gateway.storage.tracking import insert_tracking, tracking_row
 
 
@@ -573,8 +579,8 @@ def load_message_txn(conn: Connection, message_id: str, *, sealer: Sealer) -> St
     exchange) and the audit event of the read are the caller's.
     """
     row = conn.execute(
-        select(*_META_COLUMNS, messages.c.body, exchanges.c.wrapped_data_key)
-        .join(exchanges, exchanges.c.exchange_id == messages.c.exchange_id)
+        select(*_META_COLUMNS, messages.c.body, exchange_keys.c.wrapped_data_key)
+        .outerjoin(exchange_keys, exchange_keys.c.exchange_id == messages.c.exchange_id)
         .where(messages.c.message_id == message_id)
     ).first()
     if row is None:
@@ -599,9 +605,9 @@ def load_bodies_txn(
             messages.c.message_id,
             messages.c.exchange_id,
             messages.c.body,
-            exchanges.c.wrapped_data_key,
+            exchange_keys.c.wrapped_data_key,
         )
-        .join(exchanges, exchanges.c.exchange_id == messages.c.exchange_id)
+        .outerjoin(exchange_keys, exchange_keys.c.exchange_id == messages.c.exchange_id)
         .where(messages.c.message_id.in_(ids))
     )
     keys: dict[str, bytes] = {}

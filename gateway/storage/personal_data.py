@@ -40,7 +40,7 @@ from gateway.storage.db import read_only
 from gateway.storage.errors import ExchangeNotFound
 from gateway.storage.exchanges import exchange_txn
 from gateway.storage.model import Exchange
-from gateway.storage.tables import deliveries, exchanges, messages
+from gateway.storage.tables import deliveries, exchange_keys, exchanges, messages
 
 __all__ = [
     "PersonalData",
@@ -190,10 +190,11 @@ def read_personal_data_txn(
             messages.c.body,
             exchanges.c.requester_authority,
             exchanges.c.responder_authority,
-            exchanges.c.wrapped_data_key,
+            exchange_keys.c.wrapped_data_key,
             exchanges.c.blocked_at,
         )
         .join(exchanges, exchanges.c.exchange_id == messages.c.exchange_id)
+        .outerjoin(exchange_keys, exchange_keys.c.exchange_id == messages.c.exchange_id)
         .where(messages.c.message_id.in_(ids))
     ).all()
     former = former_responders(conn, (r.exchange_id for r in rows))

@@ -6,7 +6,7 @@ agree on SQLite and PostgreSQL. Change the schema by changing this file AND
 adding a migration (see docs/storage.md), never one without the other.
 
 Personal data lives only in ``messages.body`` (sealed with the exchange's data
-key, see ``gateway.core.dataprotect``); every other column is metadata: ids,
+key, wrapped in ``exchange_keys``, see ``gateway.core.dataprotect``); every other column is metadata: ids,
 authority and node ids, codes, digests and times.
 """
 
@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    text,
 )
 
 # Constraint names are fixed so that later migrations (SQLite batch mode
@@ -98,8 +99,6 @@ exchanges = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("closed_at", UTCDateTime(), nullable=True),
-    # AES-GCM-wrapped data key (gateway.core.dataprotect); NULL once erased.
-    Column("wrapped_data_key", LargeBinary(), nullable=True),
     Column("erased_at", UTCDateTime(), nullable=True),
     # The optional blocked stage of retention: personal data held but unreadable from then on.
     Column("blocked_at", UTCDateTime(), nullable=True),
@@ -116,6 +115,24 @@ exchanges = Table(
     Index(None, "closed_at"),
     Index(None, "created_at"),
     Index(None, "requester_node", "state"),
+    # The retention purge walks the unerased exchanges oldest first (migration 0008).
+    Index(
+        "ix_exchanges_unerased",
+        "created_at",
+        "exchange_id",
+        sqlite_where=text("erased_at IS NULL"),
+        postgresql_where=text("erased_at IS NULL"),
+    ),
+)
+
+# The AES-GCM-wrapped data key (gateway.core.dataprotect) of each exchange whose personal
+# data is held; erasure deletes the row. A table of its own (migration 0008), so that the
+# compaction after a purge rewrites only these short rows, never the exchange metadata.
+exchange_keys = Table(
+    "exchange_keys",
+    metadata,
+    Column("exchange_id", String(ID), ForeignKey("exchanges.exchange_id"), primary_key=True),
+    Column("wrapped_data_key", LargeBinary(), nullable=False),
 )
 
 DIRECTIONS = ("in", "out")

@@ -53,7 +53,7 @@ from gateway.core.errors import GatewayError
 from gateway.service.runtime import ReactorClock
 from gateway.storage.exchanges import exchange_data_key_txn, exchange_txn
 from gateway.storage.messages import load_message_txn
-from gateway.storage.tables import exchanges, messages
+from gateway.storage.tables import exchange_keys, messages
 from gateway.testbed import (
     NationalSystem,
     doctor_acceptance,
@@ -229,7 +229,9 @@ async def sealed_copies(node: RunningNode, exchange_id: str) -> dict[str, bytes]
 
     def read(conn: Any) -> dict[str, bytes]:
         key = conn.execute(
-            select(exchanges.c.wrapped_data_key).where(exchanges.c.exchange_id == exchange_id)
+            select(exchange_keys.c.wrapped_data_key).where(
+                exchange_keys.c.exchange_id == exchange_id
+            )
         ).scalar_one()
         out = {f"{node.setup.node_id} wrapped data key": bytes(key)}
         rows = conn.execute(

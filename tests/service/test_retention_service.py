@@ -19,6 +19,7 @@ from gateway.storage.exchanges import exchange_txn, set_exchange_state_txn
 from gateway.storage.messages import load_bodies_txn, submit_message_txn
 from gateway.storage.model import Stage
 from gateway.storage.personal_data import read_personal_data_txn
+from gateway.storage.retention import erase_exchanges_txn
 from gateway.storage.tables import envelopes_in
 from gateway.storage.tracking import tracking_events_txn
 from tests.service.clocked import ClockedNode, clocked_node, fired
@@ -245,4 +246,31 @@ def test_a_purge_yielding_between_batches_lets_the_clock_run_and_still_erases_ev
     assert not running.called  # paused after the first batch of two
     assert sum(erased(node, f"EX-Y{i}") for i in range(5)) == 2
     node.clock.pump([0.5, 0.5])
+    assert fired(running) == 5
+
+
+def test_a_purge_pauses_between_batches_so_it_works_at_most_its_share_of_the_time(
+    node: ClockedNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = RetentionConfig(after_closure="1 minute", batch_size=2, purge_share=0.2)
+    service = RetentionService(node.runtime, settings, pause_seconds=0.0)
+    for i in range(5):
+        open_exchange(node, f"EX-S{i}")
+        close(node, f"EX-S{i}")
+    node.clock.advance(2 * MINUTE)
+    run_txn = node.db.run_txn
+
+    def slow_erasure(func, *args, **kwargs):  # each batch takes one second on the clock
+        if func is erase_exchanges_txn:
+            node.clock.advance(1.0)
+        return run_txn(func, *args, **kwargs)
+
+    monkeypatch.setattr(node.db, "run_txn", slow_erasure)
+    running = service.run_once()
+    assert sum(erased(node, f"EX-S{i}") for i in range(5)) == 2
+    node.clock.advance(3.9)  # busy 1 s at a share of 0.2: a pause of 4 s
+    assert sum(erased(node, f"EX-S{i}") for i in range(5)) == 2
+    node.clock.advance(0.1)
+    assert sum(erased(node, f"EX-S{i}") for i in range(5)) == 4
+    node.clock.advance(4.0)
     assert fired(running) == 5

@@ -35,6 +35,7 @@ from gateway.storage.outbox import claim_outbox_txn, dead_letters_txn
 from gateway.storage.tables import (
     deliveries,
     envelopes_in,
+    exchange_keys,
     exchanges,
     messages,
     outbox,
@@ -44,7 +45,7 @@ from gateway.storage.tracking import tracking_events_txn
 
 from .conftest import NODE, PEER, T0, envelope, payload, submission
 
-TABLES = (exchanges, messages, outbox, envelopes_in, deliveries, tracking)
+TABLES = (exchanges, exchange_keys, messages, outbox, envelopes_in, deliveries, tracking)
 
 
 def counts(db) -> dict[str, int]:
@@ -87,6 +88,7 @@ def test_submission_stores_exchange_message_outbox_and_tracking_together(db, sea
     )
     assert counts(db) == {
         "exchanges": 1,
+        "exchange_keys": 1,
         "messages": 1,
         "outbox": 1,
         "envelopes_in": 0,
@@ -322,7 +324,7 @@ def test_erasing_the_exchange_destroys_key_and_bodies(db, sealer) -> None:
     )
     wrapped_before = db.run_txn_sync(
         lambda c: c.execute(
-            select(exchanges.c.wrapped_data_key).where(exchanges.c.exchange_id == "EX-1")
+            select(exchange_keys.c.wrapped_data_key).where(exchange_keys.c.exchange_id == "EX-1")
         ).scalar_one()
     )
     later = T0 + timedelta(days=190)
@@ -338,7 +340,7 @@ def test_erasing_the_exchange_destroys_key_and_bodies(db, sealer) -> None:
     # and the key cannot come from another exchange's row.
     other_wrapped = db.run_txn_sync(
         lambda c: c.execute(
-            select(exchanges.c.wrapped_data_key).where(exchanges.c.exchange_id == "EX-2")
+            select(exchange_keys.c.wrapped_data_key).where(exchange_keys.c.exchange_id == "EX-2")
         ).scalar_one()
     )
     with pytest.raises(dataprotect.KeyUnwrapFailed):
@@ -406,6 +408,7 @@ def test_envelope_stores_messages_deliveries_tracking_and_receipt_together(db, s
     )
     assert counts(db) == {
         "exchanges": 2,
+        "exchange_keys": 2,
         "messages": 2,
         "outbox": 0,
         "envelopes_in": 1,

@@ -120,9 +120,15 @@ class NotificationListener(Service):
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
-        self._stopping.clear()
+        # Each run has its own stop flag: a thread still ending never sees a later start's.
+        self._stopping = threading.Event()
         self._stopped = Deferred()
-        self._thread = threading.Thread(target=self._run, name="imi-gateway-listen", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(self._stopping, self._stopped),
+            name="imi-gateway-listen",
+            daemon=True,
+        )
         self._thread.start()
 
     def stopService(self) -> Deferred[None]:
@@ -133,12 +139,12 @@ class NotificationListener(Service):
 
     # --- the listening thread -----------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, stopping: threading.Event, stopped: Deferred[None]) -> None:
         rng = random.Random()  # noqa: S311 (reconnection jitter)
         try:
-            while not self._stopping.is_set():
+            while not stopping.is_set():
                 try:
-                    self._listen()  # returns when stopping
+                    self._listen(stopping)  # returns when stopping
                     return
                 except Exception as exc:  # a dropped connection, a failed connect
                     self._failures += 1
@@ -150,13 +156,11 @@ class NotificationListener(Service):
                         delay=delay,
                     )
                     self.backend_pid = None
-                    self._stopping.wait(delay)
+                    stopping.wait(delay)
         finally:
-            stopped = self._stopped
-            if stopped is not None:
-                self._reactor.callFromThread(stopped.callback, None)
+            self._reactor.callFromThread(stopped.callback, None)
 
-    def _listen(self) -> None:
+    def _listen(self, stopping: threading.Event) -> None:
         import psycopg  # the PostgreSQL driver: only nodes on PostgreSQL run a listener
 
         cargs, cparams = self._connect_args
@@ -179,7 +183,7 @@ class NotificationListener(Service):
             # Whatever was notified while no connection listened is looked at again.
             self._reactor.callFromThread(self._call, self._resync)
             idle = 0.0
-            while not self._stopping.is_set():
+            while not stopping.is_set():
                 received = False
                 for notify in conn.notifies(timeout=self._poll):
                     received = True

@@ -130,10 +130,9 @@ class Deliveries:
         try:
             rows, read = await self._pull_txn(authority, ack_up_to=after, after=after, limit=limit)
             while not rows and news is not None:
-                if not await news:
-                    break  # the wait is over
+                woken = await news  # False: the wait is over; look a last time
                 left = deadline - clock.seconds()
-                news = self._waiters.wait(authority, left) if left > 0 else None
+                news = self._waiters.wait(authority, left) if woken and left > 0 else None
                 rows, read = await self._pull_txn(authority, ack_up_to=0, after=after, limit=limit)
         finally:
             if news is not None and not news.called:

@@ -240,6 +240,19 @@ def test_a_wake_up_that_brings_nothing_keeps_the_poll_waiting_to_its_end(tmp_pat
     node.stop()
 
 
+def test_a_poll_that_no_wake_up_reached_looks_again_at_its_end(tmp_path: Path) -> None:
+    node = clocked_node(tmp_path)
+    pull = pulling(deliveries_of(node, Waiters(node.clock)))
+    waiting = pull(AUTH, after=0, wait=30, limit=10)
+    receive(node, "E1", payload("A", exchange_id="X1"))  # stored; its wake-up lost
+    node.clock.advance(29.5)
+    assert not waiting.called
+    node.clock.advance(0.5)
+    handed, _ = fired(waiting)
+    assert [h.message_id for h in handed] == ["A"]
+    node.stop()
+
+
 # --- push ------------------------------------------------------------------------------
 
 

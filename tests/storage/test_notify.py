@@ -11,6 +11,7 @@ what follows. The tests run on the real reactor and wait with
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from gateway.storage.notify import (
     NotificationListener,
     notify_txn,
 )
+from gateway.storage.outbox import claim_outbox_txn, mark_outbox_dead_txn, retry_dead_letters_txn
 from tests.waiting import until
 
 from .conftest import NODE, PEER, T0, envelope, payload, submission
@@ -100,6 +102,26 @@ async def test_what_one_database_commits_wakes_the_listener_of_another(
         await until(lambda: len(heard.notes) > 1, timeout=10)
         # One notification per authority and transaction, whatever it stored for it.
         assert heard.notes[1:] == [(DELIVERIES_CHANNEL, "NO-HELSEDIR")]
+    finally:
+        await listener.stopService()
+
+
+@ON_POSTGRESQL
+@pytest_twisted.ensureDeferred
+async def test_dead_letters_requeued_elsewhere_wake_the_peers_queue(
+    db, make_database, sealer, heard
+) -> None:
+    # ``imi-gateway queue --retry`` runs in a process of its own, beside the running node.
+    db.run_txn_sync(submit_message_txn, submission("MSG-9"), sealer=sealer, now=T0, node=NODE)
+    items = db.run_txn_sync(claim_outbox_txn, PEER, now=T0, lease=timedelta(seconds=30), limit=5)
+    db.run_txn_sync(mark_outbox_dead_txn, items, reason="PEER_REFUSED", now=T0, node=NODE)
+    listener = heard.listener(make_database())
+    listener.startService()
+    try:
+        await until(lambda: heard.resyncs == 1, timeout=10)
+        assert db.run_txn_sync(retry_dead_letters_txn, peer_node=PEER, now=T0, node=NODE) == 1
+        await until(lambda: heard.notes, timeout=10)
+        assert heard.notes == [(OUTBOX_CHANNEL, PEER)]
     finally:
         await listener.stopService()
 

@@ -4,7 +4,8 @@ Everything a node needs is created here, once, and handed to the parts that
 use it (no part reaches for globals): configuration, keys (loaded once),
 trust stores, the database and its thread pool, a CPU thread pool for
 verification, signing and blocking file I/O, the pipeline, one sender per
-peer, deliveries, tracking, metrics, and three listeners:
+peer, deliveries, tracking, metrics, on PostgreSQL the listener of other
+processes' database notifications, and three listeners:
 
 * the national-system API (HTTPS, client certificates issued by this node),
 * the peer API (HTTPS, mutual TLS, pinned peer certificates),
@@ -98,6 +99,7 @@ from gateway.storage.audit import record_if_changed_txn
 from gateway.storage.coordinators import CoordinatorRegistry
 from gateway.storage.db import Database
 from gateway.storage.directory_files import DirectoryStore
+from gateway.storage.notify import DELIVERIES_CHANNEL, OUTBOX_CHANNEL, NotificationListener
 from gateway.transport.api import api_root, peer_root
 from gateway.transport.audit_checkpoints import audit_tree
 from gateway.transport.client import HTTPSClient
@@ -231,6 +233,17 @@ def build_node(
         waiters.notify(authority)
         if pusher is not None:
             pusher.wake(authority)
+
+    def look_again() -> None:
+        waiters.wake_all()
+        for sender in list(senders.values()) + ([pusher] if pusher is not None else []):
+            sender.wake()
+
+    if db.dialect_name == "postgresql":  # other processes may store: wake on their commits
+        handlers = {DELIVERIES_CHANNEL: delivered, OUTBOX_CHANNEL: queued}
+        top.add(
+            NotificationListener(db.engine, reactor=reactor, handlers=handlers, resync=look_again)
+        )
 
     registry = CoordinatorRegistry(node_dir)
 

@@ -118,12 +118,25 @@ class Deliveries:
         """Acknowledge up to ``after``; return (deliveries after it, the last cursor).
 
         One transaction acknowledges, lists and unseals (``pull_deliveries_txn``);
-        when nothing is there it waits for news and lists and unseals again.
+        when nothing is there it waits for news and lists and unseals again,
+        until something came or ``wait`` seconds passed. It listens for news
+        before it first looks, so a delivery committed while that transaction
+        runs (in this process or, through a database notification, another)
+        is not missed; a wake-up that brought nothing waits on.
         """
-        rows, read = await self._pull_txn(authority, ack_up_to=after, after=after, limit=limit)
-        if not rows and wait > 0:
-            await self._waiters.wait(authority, wait)
-            rows, read = await self._pull_txn(authority, ack_up_to=0, after=after, limit=limit)
+        clock = self._rt.clock
+        deadline = clock.seconds() + wait
+        news = self._waiters.wait(authority, wait) if wait > 0 else None
+        try:
+            rows, read = await self._pull_txn(authority, ack_up_to=after, after=after, limit=limit)
+            while not rows and news is not None:
+                woken = await news  # False: the wait is over; look a last time
+                left = deadline - clock.seconds()
+                news = self._waiters.wait(authority, left) if woken and left > 0 else None
+                rows, read = await self._pull_txn(authority, ack_up_to=0, after=after, limit=limit)
+        finally:
+            if news is not None and not news.called:
+                news.cancel()
         if not rows:
             return [], after
         handed: list[HandedOut] = await self._rt.cpu(

@@ -2,9 +2,14 @@
 
 A waiter is a Deferred that fires ``True`` when something happened for its
 key (a new delivery for an authority, a new message for a peer) or ``False``
-when its timeout passes on the injected clock. Several gateway processes may
-share one database, so callers treat a wake-up as a hint and re-query; the
-timeout bounds how late a change made by another process is noticed.
+when its timeout passes on the injected clock. A wake-up is a hint: callers
+re-query, and wait again if there was nothing for them.
+
+Several gateway processes may share one PostgreSQL database. A change made
+by another process reaches this one as a database notification
+(:mod:`gateway.storage.notify`), which the node turns into :meth:`notify`;
+when the listening connection was lost and is back, :meth:`wake_all` makes
+every waiter look again (what was notified meanwhile is gone).
 """
 
 from __future__ import annotations
@@ -59,6 +64,11 @@ class Waiters:
         for d in self._waiting.pop(key, []):
             if not d.called:
                 d.callback(True)
+
+    def wake_all(self) -> None:
+        """Wake every waiter (with True): each re-queries and waits again if nothing came."""
+        for key in list(self._waiting):
+            self.notify(key)
 
     def _forget(self, key: str, d: Deferred[bool]) -> None:
         waiting = self._waiting.get(key)

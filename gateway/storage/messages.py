@@ -16,7 +16,9 @@ Message ids are unique forever: the row (without its body) outlives erasure.
 Each stored document is recorded in the audit log in its storing transaction
 (SUBMITTED or RECEIVED, then STATE_CHANGED when it opened the exchange or
 moved its state), and so is each document refused here (REFUSED); see
-docs/audit.md.
+docs/audit.md. Each transaction that inserts outbox or delivery rows
+notifies the other processes on a shared PostgreSQL database at commit
+(:mod:`gateway.storage.notify`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from gateway.storage.model import (
     StoredMessage,
     Submission,
 )
+from gateway.storage.notify import DELIVERIES_CHANNEL, OUTBOX_CHANNEL, notify_txn
 from gateway.storage.personal_data import hand_over
 from gateway.storage.tables import (
     deliveries,
@@ -240,10 +243,12 @@ def submit_messages_txn(
     _insert_messages(conn, message_rows)
     if outbox_rows:
         conn.execute(_INSERT_OUTBOX, outbox_rows)
+        notify_txn(conn, OUTBOX_CHANNEL, (r["peer_node"] for r in outbox_rows))
     insert_tracking(conn, track_rows)
     if delivery_rows:
         lock_delivery_streams(conn, (r["authority_id"] for r in delivery_rows))
         conn.execute(insert(deliveries), delivery_rows)
+        notify_txn(conn, DELIVERIES_CHANNEL, (r["authority_id"] for r in delivery_rows))
     append_audit_records_txn(conn, records, at=now)  # last: see storage/audit.py
     return results
 
@@ -510,6 +515,7 @@ def _store_envelope(
     if delivery_rows:
         lock_delivery_streams(conn, (r["authority_id"] for r in delivery_rows))
         conn.execute(_INSERT_DELIVERIES, delivery_rows)
+        notify_txn(conn, DELIVERIES_CHANNEL, (r["authority_id"] for r in delivery_rows))
     append_audit_records_txn(conn, records, at=now)  # last: see storage/audit.py
     return InboundResult(
         receipt=envelope.receipt,

@@ -38,6 +38,7 @@ from gateway.storage.db import read_only
 from gateway.storage.leases import LEASE, LeasedTable, claim_txn, mark_dead_txn, mark_failed_txn
 from gateway.storage.messages import exchange_ids_of
 from gateway.storage.model import DeadLetter, OutboxItem, QueueDepth, Stage
+from gateway.storage.notify import OUTBOX_CHANNEL, notify_txn
 from gateway.storage.tables import messages, outbox
 from gateway.storage.tracking import insert_tracking, tracking_row
 
@@ -345,6 +346,7 @@ def retry_dead_letters_txn(
         .returning(outbox.c.message_id, outbox.c.peer_node)
     ).all()
     _track(conn, updated, Stage.REQUEUED, now=now, node=node, detail=None)
+    notify_txn(conn, OUTBOX_CHANNEL, (r.peer_node for r in updated))
     return len(updated)
 
 

@@ -40,6 +40,7 @@ from gateway.storage.db import read_only
 from gateway.storage.errors import ExchangeNotFound
 from gateway.storage.exchanges import exchange_txn
 from gateway.storage.model import Exchange
+from gateway.storage.notify import DELIVERIES_CHANNEL, notify_txn
 from gateway.storage.tables import deliveries, exchange_keys, exchanges, messages
 
 __all__ = [
@@ -126,6 +127,7 @@ def hand_over(
 
         stored.lock_delivery_streams(conn, [new_responder])
         conn.execute(insert(deliveries), rows)
+        notify_txn(conn, DELIVERIES_CHANNEL, [new_responder])
 
 
 @read_only

@@ -8,12 +8,13 @@ backoff follow the clock; its callback is a :class:`ScriptedClient`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from gateway.core.certs import TrustStore
 from gateway.core.envelopes import Rendering, read_delivery
@@ -169,6 +170,86 @@ def test_a_long_poll_answers_when_a_delivery_arrives_and_times_out_on_the_clock(
     assert not waiting.called
     node.clock.advance(1)
     assert fired(waiting) == ([], cursor)
+    node.stop()
+
+
+class FirstAnswerLate:
+    """A database whose first transaction runs at once but answers only on :meth:`release`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._late: list[tuple[Deferred[Any], Any]] = []
+        self._calls = 0
+
+    def run_txn(self, func: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        result = self._db.run_txn_sync(func, *args, **kwargs)
+        self._calls += 1
+        if self._calls > 1:
+            return succeed(result)
+        d: Deferred[Any] = Deferred()
+        self._late.append((d, result))
+        return d
+
+    def release(self) -> None:
+        for d, result in self._late:
+            d.callback(result)
+
+
+def test_a_delivery_committed_while_the_first_look_runs_is_not_missed(tmp_path: Path) -> None:
+    node = clocked_node(tmp_path)
+    waiters = Waiters(node.clock)
+    late = FirstAnswerLate(node.db)
+    deliveries = Deliveries(
+        replace(node.runtime, db=late),  # type: ignore[arg-type]
+        waiters=waiters,
+        render=no_renderings,
+    )
+    waiting = pulling(deliveries)(AUTH, after=0, wait=30, limit=10)
+    # The first look found nothing; before its answer is back, a delivery commits and
+    # its wake-up (local, or a database notification from another process) comes.
+    receive(node, "E1", payload("A", exchange_id="X1"))
+    waiters.notify(AUTH)
+    late.release()
+    handed, _ = fired(waiting)  # at once: not after the 30 s wait
+    assert [h.message_id for h in handed] == ["A"]
+    node.stop()
+
+
+def test_a_wake_up_that_brings_nothing_keeps_the_poll_waiting_to_its_end(tmp_path: Path) -> None:
+    node = clocked_node(tmp_path)
+    waiters = Waiters(node.clock)
+    pull = pulling(deliveries_of(node, waiters))
+
+    waiting = pull(AUTH, after=0, wait=30, limit=10)
+    node.clock.advance(10)
+    waiters.wake_all()  # e.g. the notification listener reconnected: everyone looks again
+    assert not waiting.called
+    node.clock.advance(10)
+    receive(node, "E1", payload("A", exchange_id="X1"))
+    waiters.notify(AUTH)
+    handed, cursor = fired(waiting)
+    assert [h.message_id for h in handed] == ["A"]
+
+    waiting = pull(AUTH, after=cursor, wait=30, limit=10)
+    node.clock.advance(10)
+    waiters.notify(AUTH)  # nothing new for AUTH (say, a wake-up for a document already out)
+    node.clock.advance(19.5)
+    assert not waiting.called
+    node.clock.advance(0.5)  # the poll's own 30 s, not 30 s after the wake-up
+    assert fired(waiting) == ([], cursor)
+    node.stop()
+
+
+def test_a_poll_that_no_wake_up_reached_looks_again_at_its_end(tmp_path: Path) -> None:
+    node = clocked_node(tmp_path)
+    pull = pulling(deliveries_of(node, Waiters(node.clock)))
+    waiting = pull(AUTH, after=0, wait=30, limit=10)
+    receive(node, "E1", payload("A", exchange_id="X1"))  # stored; its wake-up lost
+    node.clock.advance(29.5)
+    assert not waiting.called
+    node.clock.advance(0.5)
+    handed, _ = fired(waiting)
+    assert [h.message_id for h in handed] == ["A"]
     node.stop()
 
 

@@ -68,9 +68,11 @@ lease_seconds = {LEASE_SECONDS}
 class WorkersProcess(NodeProcess):
     """``imi-gateway run NODE_DIR --workers N``: the supervisor and its workers."""
 
+    workers = WORKERS
+
     def start(self, cwd: Path) -> defer.Deferred[None]:
         argv = [sys.executable, "-m", "gateway", "run", str(self.setup.node_dir)]
-        argv += ["--log-format", "json", "--workers", str(WORKERS)]
+        argv += ["--log-format", "json", "--workers", str(self.workers)]
         before_start(self.setup)
         reactor.spawnProcess(self, sys.executable, argv, env=dict(os.environ), path=str(cwd))
         return self.running.addTimeout(STARTUP_TIMEOUT, reactor)

@@ -143,9 +143,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=5,
         metavar="S",
-        help="the pullers' long-poll wait (default 5). A long poll is woken by a delivery made "
-        "in its own process only: with several workers use 0 (poll again at once, or after "
-        "10 ms when nothing came; the empty polls are reported)",
+        help="the pullers' long-poll wait (default 5; woken by a delivery in any worker). 0: "
+        "poll again at once, or after 10 ms when nothing came (the empty polls are reported)",
     )
     parser.add_argument(
         "--node-log-level",

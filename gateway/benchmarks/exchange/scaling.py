@@ -78,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="S",
-        help="the pullers' long-poll wait (default 0 here: a long poll is woken only by "
-        "its own worker's deliveries; see bench exchange --help)",
+        help="the pullers' long-poll wait (default 0 here, as the recorded table was "
+        "measured; see bench exchange --help)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="3 s phases, fewer floor repeats (a smoke run)"

@@ -247,12 +247,17 @@ def _rotate(args: argparse.Namespace) -> int:
         print(f"  {role:<8} old sha256 {rotation.old[role]}")
         print(f"  {role:<8} new sha256 {rotation.new[role]}")
     print(f"Peers accept the old certificates until {rotation.overlap_until:%Y-%m-%d %H:%M} UTC.")
-    print(
+    print(rotation_next_steps(args.node_dir))
+    return 0
+
+
+def rotation_next_steps(node_dir: str) -> str:
+    """What the operator does after a key rotation (printed by ``keys rotate``, shown by the console)."""
+    return (
         "Next: send the new bundle to each peer (imi-gateway keys export), let them import it "
         "(keys import-peer adds it next to the old one), then make this node use the new "
-        f"keys: imi-gateway reload {args.node_dir}"
+        f"keys: imi-gateway reload {node_dir}"
     )
-    return 0
 
 
 def _retire_old(args: argparse.Namespace) -> int:

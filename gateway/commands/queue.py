@@ -25,6 +25,10 @@ class _NoReactor:
     def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:  # pragma: no cover
         f(*args, **kw)
 
+    def callLater(self, delay: float, f: Any, *args: Any) -> None:  # pragma: no cover
+        # Only the asynchronous writer queue schedules; the CLI uses run_txn_sync.
+        raise RuntimeError("the CLI runs its transactions synchronously (run_txn_sync)")
+
     def addSystemEventTrigger(self, *args: Any, **kw: Any) -> None:  # pragma: no cover
         return None
 

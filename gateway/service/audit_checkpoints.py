@@ -32,9 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from gateway.core import audit
@@ -51,6 +49,7 @@ from gateway.core.audit_checkpoint import (
 )
 from gateway.core.certs import TrustStore
 from gateway.core.errors import GatewayError, Unavailable
+from gateway.service.periodic import PeriodicService
 from gateway.service.runtime import Runtime
 from gateway.storage.audit import audit_log_txn
 from gateway.storage.audit_checkpoints import (
@@ -83,7 +82,7 @@ class Timestamper(Protocol):
     def timestamp(self, imprint: bytes) -> Deferred[bytes]: ...
 
 
-class AuditCheckpointService(Service):
+class AuditCheckpointService(PeriodicService):
     """Signs, time-stamps and exchanges audit checkpoints (see the module docstring)."""
 
     name = "audit-checkpoints"
@@ -98,36 +97,15 @@ class AuditCheckpointService(Service):
         peer_trust: Callable[[str], TrustStore],
         tsa: Timestamper | None = None,
     ) -> None:
+        super().__init__(runtime.clock, interval, now=False)
         self._runtime = runtime
-        self._interval = interval
         self._peer_ids = peer_ids
         self._peers = peers
         self._peer_trust = peer_trust
         self._tsa = tsa
-        self._loop: LoopingCall | None = None
-        self._running: Deferred[None] | None = None
         self._lock = RunLock(runtime.db, "IMICHKPT")
 
     # -- service -------------------------------------------------------------------------
-
-    def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
-        loop = LoopingCall(self.run_once)
-        loop.clock = self._runtime.clock  # type: ignore[assignment]  # seconds() and callLater suffice
-        self._loop = loop
-        loop.start(self._interval, now=False)
-
-    def stopService(self) -> Deferred[None] | None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
-        running = self._running
-        if running is None:
-            return None
-        done: Deferred[None] = Deferred()
-        running.addBoth(lambda _: done.callback(None))
-        return done
 
     def run_once(self) -> Deferred[None]:
         """Record, time-stamp and send (see the module docstring). Never fails."""

@@ -32,9 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from gateway.core.admission import Admitted
@@ -52,6 +50,7 @@ from gateway.core.deadlines import (
 from gateway.core.docparts import Header
 from gateway.core.documents import Escalation, Reminder, to_xml
 from gateway.core.errors import GatewayError
+from gateway.service.periodic import PeriodicService
 from gateway.service.pipeline import Pipeline
 from gateway.service.runtime import Runtime
 from gateway.storage.deadlines import deadline_candidates_txn
@@ -67,7 +66,7 @@ __all__ = ["DeadlineService"]
 ResponsibleCoordinator = Callable[[str], str | None]
 
 
-class DeadlineService(Service):
+class DeadlineService(PeriodicService):
     """Sends the reminders and escalations due (see the module docstring)."""
 
     name = "deadlines"
@@ -82,34 +81,13 @@ class DeadlineService(Service):
         peers: Callable[[], frozenset[str]],
         coordinator_of: ResponsibleCoordinator = lambda authority: None,
     ) -> None:
+        super().__init__(runtime.clock, interval_seconds, now=True)
         self._rt = runtime
         self._pipeline = pipeline
         self._policy = policy
-        self._interval = interval_seconds
         self._peers = peers
         self._coordinator_of = coordinator_of
         self._own = TrustStore(pinned=(runtime.signer.certificate,))
-        self._loop: LoopingCall | None = None
-        self._running: Deferred[int] | None = None
-
-    def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
-        loop = LoopingCall(self.run_once)
-        loop.clock = self._rt.clock  # type: ignore[assignment]  # seconds() and callLater suffice
-        self._loop = loop
-        loop.start(self._interval, now=True)
-
-    def stopService(self) -> Deferred[None] | None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
-        running = self._running
-        if running is None:
-            return None
-        done: Deferred[None] = Deferred()
-        running.addBoth(lambda _: done.callback(None))
-        return done
 
     def run_once(self) -> Deferred[int]:
         """Send every action due now; the number sent. Never fails (errors are logged)."""

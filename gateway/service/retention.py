@@ -38,13 +38,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from gateway.config import RetentionConfig
 from gateway.core.retention import RetentionPolicy
+from gateway.service.periodic import PeriodicService
 from gateway.service.runtime import Runtime
 from gateway.storage.exchanges import exchanges_due_for_erasure_txn
 from gateway.storage.messages import purge_envelope_receipts_txn
@@ -64,7 +64,7 @@ log = Logger()
 Forget = Callable[[bytes], Awaitable[None]]
 
 
-class RetentionService(Service):
+class RetentionService(PeriodicService):
     """Runs the retention purge on the runtime's clock (see the module docstring)."""
 
     def __init__(
@@ -78,35 +78,15 @@ class RetentionService(Service):
     ) -> None:
         """``pause_seconds``: the pause between two batches on the clock (0: one reactor
         turn; None: none, the next batch follows at once)."""
+        super().__init__(runtime.clock, settings.interval_seconds, now=True)
         self._runtime = runtime
         self._settings = settings
         self._forget = forget
         self._keep_receipts = keep_envelope_receipts_seconds
         self._pause = pause_seconds
-        self._loop: LoopingCall | None = None
-        self._running: Deferred[int] | None = None
         self._lock = RunLock(runtime.db, "IMIRETEN")
 
     # -- service -------------------------------------------------------------------------
-
-    def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]  # Service.startService is untyped
-        loop = LoopingCall(self.run_once)
-        loop.clock = self._runtime.clock  # type: ignore[assignment]  # seconds() and callLater suffice
-        self._loop = loop
-        loop.start(self._settings.interval_seconds, now=True)
-
-    def stopService(self) -> Deferred[None] | None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-        super().stopService()  # type: ignore[no-untyped-call]  # Service.stopService is untyped
-        running = self._running
-        if running is None:
-            return None
-        done: Deferred[None] = Deferred()
-        running.addBoth(lambda _: done.callback(None))
-        return done
 
     # -- purging -------------------------------------------------------------------------
 
